@@ -1,0 +1,1 @@
+//! edgeguard admin (under construction).

@@ -1,0 +1,1 @@
+//! edgeguard config (under construction).

@@ -1,0 +1,1 @@
+//! End-to-end tests of whole nodes: servers started by the tests on ports chosen at run time.

@@ -1,0 +1,1 @@
+//! edgeguard proxy (under construction).

@@ -1,0 +1,1 @@
+//! edgeguard rules (under construction).

@@ -1,0 +1,1 @@
+//! edgeguard store (under construction).
