@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "edgeguard", version, about = "CDN edge node with HTTP-flood protection")]
+#[command(
+    name = "edgeguard",
+    version,
+    about = "CDN edge node with HTTP-flood protection"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -1,4 +1,11 @@
 //! The limit engine: nginx's `limit_req` leaky bucket and `limit_conn` counters, the per-second limit behind
 //! the IP access limit, and sliding-window counters for custom rules, all in fixed memory.
 //!
-//! No I/O and no async runtime: time comes from a [`Clock`], state lives in tables with a byte budget.
+//! No I/O and no async runtime: time comes from a [`Clock`], keyed state lives in tables with a byte budget.
+//! Not here: parsing configuration files, HTTP, or anything that waits.
+
+pub mod clock;
+pub mod rate;
+
+pub use clock::{Clock, FakeClock, MonotonicClock};
+pub use rate::{Rate, RateError, parse_size};

@@ -1,0 +1,254 @@
+//! The validated configuration model. Everything here has passed validation: zone references resolve, sizes
+//! and rates are in range, rules obey SPEC section 4. The data plane builds its runtime state from this.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgeguard_limit::Rate;
+use edgeguard_rules::RuleSpec;
+
+/// A whole node's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub node: Node,
+    pub admin: Admin,
+    pub cluster: Option<Cluster>,
+    pub limit_req_zones: Vec<ReqZoneSpec>,
+    pub limit_conn_zones: Vec<ConnZoneSpec>,
+    pub domains: Vec<Domain>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// L1: forwards misses to the domain's parents, then origins.
+    Edge,
+    /// L2: forwards misses to origins.
+    Parent,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub tier: Tier,
+    pub listen: Vec<SocketAddr>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub data_dir: PathBuf,
+    /// Largest request head (request line + headers) accepted; larger gets 431. `max_header_size`, default 16k.
+    pub max_header_size: usize,
+    /// Largest request body accepted; larger gets 413. `max_body_size`, default 10m.
+    pub max_body_size: u64,
+    /// Time allowed to receive a request head. `header_timeout`, default 10s.
+    pub header_timeout: Duration,
+    /// Time allowed between body reads. `body_timeout`, default 30s.
+    pub body_timeout: Duration,
+    /// Idle keep-alive connections are closed after this. `keepalive_timeout`, default 75s.
+    pub keepalive_timeout: Duration,
+    /// `access_log`: a file path, or absent for none.
+    pub access_log: Option<PathBuf>,
+    /// `access_log_format`: JSON lines (default) or nginx combined.
+    pub access_log_format: AccessLogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    #[default]
+    Json,
+    Combined,
+}
+
+/// An address range for `trusted_proxies`: `127.0.0.0/8`, `::1/128`, or a bare address (a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Whether `ip` is inside this range. An IPv4-mapped IPv6 address matches the IPv4 range.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix))
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix))
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    /// From `token`, or the `EDGEGUARD_ADMIN_TOKEN` environment variable when the file has none.
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub redis_url: String,
+}
+
+/// One part of an nginx-style key such as `$binary_remote_addr` or `$host$uri` or `user-$arg_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPart {
+    Literal(String),
+    /// 4 bytes for IPv4, 16 for IPv6.
+    BinaryRemoteAddr,
+    RemoteAddr,
+    Host,
+    /// Path without the query.
+    Uri,
+    /// Path and query as received.
+    RequestUri,
+    /// `$http_NAME`: NAME lower-case with `_` standing for `-`, as nginx.
+    Http(String),
+    /// `$arg_NAME`: the first query argument NAME.
+    Arg(String),
+}
+
+/// A key template: the concatenation of its parts. Empty result = not limited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTemplate {
+    pub source: String,
+    pub parts: Vec<KeyPart>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReqZoneSpec {
+    pub name: String,
+    pub key: KeyTemplate,
+    /// Bytes, >= 32 KiB.
+    pub size: u64,
+    pub rate: Rate,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnZoneSpec {
+    pub name: String,
+    pub key: KeyTemplate,
+    /// Bytes, >= 32 KiB.
+    pub size: u64,
+}
+
+/// When a limit_req delays: nginx's `nodelay` / `delay=N` / neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DelayMode {
+    /// Neither written: every request above zero excess is delayed (nginx's `delay = 0`).
+    #[default]
+    Default,
+    /// `nodelay`: never delay.
+    NoDelay,
+    /// `delay = N`, N >= 1: the first N excess requests pass at once.
+    Delay(u32),
+}
+
+/// `limit_req = [{ zone, burst, nodelay | delay, dry_run }]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitReqSpec {
+    pub zone: String,
+    /// Requests (not milli-requests); 0 when absent.
+    pub burst: u32,
+    pub delay: DelayMode,
+    pub dry_run: bool,
+}
+
+/// `limit_conn = [{ zone, conn, dry_run }]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitConnSpec {
+    pub zone: String,
+    /// 1..=65535.
+    pub conn: u32,
+    pub dry_run: bool,
+}
+
+/// An upstream address as written: `host:port` (a name is resolved when connecting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Domain {
+    /// Lower-case host name, without port.
+    pub name: String,
+    pub origins: Vec<Upstream>,
+    pub parents: Vec<Upstream>,
+    pub explain: bool,
+    /// 400..=599, default 503.
+    pub limit_req_status: u16,
+    /// 400..=599, default 503.
+    pub limit_conn_status: u16,
+    pub limit_req: Vec<LimitReqSpec>,
+    pub limit_conn: Vec<LimitConnSpec>,
+    /// Sorted longest path first, so the first whose prefix matches wins.
+    pub locations: Vec<Location>,
+    /// `connect_timeout`, default 5s.
+    pub connect_timeout: Duration,
+    /// `read_timeout` (time to the upstream's response head, and between body reads), default 60s.
+    pub read_timeout: Duration,
+    pub cache: CacheSpec,
+    pub ip_access_limit: IpAccessLimitSpec,
+    pub rate_limiting: RateLimitingSpec,
+}
+
+/// `[[domain.location]]`: a list given here replaces the domain's list of the same kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: String,
+    pub limit_req: Option<Vec<LimitReqSpec>>,
+    pub limit_conn: Option<Vec<LimitConnSpec>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheSpec {
+    pub enabled: bool,
+    /// For responses without Cache-Control/Expires freshness. `default_ttl`, default 5m.
+    pub default_ttl: Duration,
+    pub ignore_query: bool,
+    /// `max_size`: memory budget in bytes, default 64m.
+    pub max_size: u64,
+    /// `stale_grace`: how long past expiry an object may be served when the upstream fails, default 1h.
+    pub stale_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpAccessLimitSpec {
+    pub enabled: bool,
+    /// `None`: the recommended default from the node's statistics, at least 10.
+    pub qps: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Normal,
+    Emergency,
+    Custom,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitingSpec {
+    pub enabled: bool,
+    pub mode: Mode,
+    pub parameter_check: bool,
+    /// Validated by `edgeguard_rules` (at most 5, names unique, ...).
+    pub rules: Vec<RuleSpec>,
+}
