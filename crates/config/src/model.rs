@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgeguard_limit::Rate;
+pub use edgeguard_limit::{DelayMode, Rate};
 use edgeguard_rules::RuleSpec;
 
 /// A whole node's configuration.
@@ -145,18 +145,6 @@ pub struct ConnZoneSpec {
     pub key: KeyTemplate,
     /// Bytes, >= 32 KiB.
     pub size: u64,
-}
-
-/// When a limit_req delays: nginx's `nodelay` / `delay=N` / neither.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DelayMode {
-    /// Neither written: every request above zero excess is delayed (nginx's `delay = 0`).
-    #[default]
-    Default,
-    /// `nodelay`: never delay.
-    NoDelay,
-    /// `delay = N`, N >= 1: the first N excess requests pass at once.
-    Delay(u32),
 }
 
 /// `limit_req = [{ zone, burst, nodelay | delay, dry_run }]`.

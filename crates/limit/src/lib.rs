@@ -5,7 +5,12 @@
 //! Not here: parsing configuration files, HTTP, or anything that waits.
 
 pub mod clock;
+pub mod conn;
+pub mod persec;
 pub mod rate;
+pub mod req;
+pub mod window;
 
 pub use clock::{Clock, FakeClock, MonotonicClock};
 pub use rate::{Rate, RateError, parse_size};
+pub use req::DelayMode;

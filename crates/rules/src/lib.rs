@@ -5,4 +5,4 @@
 
 mod spec;
 
-pub use spec::{RuleError, RuleSpec};
+pub use spec::{RuleError, RuleSpec, validate_rules};

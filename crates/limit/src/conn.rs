@@ -1,0 +1,1 @@
+//! nginx `limit_conn`: per-key concurrent counters, released by a guard on drop.
