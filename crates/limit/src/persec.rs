@@ -1,1 +1,167 @@
 //! The per-second limit behind the IP access limit: at most N requests per key in any one second.
+//!
+//! "Any one second" is sliding, not calendar seconds: a request at `t` is admitted when fewer than N admitted
+//! requests of the key lie in `(t - 1000, t]` ms. So 11 requests within one second at N = 10 refuse exactly one,
+//! and traffic paced at exactly N per second (one every `1000 / N` ms) is never refused. Refused requests are not
+//! counted: a client that keeps hammering is still let through at N per second.
+//!
+//! Each key keeps a ring of its last admission times as 16-bit offsets from a per-key base, [`RING`] slots in
+//! [`SecondState`]'s fixed 144 bytes. Up to N = [`RING`] a slot is one admission and the decision is exact. Above,
+//! a slot holds a group of `g = ceil(N / RING)` admissions stamped with the group's latest time: the count never
+//! misses an admission of the last second, so more than N are never admitted in any second, but up to `g - 1`
+//! admissions more than a second old may still be counted (a refusal up to `g - 1` requests early: at most 1.6% of
+//! N). N is bounded by [`MAX_LIMIT`] (`RING * 65535`); larger limits are treated as that.
+
+/// Slots per key: the largest N decided exactly.
+pub const RING: usize = 64;
+
+/// The largest N honoured; above it a limit acts as this one.
+pub const MAX_LIMIT: u32 = RING as u32 * u16::MAX as u32;
+
+const SECOND_MS: u64 = 1000;
+
+/// The per-second state of one key: a pure value, decided by [`SecondState::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondState {
+    /// Milliseconds that `ring` offsets count from; moved forward when an offset would pass `u16::MAX`.
+    base_ms: u64,
+    /// Latest admission time of each group, as an offset from `base_ms`; oldest at `head`.
+    ring: [u16; RING],
+    /// Admissions in the newest group (1..=group when `len > 0`).
+    newest: u16,
+    /// Admissions per full group, `ceil(N / RING)`, for the N the ring was filled with.
+    group: u16,
+    head: u8,
+    len: u8,
+}
+
+impl SecondState {
+    /// A key seen for the first time at `now_ms`, nothing admitted yet.
+    pub fn new(now_ms: u64) -> Self {
+        Self {
+            base_ms: now_ms,
+            ring: [0; RING],
+            newest: 0,
+            group: 1,
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Admits (and counts) a request at `now_ms` if fewer than `limit` admissions of this key lie in the second
+    /// before it, `(now_ms - 1000, now_ms]`. `limit = 0` refuses everything.
+    ///
+    /// Hot path: no allocation; the loop pops at most the slots that have aged out.
+    pub fn check(&mut self, limit: u32, now_ms: u64) -> bool {
+        if limit == 0 {
+            return false;
+        }
+        let limit = limit.min(MAX_LIMIT);
+        let group = limit.div_ceil(RING as u32) as u16;
+        if group != self.group {
+            // Groups of another size cannot be recounted; after a change of N across a group boundary the key
+            // starts afresh (a live limit change, so at most once per change).
+            *self = Self::new(now_ms);
+            self.group = group;
+        }
+        // Threads may hand in a time a few ms older than one already stored; time never runs back for a key.
+        let now = now_ms.max(self.latest_ms());
+        self.rebase(now);
+        let now_off = (now - self.base_ms) as u16;
+        while self.len > 0 && u64::from(now_off - self.ring[self.head as usize]) >= SECOND_MS {
+            self.head = ((self.head as usize + 1) % RING) as u8;
+            self.len -= 1;
+        }
+        if self.len == 0 {
+            self.newest = 0;
+        }
+        if self.count() >= u64::from(limit) {
+            return false;
+        }
+        if self.len > 0 && self.newest < group {
+            let last = (self.head as usize + self.len as usize - 1) % RING;
+            self.ring[last] = now_off;
+            self.newest += 1;
+        } else {
+            // The ring has room: a full ring of full groups counts RING * group >= limit and was refused above.
+            let slot = (self.head as usize + self.len as usize) % RING;
+            self.ring[slot] = now_off;
+            self.len += 1;
+            self.newest = 1;
+        }
+        true
+    }
+
+    /// Admissions counted against the limit (as of the last call).
+    fn count(&self) -> u64 {
+        match self.len {
+            0 => 0,
+            n => u64::from(n - 1) * u64::from(self.group) + u64::from(self.newest),
+        }
+    }
+
+    fn latest_ms(&self) -> u64 {
+        match self.len {
+            0 => self.base_ms,
+            n => {
+                let last = (self.head as usize + n as usize - 1) % RING;
+                self.base_ms + u64::from(self.ring[last])
+            }
+        }
+    }
+
+    fn rebase(&mut self, now: u64) {
+        if now - self.base_ms <= u64::from(u16::MAX) {
+            return;
+        }
+        // Offsets below the new base are more than a second old; saturating them to 0 (= now - 1000) keeps them
+        // out of the count, which is all that matters about them.
+        let new_base = now - SECOND_MS;
+        let delta = new_base - self.base_ms;
+        for off in &mut self.ring {
+            *off = u64::from(*off).saturating_sub(delta) as u16;
+        }
+        self.base_ms = new_base;
+    }
+
+    /// Whether dropping this state changes no future decision: nothing admitted in the last second.
+    pub fn is_idle(&self, now_ms: u64) -> bool {
+        self.len == 0 || now_ms.saturating_sub(self.latest_ms()) >= SECOND_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_144_bytes() {
+        assert_eq!(size_of::<SecondState>(), 144);
+    }
+
+    #[test]
+    fn eleven_in_one_second_refuse_one() {
+        let mut s = SecondState::new(5_000);
+        let refused = (0..11).filter(|i| !s.check(10, 5_000 + i * 90)).count();
+        assert_eq!(refused, 1);
+    }
+
+    #[test]
+    fn paced_at_the_limit_never_refused() {
+        let mut s = SecondState::new(0);
+        for i in 0..10_000u64 {
+            assert!(s.check(10, i * 100), "request {i}");
+        }
+    }
+
+    #[test]
+    fn rebase_keeps_recent_offsets() {
+        let mut s = SecondState::new(0);
+        // Paced for over 65.5 s so the base must move several times.
+        for i in 0..2_000u64 {
+            assert!(s.check(2, i * 500));
+        }
+        assert!(!s.check(2, 1_999 * 500 + 1));
+        assert!(s.check(2, 2_000 * 500));
+    }
+}
