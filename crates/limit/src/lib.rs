@@ -9,8 +9,11 @@ pub mod conn;
 pub mod persec;
 pub mod rate;
 pub mod req;
+pub mod store;
+pub mod table;
 pub mod window;
 
 pub use clock::{Clock, FakeClock, MonotonicClock};
 pub use rate::{Rate, RateError, parse_size};
 pub use req::DelayMode;
+pub use table::{KeyHash, NoRoom, ShardGuard, SlotRef, Table, TableError, TableState};

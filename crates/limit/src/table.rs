@@ -1,0 +1,766 @@
+//! A keyed table of per-key states under a hard byte budget, evicted in LRU order the way nginx's zones are.
+//!
+//! Layout of one shard, all allocated when the table is built and never grown:
+//! - `slots`: one [`Slot`] per state: the state, a 16-byte inline key, its hash, LRU links and a pin count.
+//!   Keys longer than 16 bytes keep their first 12 bytes inline and the rest in a chain of further slots,
+//!   32 key bytes each, so long keys are charged to the same budget as states.
+//! - `index`: open addressing with linear probing, 3 index words of 4 bytes per 2 slots (load <= 2/3). A word
+//!   holds an 8-bit hash tag and the slot number + 1, so a probe rarely touches a slot that does not match.
+//!
+//! The budget covers the slots, the index and the shard headers; `Table::held_bytes` reports the total.
+//! Tables below [`SINGLE_SHARD_BELOW`] have one shard, so LRU order and eviction are exactly nginx's; bigger
+//! tables are split into shards by key hash, each with its own lock, LRU list and share of the budget, so
+//! eviction is nginx's within a shard (see `docs/limit.md`).
+
+use std::mem::size_of;
+
+use parking_lot::{Mutex, MutexGuard};
+
+/// Tables smaller than this have one shard (exact nginx LRU order).
+pub const SINGLE_SHARD_BELOW: usize = 256 * 1024;
+/// Longest key a table stores, as nginx's limit_req (`u_short len`). Longer keys are never limited.
+pub const MAX_KEY_LEN: usize = 65_535;
+/// Key bytes stored in the slot itself.
+pub const INLINE_KEY: usize = 16;
+
+const NIL: u32 = u32::MAX;
+const IDX_BITS: u32 = 24;
+const IDX_MASK: u32 = (1 << IDX_BITS) - 1;
+/// The largest slot count of a shard: the slot number + 1 must fit in the index word's 24 bits.
+const MAX_SLOTS_PER_SHARD: usize = IDX_MASK as usize - 1;
+/// Key bytes in the inline area of a long key (the other 4 hold the first chunk's slot number).
+const LONG_HEAD: usize = 12;
+/// Key bytes in one chunk slot.
+const CHUNK: usize = 32;
+
+/// A state kept per key. The expiry test lives here so each kind of state says when it may be dropped.
+pub trait TableState: Default + Send + 'static {
+    /// Table-wide parameters the expiry test needs (limit_req: the zone's rate).
+    type Params: Send + Sync + 'static;
+
+    /// Whether this unpinned tail state may be dropped before a new state is inserted at `now_ms`.
+    fn expirable(&self, now_ms: u64, params: &Self::Params) -> bool;
+}
+
+/// Why a table could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TableError {
+    /// The size does not hold one state per shard.
+    #[error("table size {size} bytes is too small: at least {min} bytes are needed")]
+    TooSmall { size: usize, min: usize },
+    /// A shard count of zero was asked for.
+    #[error("a table needs at least one shard")]
+    NoShards,
+}
+
+/// The table had no room for a new state even after eviction (nginx: "could not allocate node"), or the key
+/// is longer than [`MAX_KEY_LEN`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no room for a new state in the table")]
+pub struct NoRoom;
+
+/// A key's 64-bit hash: the low half places it in a shard's index, the high half picks the shard and the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
+impl KeyHash {
+    #[inline]
+    fn lo(self) -> u32 {
+        self.0 as u32
+    }
+    #[inline]
+    fn hi(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+    #[inline]
+    fn tag(self) -> u32 {
+        self.hi() & 0xff
+    }
+}
+
+/// Where a state lives. Stays valid while the state is pinned or until it is removed or evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SlotRef {
+    shard: u32,
+    slot: u32,
+}
+
+impl SlotRef {
+    /// The shard holding the state.
+    pub fn shard(self) -> usize {
+        self.shard as usize
+    }
+}
+
+/// Per-state bookkeeping; in a chunk slot the fields other than `next` carry key bytes instead.
+#[derive(Clone, Copy)]
+struct Meta {
+    key: [u8; INLINE_KEY],
+    hash: u32,
+    prev: u32,
+    /// LRU successor (towards the tail), next free slot, or next chunk of a long key.
+    next: u32,
+    pins: u32,
+    key_len: u32,
+}
+
+impl Meta {
+    const EMPTY: Meta = Meta {
+        key: [0; INLINE_KEY],
+        hash: 0,
+        prev: NIL,
+        next: NIL,
+        pins: 0,
+        key_len: 0,
+    };
+
+    fn chunk_bytes(&self) -> [u8; CHUNK] {
+        let mut b = [0u8; CHUNK];
+        b[..16].copy_from_slice(&self.key);
+        b[16..20].copy_from_slice(&self.hash.to_le_bytes());
+        b[20..24].copy_from_slice(&self.prev.to_le_bytes());
+        b[24..28].copy_from_slice(&self.pins.to_le_bytes());
+        b[28..32].copy_from_slice(&self.key_len.to_le_bytes());
+        b
+    }
+
+    fn set_chunk_bytes(&mut self, piece: &[u8]) {
+        let mut b = [0u8; CHUNK];
+        b[..piece.len()].copy_from_slice(piece);
+        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        self.key.copy_from_slice(&b[..16]);
+        self.hash = word(16);
+        self.prev = word(20);
+        self.pins = word(24);
+        self.key_len = word(28);
+    }
+
+    fn chunk_head(&self) -> u32 {
+        u32::from_le_bytes([self.key[12], self.key[13], self.key[14], self.key[15]])
+    }
+}
+
+struct Slot<S> {
+    meta: Meta,
+    state: S,
+}
+
+/// Bytes one state costs with a key of up to 16 bytes: its slot plus its share of the index.
+pub const fn bytes_per_state<S>() -> usize {
+    // 3 index words per 2 slots, rounded up per state.
+    size_of::<Slot<S>>() + 6
+}
+
+/// Slots a key of `len` bytes takes.
+#[inline]
+fn slots_for(len: usize) -> usize {
+    if len <= INLINE_KEY {
+        1
+    } else {
+        1 + (len - LONG_HEAD).div_ceil(CHUNK)
+    }
+}
+
+struct Shard<S> {
+    slots: Box<[Slot<S>]>,
+    index: Box<[u32]>,
+    head: u32,
+    tail: u32,
+    free_head: u32,
+    free: usize,
+    len: usize,
+}
+
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// A table of per-key states; see the module documentation.
+pub struct Table<S: TableState> {
+    shards: Box<[Padded<Mutex<Shard<S>>>]>,
+    hasher: foldhash::fast::RandomState,
+    params: S::Params,
+    size: usize,
+    capacity: usize,
+}
+
+impl<S: TableState> std::fmt::Debug for Table<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("size", &self.size)
+            .field("shards", &self.shards.len())
+            .field("capacity", &self.capacity)
+            .field("in_use", &self.in_use())
+            .finish()
+    }
+}
+
+/// Shard count chosen for a table of `size` bytes.
+fn default_shards(size: usize, per_state: usize) -> usize {
+    if size < SINGLE_SHARD_BELOW {
+        return 1;
+    }
+    // Enough shards that two threads rarely meet on a lock, few enough that each LRU stays long.
+    let mut n = (size / (128 * 1024)).clamp(2, 32);
+    n = 1 << n.ilog2();
+    while size / n / per_state > MAX_SLOTS_PER_SHARD {
+        n *= 2;
+    }
+    n
+}
+
+fn index_words(slots: usize) -> usize {
+    slots + slots.div_ceil(2) + 1
+}
+
+impl<S: TableState> Table<S> {
+    /// A table holding at most `size_bytes` bytes, sharded by size (one shard below [`SINGLE_SHARD_BELOW`]).
+    pub fn new(size_bytes: usize, params: S::Params) -> Result<Self, TableError> {
+        let shards = default_shards(size_bytes, bytes_per_state::<S>());
+        Self::with_shards(size_bytes, shards, params)
+    }
+
+    /// A table of `size_bytes` split into `shards` shards (1 gives nginx's exact LRU order at any size).
+    pub fn with_shards(
+        size_bytes: usize,
+        shards: usize,
+        params: S::Params,
+    ) -> Result<Self, TableError> {
+        if shards == 0 {
+            return Err(TableError::NoShards);
+        }
+        let header = size_of::<Self>() + shards * size_of::<Padded<Mutex<Shard<S>>>>();
+        let slot_size = size_of::<Slot<S>>();
+        let min = header + shards * (slot_size + index_words(1) * 4);
+        if size_bytes < min {
+            return Err(TableError::TooSmall {
+                size: size_bytes,
+                min,
+            });
+        }
+        let per_shard = (size_bytes - header) / shards;
+        let mut n = (per_shard / bytes_per_state::<S>()).min(MAX_SLOTS_PER_SHARD);
+        while n * slot_size + index_words(n) * 4 > per_shard {
+            n -= 1;
+        }
+        let shards: Box<[_]> = (0..shards)
+            .map(|_| Padded(Mutex::new(Shard::new(n))))
+            .collect();
+        Ok(Self {
+            capacity: n * shards.len(),
+            shards,
+            hasher: foldhash::fast::RandomState::default(),
+            params,
+            size: size_bytes,
+        })
+    }
+
+    /// The parameters given at construction.
+    pub fn params(&self) -> &S::Params {
+        &self.params
+    }
+
+    /// States that fit with keys of up to 16 bytes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// States held now (locks each shard in turn; not for the request path).
+    pub fn in_use(&self) -> usize {
+        self.shards.iter().map(|s| s.0.lock().len).sum()
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The byte budget given at construction.
+    pub fn size_bytes(&self) -> usize {
+        self.size
+    }
+
+    /// Bytes actually allocated: shard headers, slots and index. Never above [`Table::size_bytes`].
+    pub fn held_bytes(&self) -> usize {
+        let mut total =
+            size_of::<Self>() + self.shards.len() * size_of::<Padded<Mutex<Shard<S>>>>();
+        for s in self.shards.iter() {
+            let s = s.0.lock();
+            total += s.slots.len() * size_of::<Slot<S>>() + s.index.len() * 4;
+        }
+        total
+    }
+
+    /// Bytes per state with a key of up to 16 bytes.
+    pub const fn bytes_per_state() -> usize {
+        bytes_per_state::<S>()
+    }
+
+    /// Hashes a key (keyed per table, so clients cannot aim collisions).
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> KeyHash {
+        use std::hash::BuildHasher;
+        KeyHash(self.hasher.hash_one(key))
+    }
+
+    #[inline]
+    fn shard_of(&self, h: KeyHash) -> usize {
+        ((h.hi() as u64 * self.shards.len() as u64) >> 32) as usize
+    }
+
+    /// Locks the shard that holds (or would hold) the key with hash `h`.
+    #[inline]
+    pub fn lock(&self, h: KeyHash) -> ShardGuard<'_, S> {
+        self.lock_shard(self.shard_of(h))
+    }
+
+    /// Locks the shard that holds `slot`.
+    #[inline]
+    pub fn lock_slot(&self, slot: SlotRef) -> ShardGuard<'_, S> {
+        self.lock_shard(slot.shard as usize)
+    }
+
+    fn lock_shard(&self, shard: usize) -> ShardGuard<'_, S> {
+        ShardGuard {
+            shard: shard as u32,
+            inner: self.shards[shard].0.lock(),
+            params: &self.params,
+        }
+    }
+
+    /// Keys of one shard from the LRU head (most recent) to the tail (for tests and inspection).
+    pub fn lru_keys(&self, shard: usize) -> Vec<Vec<u8>> {
+        let s = self.shards[shard].0.lock();
+        let mut out = Vec::with_capacity(s.len);
+        let mut i = s.head;
+        while i != NIL {
+            out.push(s.key_of(i));
+            i = s.slots[i as usize].meta.next;
+        }
+        out
+    }
+}
+
+/// One locked shard. Hold it only for the few steps of one decision.
+pub struct ShardGuard<'a, S: TableState> {
+    shard: u32,
+    inner: MutexGuard<'a, Shard<S>>,
+    params: &'a S::Params,
+}
+
+impl<S: TableState> ShardGuard<'_, S> {
+    #[inline]
+    fn slot(&self, r: SlotRef) -> u32 {
+        debug_assert_eq!(r.shard, self.shard, "slot of another shard");
+        r.slot
+    }
+
+    #[inline]
+    fn r(&self, slot: u32) -> SlotRef {
+        SlotRef {
+            shard: self.shard,
+            slot,
+        }
+    }
+
+    /// Finds `key` and moves its state to the LRU head, as every nginx lookup does.
+    #[inline]
+    pub fn find(&mut self, h: KeyHash, key: &[u8]) -> Option<SlotRef> {
+        let i = self.inner.find(h, key)?;
+        self.inner.move_to_head(i);
+        Some(self.r(i))
+    }
+
+    /// Finds `key` without touching the LRU order.
+    pub fn peek(&self, h: KeyHash, key: &[u8]) -> Option<SlotRef> {
+        self.inner.find(h, key).map(|i| self.r(i))
+    }
+
+    /// Inserts `state` for `key` (which must not be present) at the LRU head, first evicting as nginx does:
+    /// up to 2 expirable tail states; if there is still no room, 1 tail state whatever its age and up to 2 more
+    /// expirable ones. Pinned states stop eviction.
+    pub fn insert(
+        &mut self,
+        h: KeyHash,
+        key: &[u8],
+        now_ms: u64,
+        state: S,
+    ) -> Result<SlotRef, NoRoom> {
+        debug_assert!(self.inner.find(h, key).is_none(), "key already present");
+        if key.len() > MAX_KEY_LEN {
+            return Err(NoRoom);
+        }
+        let need = slots_for(key.len());
+        self.inner.expire(now_ms, 1, self.params);
+        if self.inner.free < need {
+            self.inner.expire(now_ms, 0, self.params);
+            if self.inner.free < need {
+                return Err(NoRoom);
+            }
+        }
+        let i = self.inner.alloc(h, key, state);
+        Ok(self.r(i))
+    }
+
+    /// The state at `r`.
+    #[inline]
+    pub fn state(&self, r: SlotRef) -> &S {
+        &self.inner.slots[self.slot(r) as usize].state
+    }
+
+    /// The state at `r`, to change.
+    #[inline]
+    pub fn state_mut(&mut self, r: SlotRef) -> &mut S {
+        let i = self.slot(r) as usize;
+        &mut self.inner.slots[i].state
+    }
+
+    /// Keeps the state from being evicted or removed until a matching [`ShardGuard::unpin`].
+    #[inline]
+    pub fn pin(&mut self, r: SlotRef) {
+        let i = self.slot(r) as usize;
+        let m = &mut self.inner.slots[i].meta;
+        m.pins = m.pins.checked_add(1).expect("pin count overflow");
+    }
+
+    /// Undoes one [`ShardGuard::pin`].
+    #[inline]
+    pub fn unpin(&mut self, r: SlotRef) {
+        let i = self.slot(r) as usize;
+        let m = &mut self.inner.slots[i].meta;
+        debug_assert!(m.pins > 0, "unpin of an unpinned state");
+        m.pins = m.pins.saturating_sub(1);
+    }
+
+    /// Current pin count of the state at `r`.
+    pub fn pins(&self, r: SlotRef) -> u32 {
+        self.inner.slots[self.slot(r) as usize].meta.pins
+    }
+
+    /// Removes the state at `r`; refused (false) while it is pinned.
+    pub fn remove(&mut self, r: SlotRef) -> bool {
+        let i = self.slot(r);
+        if self.inner.slots[i as usize].meta.pins > 0 {
+            return false;
+        }
+        self.inner.remove(i);
+        true
+    }
+
+    /// States held by this shard.
+    pub fn len(&self) -> usize {
+        self.inner.len
+    }
+
+    /// Whether this shard holds no state.
+    pub fn is_empty(&self) -> bool {
+        self.inner.len == 0
+    }
+
+    /// The key stored at `r`.
+    pub fn key(&self, r: SlotRef) -> Vec<u8> {
+        self.inner.key_of(self.slot(r))
+    }
+}
+
+impl<S: TableState> Shard<S> {
+    fn new(n: usize) -> Self {
+        let slots: Box<[Slot<S>]> = (0..n)
+            .map(|i| Slot {
+                meta: Meta {
+                    next: if i + 1 < n { i as u32 + 1 } else { NIL },
+                    ..Meta::EMPTY
+                },
+                state: S::default(),
+            })
+            .collect();
+        Self {
+            slots,
+            index: vec![0u32; index_words(n)].into_boxed_slice(),
+            head: NIL,
+            tail: NIL,
+            free_head: if n > 0 { 0 } else { NIL },
+            free: n,
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn home(&self, lo: u32) -> usize {
+        ((lo as u64 * self.index.len() as u64) >> 32) as usize
+    }
+
+    #[inline]
+    fn step(&self, p: usize) -> usize {
+        if p + 1 == self.index.len() { 0 } else { p + 1 }
+    }
+
+    #[inline]
+    fn find(&self, h: KeyHash, key: &[u8]) -> Option<u32> {
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let tag = h.tag();
+        let mut p = self.home(h.lo());
+        loop {
+            let w = self.index[p];
+            if w == 0 {
+                return None;
+            }
+            if w >> IDX_BITS == tag {
+                let i = (w & IDX_MASK) - 1;
+                let m = &self.slots[i as usize].meta;
+                if m.hash == h.lo() && m.key_len as usize == key.len() && self.key_eq(m, key) {
+                    return Some(i);
+                }
+            }
+            p = self.step(p);
+        }
+    }
+
+    #[inline]
+    fn key_eq(&self, m: &Meta, key: &[u8]) -> bool {
+        if key.len() <= INLINE_KEY {
+            return m.key[..key.len()] == *key;
+        }
+        if m.key[..LONG_HEAD] != key[..LONG_HEAD] {
+            return false;
+        }
+        let mut c = m.chunk_head();
+        for piece in key[LONG_HEAD..].chunks(CHUNK) {
+            let cm = &self.slots[c as usize].meta;
+            if cm.chunk_bytes()[..piece.len()] != *piece {
+                return false;
+            }
+            c = cm.next;
+        }
+        true
+    }
+
+    fn key_of(&self, i: u32) -> Vec<u8> {
+        let m = &self.slots[i as usize].meta;
+        let len = m.key_len as usize;
+        if len <= INLINE_KEY {
+            return m.key[..len].to_vec();
+        }
+        let mut out = Vec::with_capacity(len);
+        out.extend_from_slice(&m.key[..LONG_HEAD]);
+        let mut c = m.chunk_head();
+        while out.len() < len {
+            let cm = &self.slots[c as usize].meta;
+            let take = (len - out.len()).min(CHUNK);
+            out.extend_from_slice(&cm.chunk_bytes()[..take]);
+            c = cm.next;
+        }
+        out
+    }
+
+    fn take_free(&mut self) -> u32 {
+        let i = self.free_head;
+        debug_assert_ne!(i, NIL);
+        self.free_head = self.slots[i as usize].meta.next;
+        self.free -= 1;
+        i
+    }
+
+    fn put_free(&mut self, i: u32) {
+        self.slots[i as usize].meta = Meta {
+            next: self.free_head,
+            ..Meta::EMPTY
+        };
+        self.free_head = i;
+        self.free += 1;
+    }
+
+    /// Places a new state; the caller has checked there are enough free slots.
+    fn alloc(&mut self, h: KeyHash, key: &[u8], state: S) -> u32 {
+        let i = self.take_free();
+        let mut m = Meta {
+            hash: h.lo(),
+            key_len: key.len() as u32,
+            ..Meta::EMPTY
+        };
+        if key.len() <= INLINE_KEY {
+            m.key[..key.len()].copy_from_slice(key);
+        } else {
+            m.key[..LONG_HEAD].copy_from_slice(&key[..LONG_HEAD]);
+            // Chunks are linked back to front so each knows its successor when written.
+            let mut next = NIL;
+            for piece in key[LONG_HEAD..].chunks(CHUNK).rev() {
+                let c = self.take_free();
+                let cm = &mut self.slots[c as usize].meta;
+                cm.set_chunk_bytes(piece);
+                cm.next = next;
+                next = c;
+            }
+            m.key[LONG_HEAD..].copy_from_slice(&next.to_le_bytes());
+        }
+        self.slots[i as usize] = Slot { meta: m, state };
+        // Index word.
+        let mut p = self.home(h.lo());
+        while self.index[p] != 0 {
+            p = self.step(p);
+        }
+        self.index[p] = (h.tag() << IDX_BITS) | (i + 1);
+        self.len += 1;
+        self.link_head(i);
+        i
+    }
+
+    fn remove(&mut self, i: u32) {
+        let m = self.slots[i as usize].meta;
+        // Index: find the word, then shift later words of the cluster back (no tombstones).
+        let mut p = self.home(m.hash);
+        while self.index[p] & IDX_MASK != i + 1 {
+            p = self.step(p);
+        }
+        let mut hole = p;
+        let mut j = p;
+        loop {
+            j = self.step(j);
+            let w = self.index[j];
+            if w == 0 {
+                break;
+            }
+            let k = self.home(self.slots[((w & IDX_MASK) - 1) as usize].meta.hash);
+            let stays = if hole <= j {
+                hole < k && k <= j
+            } else {
+                hole < k || k <= j
+            };
+            if !stays {
+                self.index[hole] = w;
+                hole = j;
+            }
+        }
+        self.index[hole] = 0;
+        self.unlink(i);
+        if m.key_len as usize > INLINE_KEY {
+            let mut c = m.chunk_head();
+            while c != NIL {
+                let next = self.slots[c as usize].meta.next;
+                self.put_free(c);
+                c = next;
+            }
+        }
+        self.put_free(i);
+        self.len -= 1;
+    }
+
+    fn link_head(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let m = &mut self.slots[i as usize].meta;
+            m.prev = NIL;
+            m.next = old;
+        }
+        if old != NIL {
+            self.slots[old as usize].meta.prev = i;
+        } else {
+            self.tail = i;
+        }
+        self.head = i;
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let m = &self.slots[i as usize].meta;
+            (m.prev, m.next)
+        };
+        if prev != NIL {
+            self.slots[prev as usize].meta.next = next;
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].meta.prev = prev;
+        } else {
+            self.tail = prev;
+        }
+    }
+
+    #[inline]
+    fn move_to_head(&mut self, i: u32) {
+        if self.head != i {
+            self.unlink(i);
+            self.link_head(i);
+        }
+    }
+
+    /// nginx's `ngx_http_limit_req_expire`: with `n == 1` drops up to 2 expirable tail states; with `n == 0`
+    /// drops the tail state unconditionally, then up to 2 expirable ones. A pinned tail stops it: states are
+    /// bumped on lookup, so looking further is pointless.
+    fn expire(&mut self, now_ms: u64, mut n: u32, params: &S::Params) {
+        while n < 3 {
+            let t = self.tail;
+            if t == NIL {
+                return;
+            }
+            let slot = &self.slots[t as usize];
+            if slot.meta.pins > 0 {
+                return;
+            }
+            let test = n != 0;
+            n += 1;
+            if test && !slot.state.expirable(now_ms, params) {
+                return;
+            }
+            self.remove(t);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default, Clone, Copy, Debug, PartialEq)]
+    struct Idle {
+        last: u64,
+    }
+
+    impl TableState for Idle {
+        type Params = ();
+        fn expirable(&self, now_ms: u64, _: &()) -> bool {
+            now_ms.abs_diff(self.last) >= 60_000
+        }
+    }
+
+    #[test]
+    fn slot_is_small() {
+        assert!(bytes_per_state::<Idle>() <= 64);
+        assert!(
+            bytes_per_state::<[u64; 2]>() <= 64,
+            "{}",
+            bytes_per_state::<[u64; 2]>()
+        );
+    }
+
+    #[test]
+    fn long_keys_round_trip_and_free_their_chunks() {
+        let t = Table::<Idle>::new(32 * 1024, ()).unwrap();
+        let cap = t.capacity();
+        let keys: Vec<Vec<u8>> = (0..40usize)
+            .map(|n| (0..n * 7).map(|b| (b * 31 + n) as u8).collect())
+            .collect();
+        for k in keys.iter().filter(|k| !k.is_empty()) {
+            let h = t.hash(k);
+            let mut g = t.lock(h);
+            let r = g.insert(h, k, 0, Idle { last: 0 }).unwrap();
+            assert_eq!(g.key(r), *k);
+        }
+        for k in keys.iter().filter(|k| !k.is_empty()) {
+            let h = t.hash(k);
+            let mut g = t.lock(h);
+            let r = g.find(h, k).expect("present");
+            assert!(g.remove(r));
+        }
+        assert_eq!(t.in_use(), 0);
+        // Every chunk went back: the table fills to capacity again with short keys.
+        for n in 0..cap as u32 {
+            let k = n.to_be_bytes();
+            let h = t.hash(&k);
+            t.lock(h).insert(h, &k, 0, Idle { last: 0 }).unwrap();
+        }
+        assert_eq!(t.in_use(), cap);
+    }
+}
