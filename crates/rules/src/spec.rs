@@ -11,7 +11,8 @@ pub struct RuleSpec {
     /// `exact` | `prefix` | `fuzzy`.
     #[serde(rename = "match")]
     pub match_: String,
-    /// Lower runs first; absent = the default order exact, prefix, fuzzy.
+    /// 0..=9999, lower runs first; absent = after the rules that have one, in the default order exact, prefix,
+    /// fuzzy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i64>,
     /// `ip` | `header:NAME` | `domain` | `param:NAME`.
@@ -22,7 +23,7 @@ pub struct RuleSpec {
     pub criteria: String,
     /// `block` | `bot_detection`.
     pub action: String,
-    /// Seconds, >= 60.
+    /// Seconds, 60..=2592000 (30 days).
     pub ttl: i64,
 }
 
@@ -48,9 +49,10 @@ impl std::fmt::Display for RuleError {
     }
 }
 
-/// Checks a domain's rule list against SPEC section 4, reporting every violation at once.
+/// Checks a domain's rule list against SPEC section 4, reporting every violation at once, in list order.
+///
+/// The one check that depends on the domain's `parameter_check` (a `uri` with a query string needs it on) is
+/// left to [`crate::RuleSet::compile`], which runs every check here as well.
 pub fn validate_rules(specs: &[RuleSpec]) -> Result<(), Vec<RuleError>> {
-    // Filled in with the rule model; until then every list is accepted.
-    let _ = specs;
-    Ok(())
+    crate::ruleset::compile_list(specs, None).map(|_| ())
 }

@@ -1,0 +1,216 @@
+//! What a rule groups requests by (`object`), and how the key is read from a request.
+
+use std::fmt;
+use std::io::Write as _;
+use std::net::IpAddr;
+
+/// The parts of a request an [`Object`] reads. Implemented by the data plane over its request type.
+pub trait RequestView {
+    /// The client address as the limiters see it (after `trusted_proxies`).
+    fn client_ip(&self) -> IpAddr;
+    /// The request's host, as routed.
+    fn host(&self) -> &str;
+    /// The first value of header `name` (given in lower case), if the request has it.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// The raw query string (after `?`, still percent-encoded), if any.
+    fn query(&self) -> Option<&str>;
+}
+
+/// A rule's `object`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Object {
+    /// `ip`: one window per client address.
+    Ip,
+    /// `domain`: one window for the whole domain.
+    Domain,
+    /// `header:NAME`: one window per value of that header. The name is stored in lower case.
+    Header(String),
+    /// `param:NAME`: one window per value of that query parameter. The name is stored as written (decoded
+    /// names of the request are compared with it byte for byte).
+    Param(String),
+}
+
+/// Why an `object` string is not valid; the text is shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    #[error("object must be \"ip\", \"domain\", \"header:NAME\" or \"param:NAME\"; found \"{0}\"")]
+    Unknown(String),
+    #[error("\"header:\" needs a header name, as in \"header:User-Agent\"")]
+    EmptyHeader,
+    #[error(
+        "\"{0}\" is not a valid header name: it may contain only letters, digits and !#$%&'*+-.^_`|~"
+    )]
+    BadHeader(String),
+    #[error("\"param:\" needs a query parameter name, as in \"param:uid\"")]
+    EmptyParam,
+    #[error(
+        "\"{0}\" is not a valid parameter name: it may not contain '&', '=', '#', spaces or control characters"
+    )]
+    BadParam(String),
+}
+
+impl Object {
+    /// Parses SPEC section 8's `object` syntax. Keywords are lower case, exactly as documented.
+    pub fn parse(s: &str) -> Result<Object, ObjectError> {
+        if s == "ip" {
+            return Ok(Object::Ip);
+        }
+        if s == "domain" {
+            return Ok(Object::Domain);
+        }
+        if let Some(name) = s.strip_prefix("header:") {
+            if name.is_empty() {
+                return Err(ObjectError::EmptyHeader);
+            }
+            if !name.bytes().all(is_tchar) {
+                return Err(ObjectError::BadHeader(name.to_owned()));
+            }
+            return Ok(Object::Header(name.to_ascii_lowercase()));
+        }
+        if let Some(name) = s.strip_prefix("param:") {
+            if name.is_empty() {
+                return Err(ObjectError::EmptyParam);
+            }
+            if name
+                .chars()
+                .any(|c| matches!(c, '&' | '=' | '#') || c.is_whitespace() || c.is_control())
+            {
+                return Err(ObjectError::BadParam(name.to_owned()));
+            }
+            return Ok(Object::Param(name.to_owned()));
+        }
+        Err(ObjectError::Unknown(s.to_owned()))
+    }
+
+    /// `ip`, `domain`, `header` or `param`: the object type named in the activity log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Ip => "ip",
+            Object::Domain => "domain",
+            Object::Header(_) => "header",
+            Object::Param(_) => "param",
+        }
+    }
+
+    /// Appends this object's key for `req` to `buf` (after clearing it). Returns `false` when the request has no
+    /// such header or parameter: the rule then does not count the request.
+    ///
+    /// Keys are readable text, so the activity log can show them as they are: the IP in canonical form
+    /// (IPv4-mapped IPv6 shown as IPv4), the host in lower case without port, the header's raw value, the
+    /// parameter's percent-decoded value (`+` read as a space). A header or parameter that is present but
+    /// empty counts, with an empty key.
+    ///
+    /// Hot path: no allocation beyond growing `buf`; keep one buffer per connection or task.
+    pub fn key_into(&self, req: &impl RequestView, buf: &mut Vec<u8>) -> bool {
+        buf.clear();
+        match self {
+            Object::Ip => {
+                // Writing to a Vec cannot fail.
+                let _ = write!(buf, "{}", req.client_ip().to_canonical());
+                true
+            }
+            Object::Domain => {
+                let host = req.host();
+                let host = strip_port(host);
+                buf.extend(host.bytes().map(|b| b.to_ascii_lowercase()));
+                true
+            }
+            Object::Header(name) => match req.header(name) {
+                Some(value) => {
+                    buf.extend_from_slice(value);
+                    true
+                }
+                None => false,
+            },
+            Object::Param(name) => match req.query().and_then(|q| find_param(q, name)) {
+                Some(value) => {
+                    percent_decode_into(value.as_bytes(), buf);
+                    true
+                }
+                None => false,
+            },
+        }
+    }
+}
+
+impl fmt::Display for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Object::Ip => f.write_str("ip"),
+            Object::Domain => f.write_str("domain"),
+            Object::Header(name) => write!(f, "header:{name}"),
+            Object::Param(name) => write!(f, "param:{name}"),
+        }
+    }
+}
+
+/// RFC 9110 `tchar`.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        // `[v6]:port` keeps its brackets off: the key is the address.
+        return rest.split_once(']').map_or(host, |(addr, _)| addr);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The raw value of the first parameter whose decoded name is `name`. Names are compared decoded so that
+/// `%75id=1` is the same parameter as `uid=1`, as it is to the origin's application.
+fn find_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (raw_name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        decoded_eq(raw_name.as_bytes(), name.as_bytes()).then_some(value)
+    })
+}
+
+/// Compares a percent-encoded string, decoded, with `plain`, without allocating.
+fn decoded_eq(encoded: &[u8], plain: &[u8]) -> bool {
+    let mut plain = plain.iter();
+    let mut i = 0;
+    while i < encoded.len() {
+        let (b, used) = decode_at(encoded, i);
+        if plain.next() != Some(&b) {
+            return false;
+        }
+        i += used;
+    }
+    plain.next().is_none()
+}
+
+fn percent_decode_into(encoded: &[u8], buf: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < encoded.len() {
+        let (b, used) = decode_at(encoded, i);
+        buf.push(b);
+        i += used;
+    }
+}
+
+/// One decoded byte at `i` and how many input bytes it used. Malformed escapes are taken literally.
+fn decode_at(s: &[u8], i: usize) -> (u8, usize) {
+    match s[i] {
+        b'+' => (b' ', 1),
+        b'%' => match (
+            s.get(i + 1).and_then(|&c| hex(c)),
+            s.get(i + 2).and_then(|&c| hex(c)),
+        ) {
+            (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
+            _ => (b'%', 1),
+        },
+        b => (b, 1),
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    char::from(c)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
