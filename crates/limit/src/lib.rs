@@ -15,5 +15,9 @@ pub mod window;
 
 pub use clock::{Clock, FakeClock, MonotonicClock};
 pub use rate::{Rate, RateError, parse_size};
-pub use req::DelayMode;
+pub use req::{
+    DelayMode, MIN_ZONE_SIZE, ReqDecision, ReqLimit, ReqState, ReqStatus, ReqZone, ReqZoneError,
+    limit_req,
+};
+pub use store::Store;
 pub use table::{KeyHash, NoRoom, ShardGuard, SlotRef, Table, TableError, TableState};
