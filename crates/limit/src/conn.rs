@@ -6,30 +6,20 @@
 //! as nginx does when its slab allocation fails. Counts are released by [`ConnGuard`]'s `Drop`, so no path through
 //! the proxy can leak one.
 //!
-//! The zone is its own small sharded map rather than the crate's LRU table: limit_conn states must never be
-//! evicted (a live count would be forgotten and the limit escaped), and they leave the map at count zero.
+//! States live in the crate's [`Table`] with a zero-sized state: a key's count is its pin count. Pinned states are
+//! never evicted and every stored state is pinned (the release that unpins to zero removes it), so the table's LRU
+//! eviction never fires and a full zone refuses new keys, as nginx's. One state costs one table slot (42 bytes
+//! with a key of up to 16 bytes; longer keys take a 32-byte slot per further 32 bytes).
 
-use std::collections::HashMap;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use crate::table::{NoRoom, SlotRef, Table, TableError, TableState};
 
 /// nginx's `limit_conn_zone` minimum size (8 pages of 4 KiB).
 pub const MIN_ZONE_BYTES: usize = 32 * 1024;
 
 /// Keys longer than this are not limited (nginx logs them and skips the limit).
 pub const MAX_KEY_LEN: usize = 255;
-
-/// Bytes charged to the zone for one state besides its key: the map slot (`Arc<[u8]>` pointer pair and count,
-/// padded), its control byte, and the key allocation's reference counts. Chosen so that `in_use()` is an upper
-/// bound of the heap the states really take.
-pub const STATE_OVERHEAD: usize = 64;
-
-const SHARDS: usize = 16;
-
-/// Live keys of one shard and their counts; the key is shared with the guards that hold it.
-type Shard = Mutex<HashMap<Arc<[u8]>, u32>>;
 
 /// Why a zone could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,6 +29,21 @@ pub enum ConnZoneError {
         "limit_conn zone {name:?}: size {size} bytes is below the minimum of {MIN_ZONE_BYTES} bytes"
     )]
     TooSmall { name: String, size: usize },
+    #[error("limit_conn zone {name:?}: {source}")]
+    Table { name: String, source: TableError },
+}
+
+/// A key's state: nothing but its presence; the count is the slot's pin count.
+#[derive(Debug, Default, Clone, Copy)]
+struct Held;
+
+impl TableState for Held {
+    type Params = ();
+
+    fn expirable(&self, _now_ms: u64, _: &()) -> bool {
+        // Stored states are always pinned; never let eviction take one regardless.
+        false
+    }
 }
 
 /// A `limit_conn_zone`: counts per key, shared by every place that uses the zone. Each place compares the same
@@ -46,10 +51,7 @@ pub enum ConnZoneError {
 #[derive(Debug)]
 pub struct ConnZone {
     name: String,
-    capacity: usize,
-    used: AtomicUsize,
-    hasher: RandomState,
-    shards: Box<[Shard]>,
+    table: Table<Held>,
 }
 
 /// One `limit_conn ZONE N` line of a location, with that location's `limit_conn_dry_run`.
@@ -96,7 +98,8 @@ pub struct ConnDecision {
 /// `Send + 'static`, so it can live inside a response body.
 #[derive(Debug, Default)]
 pub struct ConnGuard {
-    held: Vec<(Arc<ConnZone>, Arc<[u8]>)>,
+    /// Each entry pins its slot, so the `SlotRef` stays valid until released.
+    held: Vec<(Arc<ConnZone>, SlotRef)>,
 }
 
 impl ConnGuard {
@@ -113,8 +116,8 @@ impl ConnGuard {
     /// Releases everything now rather than at drop.
     pub fn release(&mut self) {
         // Reverse order, as nginx runs its pool cleanups.
-        while let Some((zone, key)) = self.held.pop() {
-            zone.release(&key);
+        while let Some((zone, slot)) = self.held.pop() {
+            zone.release(slot);
         }
     }
 }
@@ -127,13 +130,14 @@ impl Drop for ConnGuard {
 
 /// Whether the zone took a count.
 enum Acquire {
-    Taken(Arc<[u8]>),
+    Taken(SlotRef),
     AtLimit,
     NoRoom,
 }
 
 impl ConnZone {
-    /// A zone of `size_bytes` (at least [`MIN_ZONE_BYTES`]).
+    /// A zone of `size_bytes` (at least [`MIN_ZONE_BYTES`]); the whole budget is allocated now, as nginx's
+    /// shared memory zone is.
     pub fn new(name: impl Into<String>, size_bytes: usize) -> Result<Self, ConnZoneError> {
         let name = name.into();
         if size_bytes < MIN_ZONE_BYTES {
@@ -142,13 +146,10 @@ impl ConnZone {
                 size: size_bytes,
             });
         }
-        Ok(Self {
-            name,
-            capacity: size_bytes,
-            used: AtomicUsize::new(0),
-            hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-        })
+        match Table::new(size_bytes, ()) {
+            Ok(table) => Ok(Self { name, table }),
+            Err(source) => Err(ConnZoneError::Table { name, source }),
+        }
     }
 
     /// The zone's name, for logs.
@@ -156,78 +157,51 @@ impl ConnZone {
         &self.name
     }
 
-    /// Bytes the live states are charged ([`STATE_OVERHEAD`] + key length each); never above `capacity()`.
+    /// Keys with a count above zero (locks each shard in turn: not for the request path).
     pub fn in_use(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
+        self.table.in_use()
     }
 
-    /// The zone's byte budget.
+    /// Keys of up to 16 bytes the zone holds at once.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.table.capacity()
     }
 
-    /// Number of keys with a count above zero.
-    pub fn keys(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).len()).sum()
+    /// Bytes allocated for the zone; never above the size it was built with.
+    pub fn held_bytes(&self) -> usize {
+        self.table.held_bytes()
     }
 
     /// The current count of `key` (0 when it has no state).
     pub fn count(&self, key: &[u8]) -> u32 {
-        lock(self.shard(key)).get(key).copied().unwrap_or(0)
-    }
-
-    fn shard(&self, key: &[u8]) -> &Shard {
-        let h = self.hasher.hash_one(key);
-        // The map hashes with the same keys; the top bits pick the shard so the low bits the map uses stay spread.
-        &self.shards[(h >> 60) as usize % SHARDS]
-    }
-
-    fn reserve(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| {
-                u.checked_add(bytes).filter(|&n| n <= self.capacity)
-            })
-            .is_ok()
+        let h = self.table.hash(key);
+        let g = self.table.lock(h);
+        g.peek(h, key).map_or(0, |r| g.pins(r))
     }
 
     fn acquire(&self, key: &[u8], limit: u32) -> Acquire {
-        let mut map = lock(self.shard(key));
-        if let Some((k, count)) = map.get_key_value(key) {
-            if *count >= limit {
-                return Acquire::AtLimit;
-            }
-            let k = Arc::clone(k);
-            if let Some(c) = map.get_mut(key) {
-                *c += 1;
-            }
-            return Acquire::Taken(k);
-        }
-        if !self.reserve(STATE_OVERHEAD + key.len()) {
-            return Acquire::NoRoom;
-        }
-        let k: Arc<[u8]> = Arc::from(key);
-        map.insert(Arc::clone(&k), 1);
-        Acquire::Taken(k)
-    }
-
-    fn release(&self, key: &[u8]) {
-        let mut map = lock(self.shard(key));
-        let Some(c) = map.get_mut(key) else {
-            return;
+        let h = self.table.hash(key);
+        let mut g = self.table.lock(h);
+        let r = match g.find(h, key) {
+            Some(r) if g.pins(r) >= limit => return Acquire::AtLimit,
+            Some(r) => r,
+            // Nothing is evictable (every state is pinned), so NoRoom means the zone is full.
+            None => match g.insert(h, key, 0, Held) {
+                Ok(r) => r,
+                Err(NoRoom) => return Acquire::NoRoom,
+            },
         };
-        *c = c.saturating_sub(1);
-        if *c == 0 {
-            map.remove(key);
-            self.used
-                .fetch_sub(STATE_OVERHEAD + key.len(), Ordering::AcqRel);
+        g.pin(r);
+        Acquire::Taken(r)
+    }
+
+    fn release(&self, r: SlotRef) {
+        let mut g = self.table.lock_slot(r);
+        g.unpin(r);
+        if g.pins(r) == 0 {
+            g.remove(r);
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere while holding a shard cannot leave a count half-updated (each update is one store), so a
-    // poisoned shard is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// nginx's limit_conn handler for one request: `keys[i]` is limit `i`'s key value for this request.
@@ -237,7 +211,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// later limits are not evaluated. A dry-run refusal reports `RejectedDryRun` and the request goes on holding
 /// nothing, exactly as nginx's `cleanup_all` + `NGX_DECLINED`.
 ///
-/// Hot path: one shard lock per limit; allocates only the guard's list and, for a new key, the key's copy.
+/// Hot path: one shard lock per limit; allocates only the guard's list (one `Vec` of `limits.len()`).
 pub fn limit_conn(limits: &[ConnLimit], keys: &[&[u8]]) -> ConnDecision {
     let mut status = None;
     let mut guard = ConnGuard {
@@ -249,7 +223,7 @@ pub fn limit_conn(limits: &[ConnLimit], keys: &[&[u8]]) -> ConnDecision {
         }
         status = Some(ConnStatus::Passed);
         match limit.zone.acquire(key, limit.conn) {
-            Acquire::Taken(k) => guard.held.push((Arc::clone(&limit.zone), k)),
+            Acquire::Taken(r) => guard.held.push((Arc::clone(&limit.zone), r)),
             Acquire::AtLimit | Acquire::NoRoom => {
                 guard.release();
                 let status = if limit.dry_run {

@@ -12,6 +12,8 @@
 //! admissions more than a second old may still be counted (a refusal up to `g - 1` requests early: at most 1.6% of
 //! N). N is bounded by [`MAX_LIMIT`] (`RING * 65535`); larger limits are treated as that.
 
+use crate::table::{Table, TableError, TableState};
+
 /// Slots per key: the largest N decided exactly.
 pub const RING: usize = 64;
 
@@ -20,7 +22,68 @@ pub const MAX_LIMIT: u32 = RING as u32 * u16::MAX as u32;
 
 const SECOND_MS: u64 = 1000;
 
-/// The per-second state of one key: a pure value, decided by [`SecondState::check`].
+/// Why a table could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("per-second table: {0}")]
+pub struct PerSecondError(#[from] pub TableError);
+
+/// Per-key per-second limits under a byte budget. A flood of distinct keys (spoofed addresses) evicts the least
+/// recently seen keys, idle ones first, so memory never grows; an evicted key starts afresh.
+#[derive(Debug)]
+pub struct PerSecondTable {
+    table: Table<SecondState>,
+}
+
+impl PerSecondTable {
+    /// A table of at most `size_bytes` bytes, all allocated now (about [`PerSecondTable::bytes_per_key`] each).
+    pub fn new(size_bytes: usize) -> Result<Self, PerSecondError> {
+        Ok(Self {
+            table: Table::new(size_bytes, ())?,
+        })
+    }
+
+    /// Whether a request of `key` at `now_ms` is admitted under `limit` requests in any one second; an admitted
+    /// request is counted, a refused one is not. Keys that cannot be stored (longer than the table's key limit, or
+    /// no room because the eviction candidates are in use) are admitted uncounted: a full table must not turn
+    /// into refusals of everyone.
+    ///
+    /// Hot path: one shard lock, no allocation.
+    pub fn check(&self, key: &[u8], limit: u32, now_ms: u64) -> bool {
+        let h = self.table.hash(key);
+        let mut g = self.table.lock(h);
+        if let Some(r) = g.find(h, key) {
+            return g.state_mut(r).check(limit, now_ms);
+        }
+        let mut state = SecondState::new(now_ms);
+        if !state.check(limit, now_ms) {
+            return false;
+        }
+        let _ = g.insert(h, key, now_ms, state);
+        true
+    }
+
+    /// Keys held now (locks each shard in turn: not for the request path).
+    pub fn in_use(&self) -> usize {
+        self.table.in_use()
+    }
+
+    /// Keys of up to 16 bytes (IPv4 and IPv6 addresses) the table holds.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
+    /// Bytes allocated; never above the size the table was built with.
+    pub fn held_bytes(&self) -> usize {
+        self.table.held_bytes()
+    }
+
+    /// Bytes one key costs: its state, the table's slot bookkeeping and index share.
+    pub const fn bytes_per_key() -> usize {
+        Table::<SecondState>::bytes_per_state()
+    }
+}
+
+/// The per-second state of one key: a pure value, decided by [`SecondState::check`]. 144 bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecondState {
     /// Milliseconds that `ring` offsets count from; moved forward when an offset would pass `u16::MAX`.
@@ -33,6 +96,20 @@ pub struct SecondState {
     group: u16,
     head: u8,
     len: u8,
+}
+
+impl Default for SecondState {
+    fn default() -> Self {
+        Self::new(0)
+    }
+}
+
+impl TableState for SecondState {
+    type Params = ();
+
+    fn expirable(&self, now_ms: u64, _: &()) -> bool {
+        self.is_idle(now_ms)
+    }
 }
 
 impl SecondState {
@@ -137,6 +214,7 @@ mod tests {
     #[test]
     fn state_is_144_bytes() {
         assert_eq!(size_of::<SecondState>(), 144);
+        assert_eq!(PerSecondTable::bytes_per_key(), 190);
     }
 
     #[test]
