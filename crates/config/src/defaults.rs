@@ -1,0 +1,130 @@
+//! Every default of the configuration file, in one place. `docs/configuration.md` lists the same values.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+
+use crate::model::{
+    AccessLogFormat, Admin, CacheSpec, Domain, IpAccessLimitSpec, Mode, RateLimitingSpec, Tier,
+    Upstream,
+};
+
+/// `node.tier`.
+pub const TIER: Tier = Tier::Edge;
+/// `node.data_dir`.
+pub const DATA_DIR: &str = "./data";
+/// `node.max_header_size`: 16 KiB (nginx's `large_client_header_buffers` is 4 x 8k; one head of 16k is ample).
+pub const MAX_HEADER_SIZE: usize = 16 * 1024;
+/// `node.max_body_size`: 10 MiB.
+pub const MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+/// `node.header_timeout`.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// `node.body_timeout`.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// `node.keepalive_timeout` (nginx's default).
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// `node.access_log_format`.
+pub const ACCESS_LOG_FORMAT: AccessLogFormat = AccessLogFormat::Json;
+
+/// `admin.listen`: loopback only.
+pub const ADMIN_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+/// Environment variable read for `admin.token` when the file has none.
+pub const ADMIN_TOKEN_ENV: &str = "EDGEGUARD_ADMIN_TOKEN";
+
+/// Smallest `size` of a `limit_req_zone` / `limit_conn_zone`, as nginx.
+pub const MIN_ZONE_SIZE: u64 = 32 * 1024;
+
+/// `domain.limit_req_status` and `domain.limit_conn_status`, as nginx.
+pub const LIMIT_STATUS: u16 = 503;
+/// `domain.explain`.
+pub const EXPLAIN: bool = false;
+/// `domain.connect_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// `domain.read_timeout`.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `domain.cache.enabled`: on, as a CDN operator expects; what is cached still follows Cache-Control.
+pub const CACHE_ENABLED: bool = true;
+/// `domain.cache.default_ttl`.
+pub const CACHE_DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+/// `domain.cache.ignore_query`.
+pub const CACHE_IGNORE_QUERY: bool = false;
+/// `domain.cache.max_size`: 64 MiB.
+pub const CACHE_MAX_SIZE: u64 = 64 * 1024 * 1024;
+/// `domain.cache.stale_grace`.
+pub const CACHE_STALE_GRACE: Duration = Duration::from_secs(60 * 60);
+
+/// `domain.ip_access_limit.enabled`.
+pub const IP_ACCESS_LIMIT_ENABLED: bool = false;
+/// The learned default `qps` never goes below this (SPEC section 3). An explicit `qps` is taken as written.
+pub const RECOMMENDED_QPS_FLOOR: u32 = 10;
+
+/// `domain.rate_limiting.enabled`.
+pub const RATE_LIMITING_ENABLED: bool = false;
+/// `domain.rate_limiting.mode`.
+pub const MODE: Mode = Mode::Normal;
+/// `domain.rate_limiting.parameter_check`.
+pub const PARAMETER_CHECK: bool = false;
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            listen: ADMIN_LISTEN,
+            token: None,
+        }
+    }
+}
+
+impl Default for CacheSpec {
+    fn default() -> Self {
+        Self {
+            enabled: CACHE_ENABLED,
+            default_ttl: CACHE_DEFAULT_TTL,
+            ignore_query: CACHE_IGNORE_QUERY,
+            max_size: CACHE_MAX_SIZE,
+            stale_grace: CACHE_STALE_GRACE,
+        }
+    }
+}
+
+impl Default for IpAccessLimitSpec {
+    fn default() -> Self {
+        Self {
+            enabled: IP_ACCESS_LIMIT_ENABLED,
+            qps: None,
+        }
+    }
+}
+
+impl Default for RateLimitingSpec {
+    fn default() -> Self {
+        Self {
+            enabled: RATE_LIMITING_ENABLED,
+            mode: MODE,
+            parameter_check: PARAMETER_CHECK,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl Domain {
+    /// A domain with every optional setting at its default, as the file reads with only `name` and `origins`.
+    /// `name` is taken as given (the file lower-cases it).
+    pub fn with_defaults(name: impl Into<String>, origins: Vec<Upstream>) -> Self {
+        Self {
+            name: name.into(),
+            origins,
+            parents: Vec::new(),
+            explain: EXPLAIN,
+            limit_req_status: LIMIT_STATUS,
+            limit_conn_status: LIMIT_STATUS,
+            limit_req: Vec::new(),
+            limit_conn: Vec::new(),
+            locations: Vec::new(),
+            connect_timeout: CONNECT_TIMEOUT,
+            read_timeout: READ_TIMEOUT,
+            cache: CacheSpec::default(),
+            ip_access_limit: IpAccessLimitSpec::default(),
+            rate_limiting: RateLimitingSpec::default(),
+        }
+    }
+}

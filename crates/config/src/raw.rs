@@ -1,0 +1,689 @@
+//! Stage one: the TOML document read into file-shaped structs. Every field is optional and keeps its span;
+//! nothing is interpreted yet beyond TOML types. Unknown keys and wrong types are reported here, all of them.
+//!
+//! The walk over `toml`'s spanned document tree is written out by hand rather than derived with serde because
+//! a derived `Deserialize` stops at the first unknown key or wrong type, and an operator should see every
+//! mistake in one run. Custom rules are the exception: they are deserialized as `edgeguard_rules::RuleSpec`
+//! (that crate owns their shape), one field error at a time until the rule is clean.
+
+use std::ops::Range;
+
+use edgeguard_rules::RuleSpec;
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use crate::error::Sink;
+
+pub(crate) type Span = Range<usize>;
+type S<T> = Spanned<T>;
+
+/// A value written either as a string with a unit (`"10m"`, `"5s"`) or as a bare integer.
+#[derive(Debug, Clone)]
+pub(crate) enum StrOrInt {
+    Str(String),
+    Int(i64),
+}
+
+pub(crate) struct RawFile {
+    pub(crate) span: Span,
+    pub(crate) node: Option<RawNode>,
+    pub(crate) admin: Option<RawAdmin>,
+    pub(crate) cluster: Option<RawCluster>,
+    pub(crate) limit_req_zone: Vec<RawReqZone>,
+    pub(crate) limit_conn_zone: Vec<RawConnZone>,
+    pub(crate) domain: Vec<RawDomain>,
+}
+
+pub(crate) struct RawNode {
+    pub(crate) span: Span,
+    pub(crate) name: Option<S<String>>,
+    pub(crate) tier: Option<S<String>>,
+    pub(crate) listen: Option<S<Vec<S<String>>>>,
+    pub(crate) trusted_proxies: Option<S<Vec<S<String>>>>,
+    pub(crate) data_dir: Option<S<String>>,
+    pub(crate) max_header_size: Option<S<StrOrInt>>,
+    pub(crate) max_body_size: Option<S<StrOrInt>>,
+    pub(crate) header_timeout: Option<S<StrOrInt>>,
+    pub(crate) body_timeout: Option<S<StrOrInt>>,
+    pub(crate) keepalive_timeout: Option<S<StrOrInt>>,
+    pub(crate) access_log: Option<S<String>>,
+    pub(crate) access_log_format: Option<S<String>>,
+}
+
+pub(crate) struct RawAdmin {
+    pub(crate) listen: Option<S<String>>,
+    pub(crate) token: Option<S<String>>,
+}
+
+pub(crate) struct RawCluster {
+    pub(crate) span: Span,
+    pub(crate) redis_url: Option<S<String>>,
+}
+
+pub(crate) struct RawReqZone {
+    pub(crate) span: Span,
+    pub(crate) name: Option<S<String>>,
+    pub(crate) key: Option<S<String>>,
+    pub(crate) size: Option<S<StrOrInt>>,
+    pub(crate) rate: Option<S<String>>,
+}
+
+pub(crate) struct RawConnZone {
+    pub(crate) span: Span,
+    pub(crate) name: Option<S<String>>,
+    pub(crate) key: Option<S<String>>,
+    pub(crate) size: Option<S<StrOrInt>>,
+}
+
+pub(crate) struct RawLimitReq {
+    pub(crate) span: Span,
+    pub(crate) zone: Option<S<String>>,
+    pub(crate) burst: Option<S<i64>>,
+    pub(crate) nodelay: Option<S<bool>>,
+    pub(crate) delay: Option<S<i64>>,
+    pub(crate) dry_run: Option<S<bool>>,
+}
+
+pub(crate) struct RawLimitConn {
+    pub(crate) span: Span,
+    pub(crate) zone: Option<S<String>>,
+    pub(crate) conn: Option<S<i64>>,
+    pub(crate) dry_run: Option<S<bool>>,
+}
+
+pub(crate) struct RawDomain {
+    pub(crate) span: Span,
+    pub(crate) name: Option<S<String>>,
+    pub(crate) origins: Option<S<Vec<S<String>>>>,
+    pub(crate) parents: Option<S<Vec<S<String>>>>,
+    pub(crate) explain: Option<S<bool>>,
+    pub(crate) limit_req_status: Option<S<i64>>,
+    pub(crate) limit_conn_status: Option<S<i64>>,
+    pub(crate) limit_req: Option<Vec<RawLimitReq>>,
+    pub(crate) limit_conn: Option<Vec<RawLimitConn>>,
+    pub(crate) location: Vec<RawLocation>,
+    pub(crate) connect_timeout: Option<S<StrOrInt>>,
+    pub(crate) read_timeout: Option<S<StrOrInt>>,
+    pub(crate) cache: Option<RawCache>,
+    pub(crate) ip_access_limit: Option<RawIpAccessLimit>,
+    pub(crate) rate_limiting: Option<RawRateLimiting>,
+}
+
+pub(crate) struct RawLocation {
+    pub(crate) span: Span,
+    pub(crate) path: Option<S<String>>,
+    pub(crate) limit_req: Option<Vec<RawLimitReq>>,
+    pub(crate) limit_conn: Option<Vec<RawLimitConn>>,
+}
+
+pub(crate) struct RawCache {
+    pub(crate) enabled: Option<S<bool>>,
+    pub(crate) default_ttl: Option<S<StrOrInt>>,
+    pub(crate) ignore_query: Option<S<bool>>,
+    pub(crate) max_size: Option<S<StrOrInt>>,
+    pub(crate) stale_grace: Option<S<StrOrInt>>,
+}
+
+pub(crate) struct RawIpAccessLimit {
+    pub(crate) enabled: Option<S<bool>>,
+    pub(crate) qps: Option<S<i64>>,
+}
+
+pub(crate) struct RawRateLimiting {
+    pub(crate) span: Span,
+    pub(crate) enabled: Option<S<bool>>,
+    pub(crate) mode: Option<S<String>>,
+    pub(crate) parameter_check: Option<S<bool>>,
+    pub(crate) rules: Vec<RawRule>,
+}
+
+pub(crate) struct RawRule {
+    pub(crate) span: Span,
+    /// `None` when the rule did not deserialize (its errors are already reported).
+    pub(crate) spec: Option<RuleSpec>,
+    /// Where each field of the rule was written, to give rule-validation errors a line.
+    pub(crate) fields: Vec<(String, Span)>,
+}
+
+/// One table of the document, with the path used in error keys.
+struct Tbl<'t, 'i> {
+    path: String,
+    span: Span,
+    table: &'t DeTable<'i>,
+}
+
+impl<'t, 'i> Tbl<'t, 'i> {
+    fn get(&self, key: &str) -> Option<&'t S<DeValue<'i>>> {
+        self.table.get(key)
+    }
+
+    fn key(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Reads the parsed document. Errors go to `sink`; whatever could be read is returned.
+pub(crate) fn read(sink: &mut Sink<'_>, doc: &S<DeTable<'_>>) -> RawFile {
+    let root = Tbl {
+        path: String::new(),
+        span: doc.span(),
+        table: doc.get_ref(),
+    };
+    check_keys(
+        sink,
+        &root,
+        &[
+            "node",
+            "admin",
+            "cluster",
+            "limit_req_zone",
+            "limit_conn_zone",
+            "domain",
+        ],
+    );
+    RawFile {
+        span: 0..0,
+        node: sub_table(sink, &root, "node").map(|t| read_node(sink, &t)),
+        admin: sub_table(sink, &root, "admin").map(|t| {
+            check_keys(sink, &t, &["listen", "token"]);
+            RawAdmin {
+                listen: string(sink, &t, "listen"),
+                token: string(sink, &t, "token"),
+            }
+        }),
+        cluster: sub_table(sink, &root, "cluster").map(|t| {
+            check_keys(sink, &t, &["redis_url"]);
+            RawCluster {
+                span: t.span.clone(),
+                redis_url: string(sink, &t, "redis_url"),
+            }
+        }),
+        limit_req_zone: array_of_tables(sink, &root, "limit_req_zone", |sink, t| {
+            check_keys(sink, &t, &["name", "key", "size", "rate"]);
+            RawReqZone {
+                span: t.span.clone(),
+                name: string(sink, &t, "name"),
+                key: string(sink, &t, "key"),
+                size: str_or_int(sink, &t, "size"),
+                rate: string(sink, &t, "rate"),
+            }
+        })
+        .unwrap_or_default(),
+        limit_conn_zone: array_of_tables(sink, &root, "limit_conn_zone", |sink, t| {
+            check_keys(sink, &t, &["name", "key", "size"]);
+            RawConnZone {
+                span: t.span.clone(),
+                name: string(sink, &t, "name"),
+                key: string(sink, &t, "key"),
+                size: str_or_int(sink, &t, "size"),
+            }
+        })
+        .unwrap_or_default(),
+        domain: array_of_tables(sink, &root, "domain", read_domain).unwrap_or_default(),
+    }
+}
+
+fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
+    check_keys(
+        sink,
+        t,
+        &[
+            "name",
+            "tier",
+            "listen",
+            "trusted_proxies",
+            "data_dir",
+            "max_header_size",
+            "max_body_size",
+            "header_timeout",
+            "body_timeout",
+            "keepalive_timeout",
+            "access_log",
+            "access_log_format",
+        ],
+    );
+    RawNode {
+        span: t.span.clone(),
+        name: string(sink, t, "name"),
+        tier: string(sink, t, "tier"),
+        listen: string_list(sink, t, "listen"),
+        trusted_proxies: string_list(sink, t, "trusted_proxies"),
+        data_dir: string(sink, t, "data_dir"),
+        max_header_size: str_or_int(sink, t, "max_header_size"),
+        max_body_size: str_or_int(sink, t, "max_body_size"),
+        header_timeout: str_or_int(sink, t, "header_timeout"),
+        body_timeout: str_or_int(sink, t, "body_timeout"),
+        keepalive_timeout: str_or_int(sink, t, "keepalive_timeout"),
+        access_log: string(sink, t, "access_log"),
+        access_log_format: string(sink, t, "access_log_format"),
+    }
+}
+
+fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
+    check_keys(
+        sink,
+        &t,
+        &[
+            "name",
+            "origins",
+            "parents",
+            "explain",
+            "limit_req_status",
+            "limit_conn_status",
+            "limit_req",
+            "limit_conn",
+            "location",
+            "connect_timeout",
+            "read_timeout",
+            "cache",
+            "ip_access_limit",
+            "rate_limiting",
+        ],
+    );
+    RawDomain {
+        span: t.span.clone(),
+        name: string(sink, &t, "name"),
+        origins: string_list(sink, &t, "origins"),
+        parents: string_list(sink, &t, "parents"),
+        explain: boolean(sink, &t, "explain"),
+        limit_req_status: integer(sink, &t, "limit_req_status"),
+        limit_conn_status: integer(sink, &t, "limit_conn_status"),
+        limit_req: array_of_tables(sink, &t, "limit_req", read_limit_req),
+        limit_conn: array_of_tables(sink, &t, "limit_conn", read_limit_conn),
+        location: array_of_tables(sink, &t, "location", |sink, t| {
+            check_keys(sink, &t, &["path", "limit_req", "limit_conn"]);
+            RawLocation {
+                span: t.span.clone(),
+                path: string(sink, &t, "path"),
+                limit_req: array_of_tables(sink, &t, "limit_req", read_limit_req),
+                limit_conn: array_of_tables(sink, &t, "limit_conn", read_limit_conn),
+            }
+        })
+        .unwrap_or_default(),
+        connect_timeout: str_or_int(sink, &t, "connect_timeout"),
+        read_timeout: str_or_int(sink, &t, "read_timeout"),
+        cache: sub_table(sink, &t, "cache").map(|t| {
+            check_keys(
+                sink,
+                &t,
+                &[
+                    "enabled",
+                    "default_ttl",
+                    "ignore_query",
+                    "max_size",
+                    "stale_grace",
+                ],
+            );
+            RawCache {
+                enabled: boolean(sink, &t, "enabled"),
+                default_ttl: str_or_int(sink, &t, "default_ttl"),
+                ignore_query: boolean(sink, &t, "ignore_query"),
+                max_size: str_or_int(sink, &t, "max_size"),
+                stale_grace: str_or_int(sink, &t, "stale_grace"),
+            }
+        }),
+        ip_access_limit: sub_table(sink, &t, "ip_access_limit").map(|t| {
+            check_keys(sink, &t, &["enabled", "qps"]);
+            RawIpAccessLimit {
+                enabled: boolean(sink, &t, "enabled"),
+                qps: integer(sink, &t, "qps"),
+            }
+        }),
+        rate_limiting: sub_table(sink, &t, "rate_limiting").map(|t| {
+            check_keys(sink, &t, &["enabled", "mode", "parameter_check", "rules"]);
+            RawRateLimiting {
+                span: t.span.clone(),
+                enabled: boolean(sink, &t, "enabled"),
+                mode: string(sink, &t, "mode"),
+                parameter_check: boolean(sink, &t, "parameter_check"),
+                rules: rules(sink, &t),
+            }
+        }),
+    }
+}
+
+fn read_limit_req(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawLimitReq {
+    check_keys(sink, &t, &["zone", "burst", "nodelay", "delay", "dry_run"]);
+    RawLimitReq {
+        span: t.span.clone(),
+        zone: string(sink, &t, "zone"),
+        burst: integer(sink, &t, "burst"),
+        nodelay: boolean(sink, &t, "nodelay"),
+        delay: integer(sink, &t, "delay"),
+        dry_run: boolean(sink, &t, "dry_run"),
+    }
+}
+
+fn read_limit_conn(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawLimitConn {
+    check_keys(sink, &t, &["zone", "conn", "dry_run"]);
+    RawLimitConn {
+        span: t.span.clone(),
+        zone: string(sink, &t, "zone"),
+        conn: integer(sink, &t, "conn"),
+        dry_run: boolean(sink, &t, "dry_run"),
+    }
+}
+
+/// `[[domain.rate_limiting.rules]]`, each deserialized as a `RuleSpec`. A failing field is reported and
+/// dropped, and the rule tried again, so one run names every bad field of a rule; bounded by its key count.
+fn rules(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> Vec<RawRule> {
+    let Some(list) = t.get("rules") else {
+        return Vec::new();
+    };
+    let path = t.key("rules");
+    let DeValue::Array(items) = list.get_ref() else {
+        sink.err(
+            &path,
+            &list.span(),
+            format!(
+                "expected an array of tables ([[{path}]] sections), found {}",
+                type_name(list.get_ref())
+            ),
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let rule_path = format!("{path}[{i}]");
+        let DeValue::Table(table) = item.get_ref() else {
+            sink.err(
+                &rule_path,
+                &item.span(),
+                format!("expected a table, found {}", type_name(item.get_ref())),
+            );
+            continue;
+        };
+        let fields: Vec<(String, Span)> = table
+            .iter()
+            .map(|(k, _)| (k.get_ref().to_string(), k.span()))
+            .collect();
+        let mut table = table.clone();
+        let mut dropped: Vec<String> = Vec::new();
+        let mut spec = None;
+        for _ in 0..=fields.len() {
+            let value = Spanned::new(item.span(), DeValue::Table(table.clone()));
+            match RuleSpec::deserialize(ValueDeserializer::from(value)) {
+                Ok(s) => {
+                    if dropped.is_empty() {
+                        spec = Some(s);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let message = e.message().trim().to_string();
+                    if let Some(missing) = missing_field(&message) {
+                        if !dropped.iter().any(|d| d == missing) {
+                            sink.err(
+                                join(&rule_path, missing),
+                                &item.span(),
+                                "required key is missing",
+                            );
+                        }
+                        break;
+                    }
+                    let at = e.span().unwrap_or_else(|| item.span());
+                    let culprit = table
+                        .iter()
+                        .find(|(k, v)| {
+                            contains(&k.span(), at.start) || contains(&v.span(), at.start)
+                        })
+                        .map(|(k, _)| k.get_ref().to_string());
+                    match culprit {
+                        Some(key) => {
+                            let message = if message.starts_with("unknown field") {
+                                unknown_key_message(&key, RULE_KEYS)
+                            } else {
+                                message
+                            };
+                            sink.err(join(&rule_path, &key), &at, message);
+                            table.remove(key.as_str());
+                            dropped.push(key);
+                        }
+                        None => {
+                            sink.err(&rule_path, &at, message);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        out.push(RawRule {
+            span: item.span(),
+            spec,
+            fields,
+        });
+    }
+    out
+}
+
+const RULE_KEYS: &[&str] = &[
+    "name", "uri", "match", "priority", "object", "interval", "criteria", "action", "ttl",
+];
+
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+fn contains(span: &Span, offset: usize) -> bool {
+    span.start <= offset && offset < span.end.max(span.start + 1)
+}
+
+fn check_keys(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, known: &[&str]) {
+    for (k, _) in t.table.iter() {
+        let name: &str = k.get_ref();
+        if !known.contains(&name) {
+            sink.err(t.key(name), &k.span(), unknown_key_message(name, known));
+        }
+    }
+}
+
+fn unknown_key_message(name: &str, known: &[&str]) -> String {
+    let close = known
+        .iter()
+        .filter(|k| edit_distance(name, k) <= 2)
+        .min_by_key(|k| edit_distance(name, k));
+    match close {
+        Some(k) => format!("unknown key {name:?} (did you mean {k:?}?)"),
+        None => format!("unknown key {name:?}; expected one of {}", known.join(", ")),
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints on short key names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn sub_table<'t, 'i>(sink: &mut Sink<'_>, t: &Tbl<'t, 'i>, key: &str) -> Option<Tbl<'t, 'i>> {
+    let v = t.get(key)?;
+    match v.get_ref() {
+        DeValue::Table(table) => Some(Tbl {
+            path: t.key(key),
+            span: v.span(),
+            table,
+        }),
+        other => {
+            sink.err(
+                t.key(key),
+                &v.span(),
+                format!("expected a table, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+/// An array of tables, `[[key]]` sections or an inline `[{ ... }, ...]`; `None` when the key is absent.
+fn array_of_tables<'t, 'i, R>(
+    sink: &mut Sink<'_>,
+    t: &Tbl<'t, 'i>,
+    key: &str,
+    mut f: impl FnMut(&mut Sink<'_>, Tbl<'t, 'i>) -> R,
+) -> Option<Vec<R>> {
+    let v = t.get(key)?;
+    let path = t.key(key);
+    let DeValue::Array(items) = v.get_ref() else {
+        sink.err(
+            &path,
+            &v.span(),
+            format!(
+                "expected an array of tables, found {}",
+                type_name(v.get_ref())
+            ),
+        );
+        return Some(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        match item.get_ref() {
+            DeValue::Table(table) => out.push(f(
+                sink,
+                Tbl {
+                    path: item_path,
+                    span: item.span(),
+                    table,
+                },
+            )),
+            other => sink.err(
+                item_path,
+                &item.span(),
+                format!("expected a table, found {}", type_name(other)),
+            ),
+        }
+    }
+    Some(out)
+}
+
+fn string(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<String>> {
+    let v = t.get(key)?;
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), s.to_string())),
+        other => {
+            sink.err(
+                t.key(key),
+                &v.span(),
+                format!("expected a string, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn boolean(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<bool>> {
+    let v = t.get(key)?;
+    match v.get_ref() {
+        DeValue::Boolean(b) => Some(Spanned::new(v.span(), *b)),
+        other => {
+            sink.err(
+                t.key(key),
+                &v.span(),
+                format!("expected true or false, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn integer(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<i64>> {
+    let v = t.get(key)?;
+    match v.get_ref() {
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Some(Spanned::new(v.span(), n)),
+            Err(_) => {
+                sink.err(t.key(key), &v.span(), "integer out of range");
+                None
+            }
+        },
+        other => {
+            sink.err(
+                t.key(key),
+                &v.span(),
+                format!("expected an integer, found {}", type_name(other)),
+            );
+            None
+        }
+    }
+}
+
+fn str_or_int(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<StrOrInt>> {
+    let v = t.get(key)?;
+    match v.get_ref() {
+        DeValue::String(s) => Some(Spanned::new(v.span(), StrOrInt::Str(s.to_string()))),
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Some(Spanned::new(v.span(), StrOrInt::Int(n))),
+            Err(_) => {
+                sink.err(t.key(key), &v.span(), "integer out of range");
+                None
+            }
+        },
+        other => {
+            sink.err(
+                t.key(key),
+                &v.span(),
+                format!(
+                    "expected a string with a unit or an integer, found {}",
+                    type_name(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn string_list(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<Vec<S<String>>>> {
+    let v = t.get(key)?;
+    let DeValue::Array(items) = v.get_ref() else {
+        sink.err(
+            t.key(key),
+            &v.span(),
+            format!(
+                "expected an array of strings, found {}",
+                type_name(v.get_ref())
+            ),
+        );
+        return None;
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.get_ref() {
+            DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
+            other => sink.err(
+                format!("{}[{i}]", t.key(key)),
+                &item.span(),
+                format!("expected a string, found {}", type_name(other)),
+            ),
+        }
+    }
+    Some(Spanned::new(v.span(), out))
+}

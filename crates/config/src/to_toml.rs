@@ -1,0 +1,210 @@
+//! The running configuration written back as a file that [crate::parse] accepts and that reads back equal.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::model::*;
+use crate::values::{format_duration, format_size};
+
+/// Writes config as TOML in the layout of examples/full.toml, every setting spelled out (defaults too).
+///
+/// parse(&to_toml(c)) == Ok(c) for every configuration parse produced. Durations are written to the
+/// millisecond and key templates as their source, so a hand-built Config round-trips only when it obeys the
+/// same rules (millisecond durations, source matching parts, locations longest first). The admin token is
+/// written too: callers exporting to a less trusted reader should blank it first.
+pub fn to_toml(config: &Config) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_config(&mut out, config);
+    out
+}
+
+fn q(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn path(p: &Path) -> String {
+    q(&p.to_string_lossy())
+}
+
+fn list<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    let inner: Vec<String> = items.iter().map(f).collect();
+    format!("[{}]", inner.join(", "))
+}
+
+fn upstream(u: &Upstream) -> String {
+    if u.host.contains(':') {
+        q(&format!("[{}]:{}", u.host, u.port))
+    } else {
+        q(&format!("{}:{}", u.host, u.port))
+    }
+}
+
+fn limit_req(specs: &[LimitReqSpec]) -> String {
+    list(specs, |s| {
+        let mut parts = vec![format!("zone = {}", q(&s.zone))];
+        if s.burst > 0 {
+            parts.push(format!("burst = {}", s.burst));
+        }
+        match s.delay {
+            DelayMode::Default => {}
+            DelayMode::NoDelay => parts.push("nodelay = true".into()),
+            DelayMode::Delay(d) => parts.push(format!("delay = {d}")),
+        }
+        if s.dry_run {
+            parts.push("dry_run = true".into());
+        }
+        format!("{{ {} }}", parts.join(", "))
+    })
+}
+
+fn limit_conn(specs: &[LimitConnSpec]) -> String {
+    list(specs, |s| {
+        let dry = if s.dry_run { ", dry_run = true" } else { "" };
+        format!("{{ zone = {}, conn = {}{dry} }}", q(&s.zone), s.conn)
+    })
+}
+
+fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
+    let n = &c.node;
+    writeln!(out, "[node]")?;
+    writeln!(out, "name = {}", q(&n.name))?;
+    let tier = match n.tier {
+        Tier::Edge => "edge",
+        Tier::Parent => "parent",
+    };
+    writeln!(out, "tier = {}", q(tier))?;
+    writeln!(out, "listen = {}", list(&n.listen, |a| q(&a.to_string())))?;
+    writeln!(
+        out,
+        "trusted_proxies = {}",
+        list(&n.trusted_proxies, |p| q(&format!(
+            "{}/{}",
+            p.addr, p.prefix
+        )))
+    )?;
+    writeln!(out, "data_dir = {}", path(&n.data_dir))?;
+    writeln!(
+        out,
+        "max_header_size = {}",
+        q(&format_size(n.max_header_size as u64))
+    )?;
+    writeln!(out, "max_body_size = {}", q(&format_size(n.max_body_size)))?;
+    writeln!(
+        out,
+        "header_timeout = {}",
+        q(&format_duration(n.header_timeout))
+    )?;
+    writeln!(
+        out,
+        "body_timeout = {}",
+        q(&format_duration(n.body_timeout))
+    )?;
+    writeln!(
+        out,
+        "keepalive_timeout = {}",
+        q(&format_duration(n.keepalive_timeout))
+    )?;
+    if let Some(log) = &n.access_log {
+        writeln!(out, "access_log = {}", path(log))?;
+    }
+    let format = match n.access_log_format {
+        AccessLogFormat::Json => "json",
+        AccessLogFormat::Combined => "combined",
+    };
+    writeln!(out, "access_log_format = {}", q(format))?;
+
+    writeln!(out, "\n[admin]")?;
+    writeln!(out, "listen = {}", q(&c.admin.listen.to_string()))?;
+    if let Some(token) = &c.admin.token {
+        writeln!(out, "token = {}", q(token))?;
+    }
+
+    if let Some(cluster) = &c.cluster {
+        writeln!(out, "\n[cluster]")?;
+        writeln!(out, "redis_url = {}", q(&cluster.redis_url))?;
+    }
+
+    for z in &c.limit_req_zones {
+        writeln!(out, "\n[[limit_req_zone]]")?;
+        writeln!(out, "name = {}", q(&z.name))?;
+        writeln!(out, "key = {}", q(&z.key.source))?;
+        writeln!(out, "size = {}", q(&format_size(z.size)))?;
+        writeln!(out, "rate = {}", q(&z.rate.to_string()))?;
+    }
+    for z in &c.limit_conn_zones {
+        writeln!(out, "\n[[limit_conn_zone]]")?;
+        writeln!(out, "name = {}", q(&z.name))?;
+        writeln!(out, "key = {}", q(&z.key.source))?;
+        writeln!(out, "size = {}", q(&format_size(z.size)))?;
+    }
+    for d in &c.domains {
+        write_domain(out, d)?;
+    }
+    Ok(())
+}
+
+fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
+    writeln!(out, "\n[[domain]]")?;
+    writeln!(out, "name = {}", q(&d.name))?;
+    writeln!(out, "origins = {}", list(&d.origins, upstream))?;
+    writeln!(out, "parents = {}", list(&d.parents, upstream))?;
+    writeln!(out, "explain = {}", d.explain)?;
+    writeln!(out, "limit_req_status = {}", d.limit_req_status)?;
+    writeln!(out, "limit_conn_status = {}", d.limit_conn_status)?;
+    writeln!(out, "limit_req = {}", limit_req(&d.limit_req))?;
+    writeln!(out, "limit_conn = {}", limit_conn(&d.limit_conn))?;
+    writeln!(
+        out,
+        "connect_timeout = {}",
+        q(&format_duration(d.connect_timeout))
+    )?;
+    writeln!(
+        out,
+        "read_timeout = {}",
+        q(&format_duration(d.read_timeout))
+    )?;
+    for l in &d.locations {
+        writeln!(out, "\n[[domain.location]]")?;
+        writeln!(out, "path = {}", q(&l.path))?;
+        if let Some(specs) = &l.limit_req {
+            writeln!(out, "limit_req = {}", limit_req(specs))?;
+        }
+        if let Some(specs) = &l.limit_conn {
+            writeln!(out, "limit_conn = {}", limit_conn(specs))?;
+        }
+    }
+    let c = &d.cache;
+    writeln!(out, "\n[domain.cache]")?;
+    writeln!(out, "enabled = {}", c.enabled)?;
+    writeln!(out, "default_ttl = {}", q(&format_duration(c.default_ttl)))?;
+    writeln!(out, "ignore_query = {}", c.ignore_query)?;
+    writeln!(out, "max_size = {}", q(&format_size(c.max_size)))?;
+    writeln!(out, "stale_grace = {}", q(&format_duration(c.stale_grace)))?;
+
+    writeln!(out, "\n[domain.ip_access_limit]")?;
+    writeln!(out, "enabled = {}", d.ip_access_limit.enabled)?;
+    if let Some(qps) = d.ip_access_limit.qps {
+        writeln!(out, "qps = {qps}")?;
+    }
+
+    let r = &d.rate_limiting;
+    writeln!(out, "\n[domain.rate_limiting]")?;
+    writeln!(out, "enabled = {}", r.enabled)?;
+    let mode = match r.mode {
+        Mode::Normal => "normal",
+        Mode::Emergency => "emergency",
+        Mode::Custom => "custom",
+    };
+    writeln!(out, "mode = {}", q(mode))?;
+    writeln!(out, "parameter_check = {}", r.parameter_check)?;
+    for rule in &r.rules {
+        writeln!(out, "\n[[domain.rate_limiting.rules]]")?;
+        // Through serde, so the rule crate's field names (and any field it adds) are written as it reads them.
+        match toml::to_string(rule) {
+            Ok(body) => out.push_str(&body),
+            Err(e) => writeln!(out, "# rule {:?} could not be written: {e}", rule.name)?,
+        }
+    }
+    Ok(())
+}
