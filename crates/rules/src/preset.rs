@@ -17,9 +17,9 @@ pub enum Mode {
     Emergency,
 }
 
-/// Normal: per IP over 10 s, more than 500 requests, or at least 50 404s making up at least 80% of responses.
+/// Normal: per IP over 10 s, more than 500 requests, or at least 80 404s making up at least 80% of responses.
 pub const NORMAL_CRITERIA: &str =
-    r#""count">500 || ("status_count|404">=50 && "status_ratio|404">=80%)"#;
+    r#""count">500 || ("status_count|404">=80 && "status_ratio|404">=80%)"#;
 /// Emergency: per IP over 10 s, more than 150 requests, or at least 20 4xx making up at least 50% of responses.
 pub const EMERGENCY_CRITERIA: &str =
     r#""count">150 || ("status_count|4xx">=20 && "status_ratio|4xx">=50%)"#;

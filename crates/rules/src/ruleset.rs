@@ -121,6 +121,9 @@ impl Rule {
             );
         }
 
+        if let Some(message) = uri_problem(&spec.uri, parameter_check) {
+            fail("uri", message);
+        }
         let kind = MatchKind::parse(&spec.match_);
         if kind.is_none() {
             fail(
@@ -130,9 +133,6 @@ impl Rule {
                     spec.match_
                 ),
             );
-        }
-        if let Some(message) = uri_problem(&spec.uri, parameter_check) {
-            fail("uri", message);
         }
 
         let priority = match spec.priority {
