@@ -10,11 +10,16 @@
 //! `exact - events(bucket c - 10) <= count <= exact`: a count never exceeds the exact sliding window and falls short
 //! of it by at most one bucket's events (at most the events of `interval / 10` seconds).
 //!
-//! Memory per key is fixed: an 8-byte bucket index and `10 * (2 + K)` 32-bit counters for K tracked selectors
-//! (see [`Window::state_bytes`]). A bucket counter saturates at `u32::MAX` instead of wrapping.
+//! Memory per key is fixed: an 8-byte bucket index and `10 * C` 32-bit counters, where C is `2 + K` for K tracked
+//! selectors rounded up to 2, 3, 4, 6 or 10, plus the table's 46 bytes of slot bookkeeping and index: 134 bytes
+//! per key with no selector, 174 with one, 214 with two ([`WindowTable::bytes_per_key`]). A bucket counter
+//! saturates at `u32::MAX` instead of wrapping. Keys live in the crate's byte-budget [`Table`]: a flood of
+//! distinct keys evicts the least recently seen ones, and an evicted key restarts from zero.
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::table::{Table, TableState};
 
 /// Buckets per window.
 pub const BUCKETS: usize = 10;
@@ -83,8 +88,8 @@ pub enum WindowError {
         "invalid status selector {0:?}: expected a code 100-599 such as 404, or a class such as 4xx"
     )]
     BadSelector(String),
-    #[error("window table of {size} bytes cannot hold one key ({per_key} bytes per key and table)")]
-    TooSmall { size: usize, per_key: usize },
+    #[error("window table of {size} bytes is too small to hold a key")]
+    TooSmall { size: usize },
 }
 
 /// What a window counts: its length and the statuses it tracks.
@@ -142,11 +147,6 @@ impl Window {
         2 + self.n_tracked
     }
 
-    /// Bytes of one key's [`WindowState`]: the struct and its counters.
-    pub fn state_bytes(&self) -> usize {
-        size_of::<WindowState>() + BUCKETS * self.stride() * size_of::<u32>()
-    }
-
     fn bucket(&self, now_ms: u64) -> u64 {
         now_ms / self.width_ms
     }
@@ -168,21 +168,47 @@ impl WindowCounts {
     }
 }
 
-/// One key's buckets: a pure value, driven with the table's [`Window`] and a time.
+/// One key's buckets: a pure value, driven with the table's [`Window`] and a time. `C` counters per bucket, at
+/// least the window's `2 + K`; [`WindowTable`] picks the smallest of a few sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WindowState {
+pub struct WindowState<const C: usize> {
     /// Index (`now / width`) of the newest bucket; the ring holds `newest - 9 ..= newest`.
     newest: u64,
-    /// `BUCKETS` rows of `stride` counters; bucket index `i` lives in row `i % BUCKETS`.
-    cells: Box<[u32]>,
+    /// Bucket index `i` lives in row `i % BUCKETS`: requests, responses, then the tracked selectors.
+    cells: [[u32; C]; BUCKETS],
 }
 
-impl WindowState {
+impl<const C: usize> Default for WindowState<C> {
+    fn default() -> Self {
+        Self {
+            newest: 0,
+            cells: [[0; C]; BUCKETS],
+        }
+    }
+}
+
+impl<const C: usize> TableState for WindowState<C> {
+    type Params = Window;
+
+    fn expirable(&self, now_ms: u64, w: &Window) -> bool {
+        self.is_idle(w, now_ms)
+    }
+}
+
+impl<const C: usize> WindowState<C> {
     /// An empty window for a key first seen at `now_ms`.
+    ///
+    /// # Panics
+    /// If `C` is below the window's `2 + K` counters.
     pub fn new(w: &Window, now_ms: u64) -> Self {
+        assert!(
+            w.stride() <= C,
+            "{C} counters per bucket for a window of {}",
+            w.stride()
+        );
         Self {
             newest: w.bucket(now_ms),
-            cells: vec![0; BUCKETS * w.stride()].into_boxed_slice(),
+            cells: [[0; C]; BUCKETS],
         }
     }
 
@@ -208,7 +234,6 @@ impl WindowState {
     /// The counts at `now_ms`, without recording anything.
     pub fn counts(&self, w: &Window, now_ms: u64) -> WindowCounts {
         let now = w.bucket(now_ms).max(self.newest);
-        let stride = w.stride();
         let mut out = WindowCounts {
             n_tracked: w.n_tracked as u8,
             ..WindowCounts::default()
@@ -221,11 +246,10 @@ impl WindowState {
             if index + (BUCKETS as u64) <= now {
                 break;
             }
-            let r = (index % BUCKETS as u64) as usize * stride;
-            let row = &self.cells[r..r + stride];
+            let row = &self.cells[(index % BUCKETS as u64) as usize];
             out.requests += u64::from(row[0]);
             out.responses += u64::from(row[1]);
-            for (sum, &c) in out.status.iter_mut().zip(&row[2..]) {
+            for (sum, &c) in out.status.iter_mut().zip(&row[2..w.stride()]) {
                 *sum += u64::from(c);
             }
         }
@@ -240,19 +264,146 @@ impl WindowState {
     /// Moves the ring to `now_ms`'s bucket, zeroing the rows it reuses, and returns that bucket's row. A time older
     /// than the newest bucket (another thread's slightly older clock read) is counted in the newest bucket.
     fn advance(&mut self, w: &Window, now_ms: u64) -> &mut [u32] {
-        let stride = w.stride();
         let now = w.bucket(now_ms);
         if now > self.newest {
             let fresh = (now - self.newest).min(BUCKETS as u64);
             for i in 0..fresh {
-                let r = ((now - i) % BUCKETS as u64) as usize * stride;
-                self.cells[r..r + stride].fill(0);
+                self.cells[((now - i) % BUCKETS as u64) as usize] = [0; C];
             }
             self.newest = now;
         }
-        let r = (self.newest % BUCKETS as u64) as usize * stride;
-        &mut self.cells[r..r + stride]
+        &mut self.cells[(self.newest % BUCKETS as u64) as usize][..w.stride()]
     }
+}
+
+/// Per-key sliding windows of one [`WindowSpec`] under a byte budget, all allocated up front. A flood of distinct
+/// keys evicts the least recently seen keys (idle ones first); an evicted key restarts from zero.
+pub struct WindowTable {
+    inner: Inner,
+}
+
+/// The table sized for the spec's counters per bucket: 2 + K rounded up to 2, 3, 4, 6 or 10.
+enum Inner {
+    C2(Table<WindowState<2>>),
+    C3(Table<WindowState<3>>),
+    C4(Table<WindowState<4>>),
+    C6(Table<WindowState<6>>),
+    C10(Table<WindowState<10>>),
+}
+
+macro_rules! with_table {
+    ($inner:expr, $t:ident => $e:expr) => {
+        match $inner {
+            Inner::C2($t) => $e,
+            Inner::C3($t) => $e,
+            Inner::C4($t) => $e,
+            Inner::C6($t) => $e,
+            Inner::C10($t) => $e,
+        }
+    };
+}
+
+impl std::fmt::Debug for WindowTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        with_table!(&self.inner, t => f.debug_struct("WindowTable").field("window", t.params()).field("table", t).finish())
+    }
+}
+
+impl WindowTable {
+    /// A table of at most `size_bytes` bytes for windows of `spec`.
+    pub fn new(spec: &WindowSpec, size_bytes: usize) -> Result<Self, WindowError> {
+        let w = Window::new(spec)?;
+        let too_small = |_| WindowError::TooSmall { size: size_bytes };
+        let inner = match w.stride() {
+            ..=2 => Inner::C2(Table::new(size_bytes, w).map_err(too_small)?),
+            3 => Inner::C3(Table::new(size_bytes, w).map_err(too_small)?),
+            4 => Inner::C4(Table::new(size_bytes, w).map_err(too_small)?),
+            5..=6 => Inner::C6(Table::new(size_bytes, w).map_err(too_small)?),
+            _ => Inner::C10(Table::new(size_bytes, w).map_err(too_small)?),
+        };
+        Ok(Self { inner })
+    }
+
+    /// The validated spec.
+    pub fn window(&self) -> &Window {
+        with_table!(&self.inner, t => t.params())
+    }
+
+    /// Counts a request of `key` at `now_ms` and returns the key's counts including it. A key that cannot be
+    /// stored (longer than the table's key limit, or no room) gets the counts of a window holding only this
+    /// request.
+    ///
+    /// Hot path: one shard lock, no allocation.
+    pub fn record_request(&self, key: &[u8], now_ms: u64) -> WindowCounts {
+        with_table!(&self.inner, t => record_request(t, key, now_ms))
+    }
+
+    /// Counts a response with `status` for `key` at `now_ms`; returns the counts after it, or `None` (nothing
+    /// recorded) when the key has no window, e.g. it was evicted since its request.
+    ///
+    /// Hot path: one shard lock, no allocation.
+    pub fn record_status(&self, key: &[u8], now_ms: u64, status: u16) -> Option<WindowCounts> {
+        with_table!(&self.inner, t => {
+            let w = t.params();
+            let h = t.hash(key);
+            let mut g = t.lock(h);
+            let r = g.find(h, key)?;
+            Some(g.state_mut(r).record_status(w, now_ms, status))
+        })
+    }
+
+    /// The counts of `key` at `now_ms`, or `None` when it has no window. Does not refresh the key's LRU place.
+    pub fn counts(&self, key: &[u8], now_ms: u64) -> Option<WindowCounts> {
+        with_table!(&self.inner, t => {
+            let h = t.hash(key);
+            let g = t.lock(h);
+            let r = g.peek(h, key)?;
+            Some(g.state(r).counts(t.params(), now_ms))
+        })
+    }
+
+    /// Keys held now (locks each shard in turn: not for the request path).
+    pub fn in_use(&self) -> usize {
+        with_table!(&self.inner, t => t.in_use())
+    }
+
+    /// Keys of up to 16 bytes the table holds.
+    pub fn capacity(&self) -> usize {
+        with_table!(&self.inner, t => t.capacity())
+    }
+
+    /// Bytes allocated; never above the size the table was built with.
+    pub fn held_bytes(&self) -> usize {
+        with_table!(&self.inner, t => t.held_bytes())
+    }
+
+    /// Bytes one key costs (state, slot bookkeeping and index share) for this table's spec.
+    pub fn bytes_per_key(&self) -> usize {
+        match &self.inner {
+            Inner::C2(_) => Table::<WindowState<2>>::bytes_per_state(),
+            Inner::C3(_) => Table::<WindowState<3>>::bytes_per_state(),
+            Inner::C4(_) => Table::<WindowState<4>>::bytes_per_state(),
+            Inner::C6(_) => Table::<WindowState<6>>::bytes_per_state(),
+            Inner::C10(_) => Table::<WindowState<10>>::bytes_per_state(),
+        }
+    }
+}
+
+fn record_request<const C: usize>(
+    t: &Table<WindowState<C>>,
+    key: &[u8],
+    now_ms: u64,
+) -> WindowCounts {
+    let w = t.params();
+    let h = t.hash(key);
+    let mut g = t.lock(h);
+    if let Some(r) = g.find(h, key) {
+        return g.state_mut(r).record_request(w, now_ms);
+    }
+    let mut state = WindowState::<C>::new(w, now_ms);
+    let counts = state.record_request(w, now_ms);
+    let _ = g.insert(h, key, now_ms, state);
+    counts
 }
 
 #[inline]
