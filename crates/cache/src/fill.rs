@@ -1,0 +1,238 @@
+//! Request coalescing: the leader of a miss fills the cache, followers wait for it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
+
+use crate::entry::{self, CachedResponse, Entry};
+use crate::policy::{self, RequestHead};
+use crate::stats::Stats;
+use crate::{NotStored, Shared};
+
+/// What followers see on the flight's channel.
+#[derive(Debug)]
+pub(crate) enum FlightState {
+    Pending,
+    /// `None`: the leader brought nothing storable; each follower goes upstream on its own.
+    Done(Option<Arc<Entry>>),
+}
+
+/// Held by the one request that fetches a missing object. [`complete`](Self::complete) stores the response
+/// (if it may be stored) and wakes the followers; dropping the guard instead (upstream error, client gone,
+/// panic, response streamed because too large) wakes them with nothing, so they go upstream themselves
+/// rather than hang.
+pub struct FillGuard {
+    shared: Arc<Shared>,
+    key: Box<str>,
+    id: u64,
+    tx: Option<tokio::sync::watch::Sender<FlightState>>,
+    /// Boxed: keeps `Lookup` small on the hit path, which never builds one.
+    req: Box<RequestHead>,
+}
+
+impl FillGuard {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        key: Box<str>,
+        id: u64,
+        tx: tokio::sync::watch::Sender<FlightState>,
+        req: RequestHead,
+    ) -> Self {
+        FillGuard {
+            shared,
+            key,
+            id,
+            tx: Some(tx),
+            req: Box::new(req),
+        }
+    }
+
+    /// Largest object that can be stored (see [`crate::Cache::max_object_size`]).
+    pub fn max_object_size(&self) -> usize {
+        self.shared.object_limit
+    }
+
+    /// Whether a response with this head would be stored, judged before its body is read: lets the proxy
+    /// stream (and drop the guard) instead of buffering when it would not. `Content-Length`, when given,
+    /// is checked against the per-object limit; [`complete`](Self::complete) checks the real size.
+    pub fn check(&self, parts: &http::response::Parts, now: SystemTime) -> Result<(), NotStored> {
+        let limit = self.shared.object_limit as u64;
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(size) = declared.filter(|&len| len > limit) {
+            return Err(NotStored::TooLarge { size, limit });
+        }
+        policy::evaluate(
+            &self.req,
+            parts.status,
+            &parts.headers,
+            now,
+            self.shared.config.default_ttl,
+        )
+        .map(drop)
+    }
+
+    /// Stores the upstream response if it may be stored, and hands it to the followers. `now` is when the
+    /// response arrived. The caller sends the response to its own client either way (`X-Cache: MISS`).
+    pub fn complete(
+        mut self,
+        parts: &http::response::Parts,
+        body: Bytes,
+        now: SystemTime,
+    ) -> Result<(), NotStored> {
+        let result = self.build(parts, body, now).map(Arc::new);
+        let stats = &self.shared.stats;
+        match &result {
+            Ok(_) => Stats::bump(&stats.stored),
+            Err(_) => Stats::bump(&stats.not_stored),
+        }
+        let stored = result.as_ref().ok().cloned();
+        self.shared
+            .finish_flight(&self.key, self.id, stored.clone());
+        if let Some(tx) = self.tx.take() {
+            // `send_replace` stores the value even when no follower is listening.
+            tx.send_replace(FlightState::Done(stored));
+        }
+        result.map(drop)
+    }
+
+    fn build(
+        &self,
+        parts: &http::response::Parts,
+        body: Bytes,
+        now: SystemTime,
+    ) -> Result<Entry, NotStored> {
+        let config = &self.shared.config;
+        let limit = self.shared.object_limit;
+        if body.len() > limit {
+            return Err(NotStored::TooLarge {
+                size: body.len() as u64,
+                limit: limit as u64,
+            });
+        }
+        let fresh = policy::evaluate(
+            &self.req,
+            parts.status,
+            &parts.headers,
+            now,
+            config.default_ttl,
+        )?;
+        let vary = policy::vary_names(&parts.headers)
+            .map(|name| {
+                let name = policy::vary_header_name(name)?;
+                let value = self.req.headers().get(&name).cloned();
+                Ok((name, value))
+            })
+            .collect::<Result<Box<[_]>, NotStored>>()?;
+        let headers = entry::stored_headers(&parts.headers, body.len());
+        let size = entry::entry_size(&self.key, &headers, &vary, body.len());
+        if size > limit {
+            return Err(NotStored::TooLarge {
+                size: size as u64,
+                limit: limit as u64,
+            });
+        }
+        let fresh_until = now.checked_add(fresh.ttl).unwrap_or(now);
+        let stale_until = if fresh.no_stale {
+            fresh_until
+        } else {
+            fresh_until
+                .checked_add(config.stale_grace)
+                .unwrap_or(fresh_until)
+        };
+        Ok(Entry {
+            status: parts.status,
+            headers,
+            body,
+            stored_at: now,
+            initial_age: fresh.initial_age,
+            fresh_until,
+            stale_until,
+            vary,
+            size,
+        })
+    }
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            Stats::bump(&self.shared.stats.not_stored);
+            self.shared.finish_flight(&self.key, self.id, None);
+            // Dropping the sender closes the channel: waiting followers wake with nothing.
+            self.tx = None;
+        }
+    }
+}
+
+impl std::fmt::Debug for FillGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FillGuard").field("key", &self.key).finish()
+    }
+}
+
+/// Held by a request that found a fill of its object in flight.
+pub struct WaitHandle {
+    shared: Arc<Shared>,
+    rx: tokio::sync::watch::Receiver<FlightState>,
+    head: bool,
+}
+
+impl WaitHandle {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        rx: tokio::sync::watch::Receiver<FlightState>,
+        head: bool,
+    ) -> Self {
+        WaitHandle { shared, rx, head }
+    }
+
+    /// Waits up to `timeout` for the leader. `Some`: the object it stored, to send as a hit. `None`: the
+    /// leader failed, brought a response that may not be shared (private, Set-Cookie, too large, ...), its
+    /// variant does not match `req`'s `Vary` headers, or the wait timed out; go upstream yourself.
+    pub async fn wait(
+        mut self,
+        req: &http::request::Parts,
+        timeout: Duration,
+    ) -> Option<CachedResponse> {
+        let entry = match tokio::time::timeout(
+            timeout,
+            self.rx
+                .wait_for(|state| matches!(state, FlightState::Done(_))),
+        )
+        .await
+        {
+            Ok(Ok(state)) => match &*state {
+                FlightState::Done(Some(entry)) => Some(Arc::clone(entry)),
+                _ => None,
+            },
+            // Closed without a result (leader dropped) or timed out.
+            _ => None,
+        };
+        let stats = &self.shared.stats;
+        match entry.filter(|e| e.vary_matches(&req.headers)) {
+            Some(entry) => {
+                Stats::bump(&stats.hits);
+                let now = entry.stored_at;
+                Some(CachedResponse::new(entry, now, self.head))
+            }
+            None => {
+                Stats::bump(&stats.passes);
+                None
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for WaitHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitHandle")
+            .field("head", &self.head)
+            .finish()
+    }
+}
