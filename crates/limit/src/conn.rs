@@ -9,7 +9,7 @@
 //! States live in the crate's [`Table`] with a zero-sized state: a key's count is its pin count. Pinned states are
 //! never evicted and every stored state is pinned (the release that unpins to zero removes it), so the table's LRU
 //! eviction never fires and a full zone refuses new keys, as nginx's. One state costs one table slot (42 bytes
-//! with a key of up to 16 bytes; longer keys take a 32-byte slot per further 32 bytes).
+//! with a key of up to 16 bytes; a longer key takes one more slot per 32 key bytes past the first 12).
 
 use std::sync::Arc;
 
@@ -167,6 +167,11 @@ impl ConnZone {
         self.table.capacity()
     }
 
+    /// Bytes one key of up to 16 bytes costs (a longer key takes one more slot per 32 key bytes past the first 12).
+    pub const fn bytes_per_key() -> usize {
+        Table::<Held>::bytes_per_state()
+    }
+
     /// Bytes allocated for the zone; never above the size it was built with.
     pub fn held_bytes(&self) -> usize {
         self.table.held_bytes()
@@ -255,6 +260,11 @@ mod tests {
         fn assert_send_static<T: Send + 'static>() {}
         assert_send_static::<ConnGuard>();
         assert_send_static::<ConnDecision>();
+    }
+
+    #[test]
+    fn state_is_42_bytes() {
+        assert_eq!(ConnZone::bytes_per_key(), 42);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! counted: a client that keeps hammering is still let through at N per second.
 //!
 //! Each key keeps a ring of its last admission times as 16-bit offsets from a per-key base, [`RING`] slots in
-//! [`SecondState`]'s fixed 144 bytes. Up to N = [`RING`] a slot is one admission and the decision is exact. Above,
+//! [`SecondState`]'s fixed 144 bytes (190 per key with the table's slot bookkeeping and index, so a 1 MiB table
+//! holds about 5,500 keys). Up to N = [`RING`] a slot is one admission and the decision is exact. Above,
 //! a slot holds a group of `g = ceil(N / RING)` admissions stamped with the group's latest time: the count never
 //! misses an admission of the last second, so more than N are never admitted in any second, but up to `g - 1`
 //! admissions more than a second old may still be counted (a refusal up to `g - 1` requests early: at most 1.6% of

@@ -224,3 +224,35 @@ fn concurrent_acquire_and_release_never_exceeds_n() {
     assert_eq!(z.count(b"shared"), 0);
     assert_eq!(z.in_use(), 0);
 }
+
+#[test]
+fn concurrent_many_keys_in_a_sharded_zone() {
+    const N: u32 = 2;
+    let z = Arc::new(ConnZone::new("big", 4 << 20).unwrap());
+    let threads: Vec<_> = (0..6u8)
+        .map(|t| {
+            let z = Arc::clone(&z);
+            std::thread::spawn(move || {
+                let limits = [lim(&z, N, false)];
+                let mut held = Vec::new();
+                for i in 0..3_000u32 {
+                    let key = [b'k', (i % 17) as u8, t % 2];
+                    let d = limit_conn(&limits, &[&key]);
+                    if d.status == Some(ConnStatus::Passed) {
+                        assert!(z.count(&key) <= N);
+                        held.push(d.guard);
+                    }
+                    // Keep a few requests open at a time, releasing the oldest.
+                    if held.len() > 5 {
+                        held.remove(0);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(z.in_use(), 0);
+    assert!(z.held_bytes() <= 4 << 20);
+}

@@ -172,3 +172,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn concurrent_checks_admit_exactly_n_per_second() {
+    let t = std::sync::Arc::new(table());
+    let clock = FakeClock::new(50_000);
+    let admitted: usize = (0..4)
+        .map(|_| {
+            let t = std::sync::Arc::clone(&t);
+            let clock = clock.clone();
+            std::thread::spawn(move || {
+                (0..500)
+                    .filter(|_| t.check(b"ip", 100, clock.now_ms()))
+                    .count()
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .sum();
+    assert_eq!(admitted, 100);
+}
