@@ -28,3 +28,6 @@ pub enum HarnessError {
     #[error("edgeguard: {0}")]
     Edgeguard(String),
 }
+
+#[cfg(test)]
+mod tests;
