@@ -1,0 +1,251 @@
+//! The two body types of a proxied exchange.
+//!
+//! [`RequestBody`] streams the client's body to the upstream, enforcing `max_body_size` (a chunked body is cut
+//! when it passes the limit) and `body_timeout` between reads. [`ProxyBody`] is every response the node sends:
+//! a short local answer or an upstream body. It carries the request's `limit_conn` counts, so they are released
+//! exactly when the body has been sent or dropped (client gone, HTTP/2 stream reset), and the upstream
+//! connection, which goes back to its pool only after the whole body was read.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+
+use crate::limits::ConnGuard;
+use crate::upstream::Pooled;
+
+/// Why a body stream stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("request body larger than max_body_size")]
+    TooLarge,
+    #[error("client sent no body data within body_timeout")]
+    ClientTimeout,
+    #[error("client body: {0}")]
+    Client(#[source] hyper::Error),
+    #[error("upstream sent no body data within read_timeout")]
+    UpstreamTimeout,
+    #[error("upstream body: {0}")]
+    Upstream(#[source] hyper::Error),
+}
+
+/// A timer that fires when a stream makes no progress for `limit`. Armed lazily on the first `Pending`, so a
+/// body that is always ready never creates one.
+struct Idle {
+    limit: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+    armed: bool,
+}
+
+impl Idle {
+    fn new(limit: Duration) -> Self {
+        Self {
+            limit,
+            sleep: None,
+            armed: false,
+        }
+    }
+
+    fn progress(&mut self) {
+        self.armed = false;
+    }
+
+    /// Called when the stream is pending: whether the idle limit has passed.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = Instant::now() + self.limit;
+        match &mut self.sleep {
+            Some(sleep) if !self.armed => sleep.as_mut().reset(deadline),
+            Some(_) => {}
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+        }
+        self.armed = true;
+        match &mut self.sleep {
+            Some(sleep) => sleep.as_mut().poll(cx).is_ready(),
+            None => false,
+        }
+    }
+}
+
+/// The client's request body on its way upstream.
+pub struct RequestBody {
+    inner: Incoming,
+    max: u64,
+    seen: u64,
+    idle: Idle,
+}
+
+impl RequestBody {
+    pub(crate) fn new(inner: Incoming, max: u64, body_timeout: Duration) -> Self {
+        Self {
+            inner,
+            max,
+            seen: 0,
+            idle: Idle::new(body_timeout),
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.progress();
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.max {
+                        return Poll::Ready(Some(Err(BodyError::TooLarge)));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Client(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if this.idle.expired(cx) {
+                    Poll::Ready(Some(Err(BodyError::ClientTimeout)))
+                } else {
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+enum Inner {
+    Full(Option<Bytes>),
+    Upstream {
+        body: Incoming,
+        idle: Idle,
+        done: bool,
+    },
+}
+
+/// Every response body the node sends.
+pub struct ProxyBody {
+    inner: Inner,
+    guard: Option<ConnGuard>,
+    pooled: Option<Pooled>,
+}
+
+impl ProxyBody {
+    /// A complete body (local answers: errors, limits).
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Self {
+            inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
+            guard: None,
+            pooled: None,
+        }
+    }
+
+    /// An upstream's body; `pooled` goes back to its pool once the body has been read to the end.
+    pub(crate) fn upstream(body: Incoming, pooled: Pooled, read_timeout: Duration) -> Self {
+        Self {
+            inner: Inner::Upstream {
+                body,
+                idle: Idle::new(read_timeout),
+                done: false,
+            },
+            guard: None,
+            pooled: Some(pooled),
+        }
+    }
+
+    /// Keeps `guard` (the request's limit_conn counts) until this body is finished or dropped.
+    pub(crate) fn hold(&mut self, guard: ConnGuard) {
+        self.guard = Some(guard);
+    }
+
+    fn finish(&mut self, reuse: bool) {
+        self.guard = None;
+        if let Some(pooled) = self.pooled.take()
+            && reuse
+        {
+            pooled.put_back();
+        }
+    }
+}
+
+impl Drop for ProxyBody {
+    fn drop(&mut self) {
+        // A body hyper never polled because it was known empty (HEAD, 204, Content-Length: 0) still leaves its
+        // upstream connection reusable.
+        let reusable = match &self.inner {
+            Inner::Upstream { body, done, .. } => *done || body.is_end_stream(),
+            Inner::Full(_) => false,
+        };
+        self.finish(reusable);
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let step = match &mut this.inner {
+            Inner::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Upstream { body, idle, done } => match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    idle.progress();
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Poll::Ready(Some(Err(e))) => Err(BodyError::Upstream(e)),
+                Poll::Ready(None) => {
+                    *done = true;
+                    Ok(())
+                }
+                Poll::Pending if idle.expired(cx) => Err(BodyError::UpstreamTimeout),
+                Poll::Pending => return Poll::Pending,
+            },
+        };
+        match step {
+            Ok(()) => {
+                this.finish(true);
+                Poll::Ready(None)
+            }
+            Err(e) => {
+                this.finish(false);
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Full(bytes) => bytes.is_none(),
+            Inner::Upstream { body, done, .. } => *done || body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Inner::Full(None) => SizeHint::with_exact(0),
+            Inner::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}

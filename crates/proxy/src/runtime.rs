@@ -1,0 +1,248 @@
+//! The runtime state built from a [`Config`]: domains by host name with their locations' effective limit
+//! lists, the zones those limits count in, and the upstream pools. Requests read one snapshot of it; a reload
+//! builds a new one and swaps it in whole (`arc-swap`), so a request never sees half of two configurations.
+//!
+//! A zone whose name, key, rate and size are unchanged is the same zone after a reload, counters included, so a
+//! reload never hands out a free burst. Pools are kept by address, so reloads do not drop idle connections.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edgeguard_config::{
+    Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
+};
+use http::{HeaderValue, StatusCode};
+
+use crate::error::ProxyError;
+use crate::key::CompiledKey;
+use crate::limits::{self, ConnLimit, ConnZone, ReqLimit, ReqZone};
+use crate::upstream::UpstreamPool;
+
+/// The limit lists in force for one location (or for a domain outside its locations).
+#[derive(Debug, Default)]
+pub(crate) struct Limits {
+    pub req: Vec<ReqLimit>,
+    pub req_keys: Vec<Arc<CompiledKey>>,
+    pub conn: Vec<ConnLimit>,
+    pub conn_keys: Vec<Arc<CompiledKey>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LocationRt {
+    pub path: String,
+    pub limits: Arc<Limits>,
+}
+
+#[derive(Debug)]
+pub(crate) struct DomainRt {
+    pub name: String,
+    pub explain: bool,
+    pub limit_req_status: StatusCode,
+    pub limit_conn_status: StatusCode,
+    pub limits: Arc<Limits>,
+    /// Longest path first.
+    pub locations: Vec<LocationRt>,
+    /// In the order they are tried: parents (edges only), then origins.
+    pub upstreams: Vec<Arc<UpstreamPool>>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl DomainRt {
+    /// The limits for `path` (already normalised): the longest matching location's, else the domain's.
+    pub(crate) fn limits_for(&self, path: &[u8]) -> &Arc<Limits> {
+        self.locations
+            .iter()
+            .find(|l| path.starts_with(l.path.as_bytes()))
+            .map_or(&self.limits, |l| &l.limits)
+    }
+}
+
+pub(crate) struct Runtime {
+    pub via: HeaderValue,
+    pub trusted_proxies: Vec<IpNet>,
+    pub max_header_size: usize,
+    pub max_body_size: u64,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub domains: HashMap<String, Arc<DomainRt>>,
+    req_zones: HashMap<String, (ReqZoneSpec, Arc<ReqZone>, Arc<CompiledKey>)>,
+    conn_zones: HashMap<String, (ConnZoneSpec, Arc<ConnZone>, Arc<CompiledKey>)>,
+    pools: Vec<Arc<UpstreamPool>>,
+}
+
+fn status(code: u16, what: &str) -> Result<StatusCode, ProxyError> {
+    StatusCode::from_u16(code)
+        .map_err(|_| ProxyError::Config(format!("{what} {code} is not a status code")))
+}
+
+impl Runtime {
+    /// Builds the state for `config`, taking over zones and pools of `previous` where they are unchanged.
+    pub(crate) fn build(config: &Config, previous: Option<&Runtime>) -> Result<Self, ProxyError> {
+        let node = &config.node;
+        let via = HeaderValue::try_from(format!("1.1 {}", node.name)).map_err(|_| {
+            ProxyError::Config(format!(
+                "node.name {:?} cannot appear in a Via header",
+                node.name
+            ))
+        })?;
+
+        let mut req_zones = HashMap::new();
+        for spec in &config.limit_req_zones {
+            let kept = previous
+                .and_then(|p| p.req_zones.get(&spec.name))
+                .filter(|(old, _, _)| old == spec)
+                .map(|(_, zone, key)| (zone.clone(), key.clone()));
+            let (zone, key) = match kept {
+                Some(k) => k,
+                None => (
+                    limits::new_req_zone(&spec.name, spec.rate, spec.size)
+                        .map_err(ProxyError::Config)?,
+                    Arc::new(CompiledKey::compile(&spec.key)),
+                ),
+            };
+            req_zones.insert(spec.name.clone(), (spec.clone(), zone, key));
+        }
+        let mut conn_zones = HashMap::new();
+        for spec in &config.limit_conn_zones {
+            let kept = previous
+                .and_then(|p| p.conn_zones.get(&spec.name))
+                .filter(|(old, _, _)| old == spec)
+                .map(|(_, zone, key)| (zone.clone(), key.clone()));
+            let (zone, key) = match kept {
+                Some(k) => k,
+                None => (
+                    limits::new_conn_zone(&spec.name, spec.size).map_err(ProxyError::Config)?,
+                    Arc::new(CompiledKey::compile(&spec.key)),
+                ),
+            };
+            conn_zones.insert(spec.name.clone(), (spec.clone(), zone, key));
+        }
+
+        let mut runtime = Runtime {
+            via,
+            trusted_proxies: node.trusted_proxies.clone(),
+            max_header_size: node.max_header_size,
+            max_body_size: node.max_body_size,
+            header_timeout: node.header_timeout,
+            body_timeout: node.body_timeout,
+            keepalive_timeout: node.keepalive_timeout,
+            domains: HashMap::new(),
+            req_zones,
+            conn_zones,
+            pools: Vec::new(),
+        };
+        let previous_pools = previous.map_or(&[][..], |p| &p.pools[..]);
+        for domain in &config.domains {
+            let rt = runtime.build_domain(domain, node.tier, previous_pools)?;
+            runtime
+                .domains
+                .insert(domain.name.to_ascii_lowercase(), Arc::new(rt));
+        }
+        Ok(runtime)
+    }
+
+    fn pool(
+        &mut self,
+        kind: &str,
+        up: &edgeguard_config::Upstream,
+        previous: &[Arc<UpstreamPool>],
+    ) -> Arc<UpstreamPool> {
+        let label_kind = |p: &Arc<UpstreamPool>| p.label.starts_with(kind);
+        if let Some(p) = self
+            .pools
+            .iter()
+            .find(|p| p.same_address(up) && label_kind(p))
+        {
+            return p.clone();
+        }
+        let pool = previous
+            .iter()
+            .find(|p| p.same_address(up) && label_kind(p))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(UpstreamPool::new(kind, up)));
+        self.pools.push(pool.clone());
+        pool
+    }
+
+    fn build_domain(
+        &mut self,
+        d: &Domain,
+        tier: Tier,
+        previous: &[Arc<UpstreamPool>],
+    ) -> Result<DomainRt, ProxyError> {
+        let mut upstreams = Vec::new();
+        if tier == Tier::Edge {
+            for up in &d.parents {
+                upstreams.push(self.pool("parent", up, previous));
+            }
+        }
+        for up in &d.origins {
+            upstreams.push(self.pool("origin", up, previous));
+        }
+        let limits = Arc::new(self.limits(&d.name, &d.limit_req, &d.limit_conn)?);
+        let mut locations = Vec::with_capacity(d.locations.len());
+        for loc in &d.locations {
+            let req = loc.limit_req.as_deref().unwrap_or(&d.limit_req);
+            let conn = loc.limit_conn.as_deref().unwrap_or(&d.limit_conn);
+            locations.push(LocationRt {
+                path: loc.path.clone(),
+                limits: Arc::new(self.limits(&d.name, req, conn)?),
+            });
+        }
+        // The model promises longest first; sorting again keeps the match right whatever built the config.
+        locations.sort_by_key(|l| std::cmp::Reverse(l.path.len()));
+        Ok(DomainRt {
+            name: d.name.to_ascii_lowercase(),
+            explain: d.explain,
+            limit_req_status: status(d.limit_req_status, "limit_req_status")?,
+            limit_conn_status: status(d.limit_conn_status, "limit_conn_status")?,
+            limits,
+            locations,
+            upstreams,
+            connect_timeout: d.connect_timeout,
+            read_timeout: d.read_timeout,
+        })
+    }
+
+    fn limits(
+        &self,
+        domain: &str,
+        req: &[LimitReqSpec],
+        conn: &[LimitConnSpec],
+    ) -> Result<Limits, ProxyError> {
+        let mut out = Limits::default();
+        for spec in req {
+            let (_, zone, key) = self.req_zones.get(&spec.zone).ok_or_else(|| {
+                ProxyError::Config(format!(
+                    "domain {domain}: limit_req zone {:?} is not defined",
+                    spec.zone
+                ))
+            })?;
+            out.req.push(ReqLimit {
+                zone: zone.clone(),
+                burst: spec.burst,
+                delay: spec.delay,
+                dry_run: spec.dry_run,
+            });
+            out.req_keys.push(key.clone());
+        }
+        for spec in conn {
+            let (_, zone, key) = self.conn_zones.get(&spec.zone).ok_or_else(|| {
+                ProxyError::Config(format!(
+                    "domain {domain}: limit_conn zone {:?} is not defined",
+                    spec.zone
+                ))
+            })?;
+            out.conn.push(ConnLimit {
+                zone: zone.clone(),
+                conn: spec.conn,
+                dry_run: spec.dry_run,
+            });
+            out.conn_keys.push(key.clone());
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,224 @@
+//! Listeners and connections: one accept loop per `node.listen` address, each connection served by hyper-util's
+//! auto builder (HTTP/1.1 with keep-alive and pipelining, or HTTP/2 with prior knowledge, told apart by the
+//! connection preface), graceful shutdown through hyper-util's watcher.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use edgeguard_config::Config;
+use edgeguard_limit::{Clock, MonotonicClock};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::client::canonical;
+use crate::error::ProxyError;
+use crate::pipeline::{self, ConnInfo, Shared};
+use crate::runtime::Runtime;
+
+/// How long [`RunningNode::shutdown`] lets requests in flight finish.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Entry point: builds the runtime state from a configuration and serves it.
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Binds every `node.listen` address (port 0 picks a free port) and serves until shut down. Limits read
+    /// time from the machine's monotonic clock.
+    pub async fn start(config: Config) -> Result<RunningNode, ProxyError> {
+        Self::start_with_clock(config, Arc::new(MonotonicClock)).await
+    }
+
+    /// As [`Node::start`], with the limiters reading `clock` (tests drive a `FakeClock`). Delays ordered by
+    /// limit_req still wait in real time.
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RunningNode, ProxyError> {
+        if config.node.listen.is_empty() {
+            return Err(ProxyError::NoListener);
+        }
+        let runtime = Runtime::build(&config, None)?;
+        let mut listeners = Vec::with_capacity(config.node.listen.len());
+        for &addr in &config.node.listen {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ProxyError::Bind { addr, source })?;
+            listeners.push(listener);
+        }
+        let addrs = listeners
+            .iter()
+            .zip(&config.node.listen)
+            .map(|(l, &addr)| {
+                l.local_addr()
+                    .map_err(|source| ProxyError::Bind { addr, source })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let shared = Arc::new(Shared {
+            runtime: ArcSwap::from_pointee(runtime),
+            clock,
+        });
+        let (stop, stop_rx) = watch::channel(None);
+        let tasks = listeners
+            .into_iter()
+            .map(|l| tokio::spawn(accept_loop(l, shared.clone(), stop_rx.clone())))
+            .collect();
+        tracing::info!(?addrs, node = %config.node.name, "edgeguard node serving");
+        Ok(RunningNode {
+            addrs,
+            shared,
+            stop,
+            tasks,
+            reload_lock: Mutex::new(()),
+        })
+    }
+}
+
+/// A serving node. Dropping it stops the listeners without waiting (use [`RunningNode::shutdown`] to wait).
+pub struct RunningNode {
+    addrs: Vec<SocketAddr>,
+    shared: Arc<Shared>,
+    stop: watch::Sender<Option<Duration>>,
+    tasks: Vec<JoinHandle<()>>,
+    reload_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningNode {
+    /// The bound addresses, in `node.listen` order (with real ports where 0 was asked).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Applies `config` to every request that starts after this returns. Zones whose name, key, rate and size
+    /// are unchanged keep their counters. On error the running configuration stays in force. Listen addresses
+    /// are not changed by a reload (a new `node.listen` needs a restart).
+    pub fn reload(&self, config: Config) -> Result<(), ProxyError> {
+        let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.shared.runtime.load_full();
+        let next = Runtime::build(&config, Some(&current))?;
+        self.shared.runtime.store(Arc::new(next));
+        tracing::info!(node = %config.node.name, "configuration reloaded");
+        Ok(())
+    }
+
+    /// Stops accepting, lets requests in flight finish for up to [`DEFAULT_SHUTDOWN_GRACE`], then cuts the rest.
+    pub async fn shutdown(self) {
+        self.shutdown_within(DEFAULT_SHUTDOWN_GRACE).await
+    }
+
+    /// As [`RunningNode::shutdown`] with a chosen grace period.
+    pub async fn shutdown_within(mut self, grace: Duration) {
+        let _ = self.stop.send(Some(grace));
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        if !self.tasks.is_empty() {
+            let _ = self.stop.send(Some(Duration::ZERO));
+        }
+    }
+}
+
+fn server_builder(rt: &Runtime) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        // hyper starts this timer whenever it waits for a request head, idle keep-alive included, so it is
+        // both the slow-header limit and the idle limit.
+        .header_read_timeout(rt.header_timeout.min(rt.keepalive_timeout))
+        // hyper's smallest buffer is 8 KiB; a head that does not fit gets 431.
+        .max_buf_size(rt.max_header_size.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(None)
+        .max_header_list_size(u32::try_from(rt.max_header_size).unwrap_or(u32::MAX));
+    builder
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let watcher = graceful.watcher();
+                    conns.spawn(serve(stream, peer, shared.clone(), watcher));
+                }
+                Err(e) => {
+                    // Out of descriptors and similar: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
+        while conns.try_join_next().is_some() {}
+    }
+    drop(listener);
+    let grace = stop.borrow().unwrap_or(Duration::ZERO);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = conns.len(),
+            "shutdown grace period over, closing connections"
+        );
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let peer_ip = canonical(peer.ip());
+    let conn = Arc::new(ConnInfo {
+        peer_ip,
+        peer_text: Bytes::from(peer_ip.to_string()),
+    });
+    let builder = server_builder(&shared.runtime.load());
+    let svc_shared = shared.clone();
+    let service = service_fn(move |req| {
+        let conn = conn.clone();
+        let shared = svc_shared.clone();
+        async move { Ok::<_, Infallible>(pipeline::handle(req, conn, shared).await) }
+    });
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(%peer, "connection ended: {e}");
+    }
+}

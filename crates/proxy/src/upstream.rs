@@ -1,0 +1,279 @@
+//! Talking to parents and origins: one small keep-alive pool of HTTP/1.1 connections per upstream address, and
+//! the forwarding loop that tries a domain's upstreams in order (parents, then origins, for an edge).
+//!
+//! A connection leaves its pool for one exchange and goes back only after the response body was read to the end
+//! (see `body.rs`), so a pooled connection is always idle. A request that could not be written on a pooled
+//! connection (the upstream closed it meanwhile) is retried on another; a request that was written is never
+//! retried, because its body is gone.
+//!
+//! Hot path: `take_idle`/`put_back` hold a std mutex for a push or pop only, never across an `.await`.
+
+use std::error::Error as _;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edgeguard_config::Upstream;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::body::{BodyError, RequestBody};
+
+/// Idle connections kept per upstream address; more are closed when released.
+const MAX_IDLE: usize = 512;
+/// Attempts on one upstream for a request that was not written (stale pooled connections).
+const MAX_ATTEMPTS: usize = 4;
+
+/// The pool of one upstream address.
+pub(crate) struct UpstreamPool {
+    host: String,
+    port: u16,
+    /// `origin 127.0.0.1:8081` / `parent p1:80`, for error bodies and logs.
+    pub(crate) label: String,
+    idle: Mutex<Vec<SendRequest<RequestBody>>>,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label)
+    }
+}
+
+/// A connection on loan for one exchange.
+pub(crate) struct Pooled {
+    pool: Arc<UpstreamPool>,
+    sender: SendRequest<RequestBody>,
+}
+
+impl Pooled {
+    pub(crate) fn put_back(self) {
+        self.pool.put(self.sender);
+    }
+}
+
+/// How one upstream failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Failure {
+    Resolve,
+    Refused,
+    ConnectTimeout,
+    ConnectError,
+    Reset,
+    ReadTimeout,
+    BadResponse,
+    /// The client's body broke the exchange: these are answered as client errors.
+    BodyTooLarge,
+    BodyTimeout,
+    ClientGone,
+}
+
+impl Failure {
+    pub(crate) fn status(self) -> StatusCode {
+        match self {
+            Failure::ConnectTimeout | Failure::ReadTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Failure::ClientGone => StatusCode::BAD_REQUEST,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub(crate) fn is_client_side(self) -> bool {
+        matches!(
+            self,
+            Failure::BodyTooLarge | Failure::BodyTimeout | Failure::ClientGone
+        )
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Failure::Resolve => "name could not be resolved",
+            Failure::Refused => "refused the connection",
+            Failure::ConnectTimeout => "did not accept the connection within connect_timeout",
+            Failure::ConnectError => "could not be connected to",
+            Failure::Reset => "closed or reset the connection",
+            Failure::ReadTimeout => "sent no response within read_timeout",
+            Failure::BadResponse => "sent an invalid response",
+            Failure::BodyTooLarge => "was not sent the request: body larger than max_body_size",
+            Failure::BodyTimeout => "was not sent the request: client body timed out",
+            Failure::ClientGone => "was not sent the request: client body broken",
+        }
+    }
+}
+
+/// Every upstream tried for a request, with how each failed; the last decides the status.
+#[derive(Debug, Default)]
+pub(crate) struct Failures(pub(crate) Vec<(Arc<UpstreamPool>, Failure)>);
+
+impl Failures {
+    pub(crate) fn status(&self) -> StatusCode {
+        self.0
+            .last()
+            .map_or(StatusCode::BAD_GATEWAY, |(_, f)| f.status())
+    }
+
+    /// The error body: one line per upstream tried.
+    pub(crate) fn body(&self) -> String {
+        let status = self.status();
+        let mut out = format!(
+            "{} {}\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        );
+        if self.0.is_empty() {
+            out.push_str("edgeguard: this domain has no upstream configured\n");
+        }
+        for (pool, failure) in &self.0 {
+            let _ = writeln!(out, "edgeguard: {} {}", pool.label, failure.describe());
+        }
+        out
+    }
+}
+
+impl UpstreamPool {
+    pub(crate) fn new(kind: &str, up: &Upstream) -> Self {
+        Self {
+            host: up.host.clone(),
+            port: up.port,
+            label: format!("{kind} {}:{}", up.host, up.port),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn same_address(&self, up: &Upstream) -> bool {
+        self.host == up.host && self.port == up.port
+    }
+
+    fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(sender) = idle.pop() {
+            if !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    fn put(&self, sender: SendRequest<RequestBody>) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(sender);
+        }
+    }
+
+    async fn connect(&self, timeout: Duration) -> Result<SendRequest<RequestBody>, Failure> {
+        let addr = match self.host.parse::<IpAddr>() {
+            Ok(ip) => SocketAddr::new(ip, self.port),
+            Err(_) => {
+                let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
+                match tokio::time::timeout(timeout, lookup).await {
+                    Ok(Ok(mut addrs)) => addrs.next().ok_or(Failure::Resolve)?,
+                    Ok(Err(_)) => return Err(Failure::Resolve),
+                    Err(_) => return Err(Failure::ConnectTimeout),
+                }
+            }
+        };
+        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                return Err(match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+                    std::io::ErrorKind::TimedOut => Failure::ConnectTimeout,
+                    _ => Failure::ConnectError,
+                });
+            }
+            Err(_) => return Err(Failure::ConnectTimeout),
+        };
+        let _ = stream.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| Failure::ConnectError)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("upstream connection ended: {e}");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+fn classify(err: &hyper::Error) -> Failure {
+    let mut source = err.source();
+    while let Some(s) = source {
+        if let Some(b) = s.downcast_ref::<BodyError>() {
+            return match b {
+                BodyError::TooLarge => Failure::BodyTooLarge,
+                BodyError::ClientTimeout => Failure::BodyTimeout,
+                _ => Failure::ClientGone,
+            };
+        }
+        source = s.source();
+    }
+    if err.is_timeout() {
+        Failure::ReadTimeout
+    } else if err.is_parse() || err.is_parse_status() {
+        Failure::BadResponse
+    } else {
+        Failure::Reset
+    }
+}
+
+/// Sends `req` to the first of `upstreams` that takes it. On success the response comes with the connection
+/// it arrived on, to be released once its body has been read.
+pub(crate) async fn forward(
+    upstreams: &[Arc<UpstreamPool>],
+    mut req: Request<RequestBody>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<(Response<Incoming>, Pooled), Failures> {
+    let mut failures = Failures::default();
+    'upstreams: for pool in upstreams {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut sender = match pool.take_idle() {
+                Some(s) => s,
+                None => match pool.connect(connect_timeout).await {
+                    Ok(s) => s,
+                    Err(f) => {
+                        failures.0.push((pool.clone(), f));
+                        continue 'upstreams;
+                    }
+                },
+            };
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match tokio::time::timeout(read_timeout, sender.try_send_request(req)).await {
+                Ok(Ok(resp)) => {
+                    return Ok((
+                        resp,
+                        Pooled {
+                            pool: pool.clone(),
+                            sender,
+                        },
+                    ));
+                }
+                Ok(Err(mut e)) => match e.take_message() {
+                    Some(back) => req = back,
+                    None => {
+                        failures.0.push((pool.clone(), classify(e.error())));
+                        return Err(failures);
+                    }
+                },
+                Err(_) => {
+                    failures.0.push((pool.clone(), Failure::ReadTimeout));
+                    return Err(failures);
+                }
+            }
+        }
+        failures.0.push((pool.clone(), Failure::Reset));
+    }
+    Err(failures)
+}
