@@ -196,7 +196,10 @@ fn step() -> impl Strategy<Value = i64> {
     ]
 }
 
-fn case() -> impl Strategy<Value = (u64, Vec<LimitSpec>, Vec<(i64, Vec<usize>)>)> {
+/// A time step and a key index per limit.
+type Op = (i64, Vec<usize>);
+
+fn case() -> impl Strategy<Value = (u64, Vec<LimitSpec>, Vec<Op>)> {
     let start = prop_oneof![0u64..3_000, Just(1_000_000_000u64)];
     (start, prop::collection::vec(limit_spec(), 1..=3)).prop_flat_map(|(start, specs)| {
         let n = specs.len();
