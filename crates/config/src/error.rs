@@ -105,6 +105,8 @@ impl LineIndex {
 pub(crate) struct Sink<'a> {
     pub(crate) lines: &'a LineIndex,
     pub(crate) errors: Vec<ConfigError>,
+    /// Keys an unknown key was taken to be a typo of ("did you mean"): not reported again as missing.
+    pub(crate) covered: Vec<String>,
 }
 
 impl<'a> Sink<'a> {
@@ -112,7 +114,18 @@ impl<'a> Sink<'a> {
         Self {
             lines,
             errors: Vec::new(),
+            covered: Vec::new(),
         }
+    }
+
+    /// Whether an error was already reported at `key` or inside it, so a bad value is not also "missing".
+    pub(crate) fn reported(&self, key: &str) -> bool {
+        self.covered.iter().any(|c| c == key)
+            || self.errors.iter().any(|e| {
+                e.key
+                    .strip_prefix(key)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+            })
     }
 
     pub(crate) fn err(

@@ -433,12 +433,9 @@ fn rules(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> Vec<RawRule> {
                 Err(e) => {
                     let message = e.message().trim().to_string();
                     if let Some(missing) = missing_field(&message) {
-                        if !dropped.iter().any(|d| d == missing) {
-                            sink.err(
-                                join(&rule_path, missing),
-                                &item.span(),
-                                "required key is missing",
-                            );
+                        let key = join(&rule_path, missing);
+                        if !dropped.iter().any(|d| d == missing) && !sink.reported(&key) {
+                            sink.err(key, &item.span(), "required key is missing");
                         }
                         break;
                     }
@@ -452,7 +449,7 @@ fn rules(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> Vec<RawRule> {
                     match culprit {
                         Some(key) => {
                             let message = if message.starts_with("unknown field") {
-                                unknown_key_message(&key, RULE_KEYS)
+                                unknown_key(sink, &rule_path, &key, RULE_KEYS)
                             } else {
                                 message
                             };
@@ -493,18 +490,24 @@ fn check_keys(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, known: &[&str]) {
     for (k, _) in t.table.iter() {
         let name: &str = k.get_ref();
         if !known.contains(&name) {
-            sink.err(t.key(name), &k.span(), unknown_key_message(name, known));
+            let message = unknown_key(sink, &t.path, name, known);
+            sink.err(t.key(name), &k.span(), message);
         }
     }
 }
 
-fn unknown_key_message(name: &str, known: &[&str]) -> String {
+/// The message for an unknown key; a close known key is suggested and marked covered in `sink`, so its
+/// absence is not reported a second time.
+fn unknown_key(sink: &mut Sink<'_>, path: &str, name: &str, known: &[&str]) -> String {
     let close = known
         .iter()
         .filter(|k| edit_distance(name, k) <= 2)
         .min_by_key(|k| edit_distance(name, k));
     match close {
-        Some(k) => format!("unknown key {name:?} (did you mean {k:?}?)"),
+        Some(k) => {
+            sink.covered.push(join(path, k));
+            format!("unknown key {name:?} (did you mean {k:?}?)")
+        }
         None => format!("unknown key {name:?}; expected one of {}", known.join(", ")),
     }
 }
