@@ -76,7 +76,7 @@ fn every_error_in_one_run() {
     let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
     assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
     assert!(
-        shown.starts_with("line 3: node.tier: \"middle\": expected \"edge\" or \"parent\""),
+        shown.starts_with("line 3: node.tier: expected \"edge\" or \"parent\", found \"middle\""),
         "{shown}"
     );
 }

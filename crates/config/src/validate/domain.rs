@@ -68,7 +68,7 @@ pub(super) fn domain(
         let lp = format!("{path}.location[{i}]");
         let p = req(sink, format!("{lp}.path"), &l.span, &l.path, |s| {
             if !s.starts_with('/') {
-                return Err(format!("{s:?}: a location path starts with '/'"));
+                return Err(format!("a location path starts with '/', found {s:?}"));
             }
             Ok(s.clone())
         });
@@ -134,7 +134,7 @@ pub(super) fn domain(
                 |n| match u32::try_from(*n) {
                     Ok(q) if q >= 1 => Ok(Some(q)),
                     _ => Err(format!(
-                        "{n}: qps must be 1..={} (leave it out for the recommended default)",
+                        "qps must be 1..={} (leave it out for the recommended default); found {n}",
                         u32::MAX
                     )),
                 },
@@ -187,7 +187,7 @@ fn status(sink: &mut Sink<'_>, key: &str, v: &Option<S<i64>>) -> u16 {
         defaults::LIMIT_STATUS,
         |n| match u16::try_from(*n) {
             Ok(s) if (400..=599).contains(&s) => Ok(s),
-            _ => Err(format!("{n}: the status must be 400..=599, as nginx")),
+            _ => Err(format!("the status must be 400..=599, as nginx; found {n}")),
         },
     )
 }
@@ -221,7 +221,7 @@ fn limit_reqs(
             |n| match u32::try_from(*n) {
                 Ok(b) if b >= 1 => Ok(b),
                 _ => Err(format!(
-                    "{n}: burst must be at least 1 when written (leave it out for no burst), as nginx"
+                    "burst must be at least 1 when written (leave it out for no burst), as nginx; found {n}"
                 )),
             },
         );
@@ -233,7 +233,7 @@ fn limit_reqs(
             None,
             |n| match u32::try_from(*n) {
                 Ok(d) if d >= 1 => Ok(Some(d)),
-                _ => Err(format!("{n}: delay must be at least 1, as nginx")),
+                _ => Err(format!("delay must be at least 1, as nginx; found {n}")),
             },
         );
         let mode = match (nodelay, delay, &l.delay) {
@@ -288,7 +288,7 @@ fn limit_conns(
             &l.conn,
             |n| match u32::try_from(*n) {
                 Ok(c) if (1..=65535).contains(&c) => Ok(c),
-                _ => Err(format!("{n}: conn must be 1..=65535, as nginx")),
+                _ => Err(format!("conn must be 1..=65535, as nginx; found {n}")),
             },
         )
         .unwrap_or(1);
@@ -401,7 +401,7 @@ fn rate_limiting(sink: &mut Sink<'_>, path: &str, r: raw::RawRateLimiting) -> Ra
             "emergency" => Ok(Mode::Emergency),
             "custom" => Ok(Mode::Custom),
             other => Err(format!(
-                "{other:?}: expected \"normal\", \"emergency\" or \"custom\""
+                "expected \"normal\", \"emergency\" or \"custom\", found {other:?}"
             )),
         },
     );

@@ -194,7 +194,7 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
         |s| match s.as_str() {
             "edge" => Ok(Tier::Edge),
             "parent" => Ok(Tier::Parent),
-            other => Err(format!("{other:?}: expected \"edge\" or \"parent\"")),
+            other => Err(format!("expected \"edge\" or \"parent\", found {other:?}")),
         },
     );
     let mut listen = Vec::new();
@@ -307,7 +307,9 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
         |s| match s.as_str() {
             "json" => Ok(AccessLogFormat::Json),
             "combined" => Ok(AccessLogFormat::Combined),
-            other => Err(format!("{other:?}: expected \"json\" or \"combined\"")),
+            other => Err(format!(
+                "expected \"json\" or \"combined\", found {other:?}"
+            )),
         },
     );
     Node {
@@ -385,7 +387,7 @@ fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster) -> Cluster {
             match rest {
                 Some(r) if !r.is_empty() => Ok(s.clone()),
                 _ => Err(format!(
-                    "{s:?}: expected a URL starting with redis:// or rediss://, e.g. \"redis://127.0.0.1:6379\""
+                    "expected a URL starting with redis:// or rediss://, e.g. \"redis://127.0.0.1:6379\", found {s:?}"
                 )),
             }
         },
