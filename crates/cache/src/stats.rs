@@ -53,7 +53,8 @@ pub struct CacheStats {
     pub stale_served: u64,
     /// Fills that stored an object.
     pub stored: u64,
-    /// Fills whose response was not storable (or too large).
+    /// Fills that ended without storing: response not storable or too large, or guard dropped (upstream
+    /// error, client gone, response streamed).
     pub not_stored: u64,
     /// Objects evicted to stay within the memory budget.
     pub evictions: u64,
