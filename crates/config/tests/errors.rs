@@ -155,6 +155,8 @@ fn admin_token_and_listen() {
     one_error(&text, "admin.listen", "needs a token");
     let text = format!("{BASE}\n[admin]\nlisten = \"0.0.0.0:9090\"\ntoken = \"t\"\n");
     parse(&text).unwrap();
+    let text = format!("{BASE}\n[admin]\nlisten = \"127.0.0.1:8080\" # here\n");
+    one_error(&text, "admin.listen", "also in node.listen");
     let text = format!("{BASE}\n[admin]\nlisten = \"localhost:9090\" # here\n");
     one_error(&text, "admin.listen", "not a socket address");
 }

@@ -29,7 +29,7 @@ pub(crate) fn validate(
 ) -> Option<Config> {
     let before = sink.errors.len();
     let node = node(sink, raw.node, &raw.span);
-    let admin = admin(sink, raw.admin, env);
+    let admin = admin(sink, raw.admin, env, &node.listen);
     let cluster = raw.cluster.map(|c| cluster(sink, c));
     // Names as written, even of zones with other errors, so references to them do not add errors of their own.
     let written = |names: Vec<Option<&S<String>>>| -> Vec<String> {
@@ -332,6 +332,7 @@ fn admin(
     sink: &mut Sink<'_>,
     raw: Option<raw::RawAdmin>,
     env: &dyn Fn(&str) -> Option<String>,
+    node_listen: &[SocketAddr],
 ) -> Admin {
     let raw = raw.unwrap_or(raw::RawAdmin {
         listen: None,
@@ -370,6 +371,15 @@ fn admin(
                     defaults::ADMIN_TOKEN_ENV
                 ),
             );
+    }
+    // Port 0 is "any free port", so two of them do not collide.
+    if listen.port() != 0 && node_listen.contains(&listen) {
+        let span = raw.listen.as_ref().map(|l| l.span()).unwrap_or(0..0);
+        sink.err(
+            "admin.listen",
+            &span,
+            format!("{listen} is also in node.listen; the admin API needs an address of its own"),
+        );
     }
     Admin { listen, token }
 }
