@@ -293,3 +293,25 @@ limit_req = [{{ zone = "z" }}]
     );
     node.shutdown().await;
 }
+
+/// A client that leaves while the origin has not answered yet frees its count at once (nginx finalizes such a
+/// request when it sees the client close), not when the origin finally answers.
+#[tokio::test]
+async fn limit_conn_is_released_when_the_client_leaves_before_the_head() {
+    let o = origin().await;
+    let (_node, addr, _) = start(conn_site(), o.addr).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: a.test\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(eventually(|| o.hits.load(std::sync::atomic::Ordering::SeqCst) == 1).await);
+    assert_eq!(get(addr, "a.test", "/", &[]).await.status, 503);
+    let t = Instant::now();
+    drop(s);
+    assert!(status_soon_becomes(addr, 200).await);
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "released only after {:?}",
+        t.elapsed()
+    );
+}
