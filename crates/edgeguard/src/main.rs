@@ -1,12 +1,23 @@
-//! The `edgeguard` binary: command-line parsing and wiring only.
+//! The `edgeguard` binary: command-line parsing and wiring only. Each subcommand lives in its own module and
+//! calls into the library crates.
+
+mod demo;
+mod run;
+mod tools;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
     name = "edgeguard",
     version,
-    about = "CDN edge node with HTTP-flood protection"
+    about = "CDN edge node with HTTP-flood (CC attack) protection"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -15,21 +26,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate a configuration file.
+    /// Run a node from a configuration file (SIGHUP reloads it; SIGTERM or Ctrl-C stops gracefully).
+    Run {
+        /// Path to the TOML configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: exit 0 if valid, else 1 with every error, each naming its key and line.
     Check {
         /// Path to the TOML configuration.
-        #[arg(long)]
-        config: std::path::PathBuf,
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Start a local origin, a parent and an edge with protection on, print what to try, run until Ctrl-C.
+    Demo(demo::DemoArgs),
+    /// Compute the recommended IP access limit (qps) from an access log (nginx/Apache combined or JSON lines).
+    Recommend(tools::RecommendArgs),
+    /// Print a configuration file back in canonical form, with every default written out.
+    Export {
+        /// Path to the TOML configuration.
+        #[arg(long, short)]
+        config: PathBuf,
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check { config } => {
-            let text = std::fs::read_to_string(&config)?;
-            println!("{}: {} bytes read", config.display(), text.len());
-            Ok(())
+    let result = match cli.command {
+        Command::Run { config } => run::run(&config),
+        Command::Check { config } => return tools::check(&config),
+        Command::Demo(args) => demo::demo(args),
+        Command::Recommend(args) => tools::recommend(&args),
+        Command::Export { config } => tools::export(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgeguard: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

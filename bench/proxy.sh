@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Reverse-proxy throughput: edgeguard against nginx, measured in the same run on loopback.
+#
+# A fixed origin (nginx serving a 100-byte file) sits behind two proxies with the same limit_req (a rate so high
+# nothing is rejected) and upstream keep-alive: nginx, then edgeguard. wrk drives each in turn (same threads,
+# connections and duration), alternating for ROUNDS rounds; the medians of requests/s and p99 latency, the CPU seconds
+# and peak RSS of each proxy are printed with the ratio edgeguard/nginx.
+#
+# Both proxies are pinned to CPU 0 (nginx: one worker; edgeguard: one runtime thread, as its runtime sizes itself
+# from the CPUs it may use); the origin and wrk run on the other CPU, so each proxy gets one whole core.
+#
+# Usage: bash bench/proxy.sh [--rounds N] [--duration SECS] [--connections N] [--case miss|hit|all]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=3 DURATION=10 CONNS=64 CASE=miss
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --connections) CONNS=$2; shift 2 ;;
+        --case) CASE=$2; shift 2 ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+need=()
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+cargo build --release -q -p edgeguard
+BIN=$PWD/target/release/edgeguard
+
+WORK=$(mktemp -d /tmp/edgeguard-bench.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -QUIT "$p" 2>/dev/null || true; done
+    sleep 0.3
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+
+nginx_conf() { # dir, body of http{}
+    mkdir -p "$1"
+    cat > "$1/nginx.conf" <<NGX
+worker_processes 1;
+pid $1/nginx.pid;
+error_log $1/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi;
+    uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
+    $2
+}
+NGX
+}
+
+ORIGIN_PORT=$(free_port) NGINX_PORT=$(free_port) EG_PORT=$(free_port)
+mkdir -p "$WORK/www"
+head -c 100 /dev/zero | tr '\0' 'x' > "$WORK/www/file.txt"
+
+nginx_conf "$WORK/origin" "server { listen 127.0.0.1:$ORIGIN_PORT; root $WORK/www; location / { expires 1h; } }"
+taskset -c 1 /usr/sbin/nginx -p "$WORK/origin" -c "$WORK/origin/nginx.conf" -g 'daemon off;' & PIDS+=($!)
+
+nginx_conf "$WORK/proxy" "
+    limit_req_zone \$binary_remote_addr zone=perip:10m rate=1000000r/s;
+    proxy_cache_path $WORK/proxy/cache keys_zone=c:10m;
+    upstream origin { server 127.0.0.1:$ORIGIN_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            limit_req zone=perip burst=1000 nodelay;
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_cache \$cache_on;
+            proxy_cache_valid 200 1h;
+        }
+    }
+    map \$arg_cache \$cache_on { default off; 1 c; }"
+taskset -c 0 /usr/sbin/nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" -g 'daemon off;' & NGINX_PID=$!; PIDS+=($NGINX_PID)
+
+cat > "$WORK/edgeguard.toml" <<TOML
+[node]
+name = "bench"
+tier = "parent"
+listen = ["127.0.0.1:$EG_PORT"]
+data_dir = "$WORK/data"
+
+[[limit_req_zone]]
+name = "perip"
+key = "\$binary_remote_addr"
+size = "10m"
+rate = "1000000r/s"
+
+[[domain]]
+name = "localhost"
+origins = ["127.0.0.1:$ORIGIN_PORT"]
+limit_req = [{ zone = "perip", burst = 1000, nodelay = true }]
+
+[domain.cache]
+enabled = CACHE_ON
+TOML
+EG_PID=
+start_edgeguard() { # cache on/off
+    [ -n "$EG_PID" ] && { kill -TERM "$EG_PID" 2>/dev/null; wait "$EG_PID" 2>/dev/null || true; }
+    sed "s/CACHE_ON/$1/" "$WORK/edgeguard.toml" > "$WORK/eg-run.toml"
+    taskset -c 0 "$BIN" run --config "$WORK/eg-run.toml" > "$WORK/edgeguard.log" 2>&1 & EG_PID=$!; PIDS+=($EG_PID)
+    wait_port "$EG_PORT"
+}
+wait_port "$ORIGIN_PORT"; wait_port "$NGINX_PORT"
+
+cpu_secs() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+worker_pid() { pgrep -P "$1" | head -1; }
+
+# run_wrk URL -> "rps p99_ms"
+run_wrk() {
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency -H "Host: localhost" "$1" > "$WORK/wrk.out" 2>&1
+    local rps p99
+    rps=$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")
+    p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; print v }' "$WORK/wrk.out")
+    local non2xx
+    non2xx=$(awk '/Non-2xx/ { print $5 }' "$WORK/wrk.out")
+    [ -z "$non2xx" ] || echo "  warning: $non2xx non-2xx responses from $1" >&2
+    echo "$rps $p99"
+}
+median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+
+bench_case() { # name, nginx url, edgeguard url
+    local name=$1 nurl=$2 eurl=$3 r
+    local ng_rps=() ng_p99=() eg_rps=() eg_p99=()
+    local nw; nw=$(worker_pid "$NGINX_PID")
+    local ng_cpu0 eg_cpu0; ng_cpu0=$(cpu_secs "$nw"); eg_cpu0=$(cpu_secs "$EG_PID")
+    # Warm both (connection pools, cache fill), not measured.
+    taskset -c 1 wrk -t1 -c8 -d1s -H "Host: localhost" "$nurl" > /dev/null; taskset -c 1 wrk -t1 -c8 -d1s -H "Host: localhost" "$eurl" > /dev/null
+    for i in $(seq 1 "$ROUNDS"); do
+        read -r rps p99 < <(run_wrk "$nurl"); ng_rps+=("$rps"); ng_p99+=("$p99")
+        read -r rps p99 < <(run_wrk "$eurl"); eg_rps+=("$rps"); eg_p99+=("$p99")
+        echo "  round $i: nginx ${ng_rps[-1]} req/s, edgeguard ${eg_rps[-1]} req/s" >&2
+    done
+    local ng_cpu eg_cpu
+    ng_cpu=$(awk -v a="$(cpu_secs "$nw")" -v b="$ng_cpu0" 'BEGIN { printf "%.1f", a - b }')
+    eg_cpu=$(awk -v a="$(cpu_secs "$EG_PID")" -v b="$eg_cpu0" 'BEGIN { printf "%.1f", a - b }')
+    local nr np er ep
+    nr=$(printf '%s\n' "${ng_rps[@]}" | median); np=$(printf '%s\n' "${ng_p99[@]}" | median)
+    er=$(printf '%s\n' "${eg_rps[@]}" | median); ep=$(printf '%s\n' "${eg_p99[@]}" | median)
+    printf '%-6s %-10s %12s %10s %8s %9s\n' "$name" nginx "$nr" "$np" "$ng_cpu" "$(peak_rss_mb "$nw")"
+    printf '%-6s %-10s %12s %10s %8s %9s\n' "$name" edgeguard "$er" "$ep" "$eg_cpu" "$(peak_rss_mb "$EG_PID")"
+    printf '%-6s %-10s %12s\n' "$name" "ratio" "$(awk -v e="$er" -v n="$nr" 'BEGIN { printf "%.2f", e / n }')"
+}
+
+echo "wrk: 1 thread, $CONNS connections, ${DURATION}s x $ROUNDS rounds (medians); proxies pinned to one CPU" >&2
+printf '%-6s %-10s %12s %10s %8s %9s\n' case proxy "req/s" "p99 ms" "cpu s" "rss MB"
+if [ "$CASE" = miss ] || [ "$CASE" = all ]; then
+    start_edgeguard false
+    bench_case miss "http://127.0.0.1:$NGINX_PORT/file.txt" "http://127.0.0.1:$EG_PORT/file.txt"
+fi
+if [ "$CASE" = hit ] || [ "$CASE" = all ]; then
+    start_edgeguard true
+    bench_case hit "http://127.0.0.1:$NGINX_PORT/file.txt?cache=1" "http://127.0.0.1:$EG_PORT/file.txt?cache=1"
+fi
