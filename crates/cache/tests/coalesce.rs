@@ -205,3 +205,38 @@ async fn a_stale_refresh_is_coalesced_too() {
     assert_eq!(&fresh.body()[..], b"new");
     assert_eq!(fresh.age(), Duration::ZERO);
 }
+
+/// The proxy holds these across `.await`s inside a multi-threaded hyper service.
+#[test]
+fn handles_and_the_wait_future_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Cache>();
+    send_sync::<Lookup>();
+    send_sync::<FillGuard>();
+    let c = cache();
+    let r = get("/x");
+    let key = key(&c, &r);
+    let _lead = c.lookup_or_lead(&key, &r, t0());
+    let Lookup::Follow { wait, .. } = c.lookup_or_lead(&key, &r, t0()) else {
+        panic!("follow")
+    };
+    send(&wait.wait(&r, WAIT));
+}
+
+#[test]
+fn a_head_on_a_stale_object_passes_with_the_stale_copy() {
+    let c = cache();
+    fill(
+        &c,
+        &get("/h"),
+        &res(200, &[("cache-control", "max-age=10")]),
+        b"old",
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(
+        probe(&c, &req(Method::HEAD, "/h", &[]), at(11)),
+        ("pass", true)
+    );
+}
