@@ -125,7 +125,8 @@ impl SpaceSaving {
             .map(|&pos| (self.heap[pos].count, self.heap[pos].error))
     }
 
-    /// Bytes held by the summary's buffers; constant from construction on.
+    /// Bytes held by the summary's buffers, as the buffers report their capacity: never more than at
+    /// construction (the map may report a little less while it holds deletion markers).
     pub fn allocated_bytes(&self) -> usize {
         self.heap.capacity() * std::mem::size_of::<Slot>()
             + self.index.capacity() * (std::mem::size_of::<(u128, usize)>() + 1)

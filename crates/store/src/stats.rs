@@ -17,7 +17,7 @@ use crate::recommend::{Recommendation, WINDOW_MS, recommend};
 /// Sizes of the statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatsOptions {
-    /// Space-saving slots per domain: memory per domain is about `slots * 56` bytes, and the maximum per-IP count
+    /// Space-saving slots per domain: memory per domain is about `slots * 150` bytes, and the maximum per-IP count
     /// of a point is exact while the point has at most this many distinct IPs.
     pub slots: usize,
     /// Domains counted at most; events for further domains are dropped and counted (hosts come from the

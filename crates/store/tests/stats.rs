@@ -17,6 +17,17 @@ fn v4(n: u32) -> IpAddr {
 const T0: i64 = 1_431_857_100_000;
 
 #[test]
+fn handles_are_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<ActivityLog>();
+    shareable::<edgeguard_store::ActivityWriter>();
+    shareable::<TrafficStats>();
+    // 1,024 slots stay near the documented 150 bytes a slot.
+    let bytes = SpaceSaving::new(1024).allocated_bytes();
+    assert!((100 * 1024..200 * 1024).contains(&bytes), "{bytes}");
+}
+
+#[test]
 fn few_ips_are_counted_exactly() {
     let mut c = PointCounter::new(16);
     let counts = [(1u32, 5u64), (2, 7), (3, 2)];
@@ -89,10 +100,11 @@ fn a_flood_of_distinct_ips_keeps_memory_fixed_and_the_max_within_bound() {
         }
     }
     assert_eq!(heavy_count, 5_000);
-    assert_eq!(
-        s.allocated_bytes(),
-        bytes,
-        "memory is fixed at construction"
+    // The map counts slots taken by deletion markers as used, so its capacity can read lower between rehashes;
+    // growth would read higher.
+    assert!(
+        s.allocated_bytes() <= bytes,
+        "memory never grows past construction"
     );
     assert!(s.tracked() <= SLOTS);
     let n = s.total();
