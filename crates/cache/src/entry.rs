@@ -30,6 +30,9 @@ const PER_HEADER_OVERHEAD: usize = 64;
 /// The `Entry` itself, its `Arc`, the LRU map node and the boxed key header.
 pub(crate) const PER_ENTRY_OVERHEAD: usize = 256;
 
+/// Request header values a response's `Vary` nominated, as the leading request sent them.
+pub(crate) type VarySnapshot = Box<[(HeaderName, Option<HeaderValue>)]>;
+
 /// One cached response. Immutable once stored; shared by `Arc` between the LRU map and responses in flight,
 /// so a hit copies no body bytes.
 #[derive(Debug)]
@@ -41,8 +44,7 @@ pub(crate) struct Entry {
     pub initial_age: Duration,
     pub fresh_until: SystemTime,
     pub stale_until: SystemTime,
-    /// Request header values the response's `Vary` nominated, as the leading request sent them.
-    pub vary: Box<[(HeaderName, Option<HeaderValue>)]>,
+    pub vary: VarySnapshot,
     /// Bytes charged against the budget.
     pub size: usize,
 }
@@ -56,7 +58,8 @@ impl Entry {
     }
 
     pub fn age_at(&self, now: SystemTime) -> Duration {
-        self.initial_age + now.duration_since(self.stored_at).unwrap_or_default()
+        self.initial_age
+            .saturating_add(now.duration_since(self.stored_at).unwrap_or_default())
     }
 }
 

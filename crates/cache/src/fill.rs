@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 
-use crate::entry::{self, CachedResponse, Entry};
+use crate::entry::{self, CachedResponse, Entry, VarySnapshot};
 use crate::policy::{self, RequestHead};
 use crate::stats::Stats;
 use crate::{NotStored, Shared};
@@ -73,8 +73,19 @@ impl FillGuard {
             &parts.headers,
             now,
             self.shared.config.default_ttl,
-        )
-        .map(drop)
+        )?;
+        self.vary_snapshot(&parts.headers).map(drop)
+    }
+
+    /// The request header values the response's `Vary` nominates, from the leading request.
+    fn vary_snapshot(&self, headers: &http::HeaderMap) -> Result<VarySnapshot, NotStored> {
+        policy::vary_names(headers)
+            .map(|name| {
+                let name = policy::vary_header_name(name)?;
+                let value = self.req.headers().get(&name).cloned();
+                Ok((name, value))
+            })
+            .collect()
     }
 
     /// Stores the upstream response if it may be stored, and hands it to the followers. `now` is when the
@@ -122,13 +133,7 @@ impl FillGuard {
             now,
             config.default_ttl,
         )?;
-        let vary = policy::vary_names(&parts.headers)
-            .map(|name| {
-                let name = policy::vary_header_name(name)?;
-                let value = self.req.headers().get(&name).cloned();
-                Ok((name, value))
-            })
-            .collect::<Result<Box<[_]>, NotStored>>()?;
+        let vary = self.vary_snapshot(&parts.headers)?;
         let headers = entry::stored_headers(&parts.headers, body.len());
         let size = entry::entry_size(&self.key, &headers, &vary, body.len());
         if size > limit {

@@ -80,6 +80,10 @@ pub(crate) struct Freshness {
     pub no_stale: bool,
 }
 
+/// RFC 9111 section 1.2.2: a delta-seconds too large to handle counts as 2^31 seconds. Also keeps
+/// `SystemTime` arithmetic on the lifetime from overflowing.
+const MAX_LIFETIME: Duration = Duration::from_secs(1 << 31);
+
 fn options() -> CacheOptions {
     CacheOptions {
         shared: true,
@@ -129,12 +133,12 @@ pub(crate) fn evaluate(
         };
         CachePolicy::new_options(req, &res, now, options())
     };
-    let ttl = policy.time_to_live(now);
+    let ttl = policy.time_to_live(now).min(MAX_LIFETIME);
     if ttl.is_zero() {
         return Err(NotStored::NotFresh);
     }
     Ok(Freshness {
-        initial_age: policy.age(now),
+        initial_age: policy.age(now).min(MAX_LIFETIME),
         ttl,
         no_stale: directives.revalidate,
     })

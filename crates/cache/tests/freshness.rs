@@ -391,3 +391,13 @@ fn hop_by_hop_headers_are_not_replayed() {
     assert!(!headers.contains_key("transfer-encoding"));
     assert_eq!(headers["content-length"], "4");
 }
+
+#[test]
+fn huge_lifetimes_are_capped_not_overflowed() {
+    let c = cache();
+    let r = get("/a");
+    let h = [("cache-control", "max-age=10000000000000000000")];
+    fill(&c, &r, &res(200, &h), b"A", t0()).unwrap();
+    assert_eq!(probe(&c, &r, at(1 << 30)), ("hit", false));
+    assert_eq!(probe(&c, &r, at(1 << 31)), ("lead", true));
+}

@@ -128,6 +128,9 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
+    // Integration tests have no lib.rs beside them for proptest's regression files.
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
     #[test]
     fn bytes_in_use_never_exceed_the_budget(ops in prop::collection::vec(op(), 1..200)) {
         let budget = 32 * 1024;
