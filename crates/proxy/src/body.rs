@@ -7,12 +7,14 @@
 //! connection, which goes back to its pool only after the whole body was read.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 use crate::limits::ConnGuard;
@@ -76,16 +78,26 @@ pub struct RequestBody {
     max: u64,
     seen: u64,
     idle: Idle,
+    /// Told when the whole body has been read, so the upstream's response timer can start then (a long
+    /// upload is timed by `body_timeout`, not by the upstream's `read_timeout`). `None` for bodiless requests.
+    sent: Option<Arc<Notify>>,
 }
 
 impl RequestBody {
     pub(crate) fn new(inner: Incoming, max: u64, body_timeout: Duration) -> Self {
+        let sent = (!inner.is_end_stream()).then(|| Arc::new(Notify::new()));
         Self {
             inner,
             max,
             seen: 0,
             idle: Idle::new(body_timeout),
+            sent,
         }
+    }
+
+    /// What to wait on before timing the response head; `None`: time it from the start.
+    pub(crate) fn sent_signal(&self) -> Option<Arc<Notify>> {
+        self.sent.clone()
     }
 }
 
@@ -110,7 +122,12 @@ impl Body for RequestBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BodyError::Client(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if let Some(sent) = &this.sent {
+                    sent.notify_one();
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 if this.idle.expired(cx) {
                     Poll::Ready(Some(Err(BodyError::ClientTimeout)))

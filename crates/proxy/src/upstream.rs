@@ -25,8 +25,8 @@ use crate::body::{BodyError, RequestBody};
 
 /// Idle connections kept per upstream address; more are closed when released.
 const MAX_IDLE: usize = 512;
-/// Attempts on one upstream for a request that was not written (stale pooled connections).
-const MAX_ATTEMPTS: usize = 4;
+/// Tries on one upstream for a request that came back unwritten (its connection closed under it).
+const MAX_UNSENT: usize = 4;
 
 /// The pool of one upstream address.
 pub(crate) struct UpstreamPool {
@@ -226,6 +226,28 @@ fn classify(err: &hyper::Error) -> Failure {
     }
 }
 
+/// Sends `req` on `sender`, timing the response head from when the request body has been read in full.
+async fn send_timed(
+    sender: &mut SendRequest<RequestBody>,
+    req: Request<RequestBody>,
+    sent: Option<Arc<tokio::sync::Notify>>,
+    read_timeout: Duration,
+) -> Result<
+    Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<RequestBody>>>,
+    tokio::time::error::Elapsed,
+> {
+    let send = sender.try_send_request(req);
+    let Some(sent) = sent else {
+        return tokio::time::timeout(read_timeout, send).await;
+    };
+    tokio::pin!(send);
+    tokio::select! {
+        biased;
+        result = &mut send => Ok(result),
+        () = sent.notified() => tokio::time::timeout(read_timeout, send).await,
+    }
+}
+
 /// Sends `req` to the first of `upstreams` that takes it. On success the response comes with the connection
 /// it arrived on, to be released once its body has been read.
 pub(crate) async fn forward(
@@ -236,11 +258,14 @@ pub(crate) async fn forward(
 ) -> Result<(Response<Incoming>, Pooled), Failures> {
     let mut failures = Failures::default();
     'upstreams: for pool in upstreams {
-        for _ in 0..MAX_ATTEMPTS {
-            let mut sender = match pool.take_idle() {
-                Some(s) => s,
+        let mut unsent = 0;
+        loop {
+            // Stale idle connections are dropped as they are found, so this loop drains the pool at worst;
+            // fresh connections and unsent retries are bounded below.
+            let (mut sender, fresh) = match pool.take_idle() {
+                Some(s) => (s, false),
                 None => match pool.connect(connect_timeout).await {
-                    Ok(s) => s,
+                    Ok(s) => (s, true),
                     Err(f) => {
                         failures.0.push((pool.clone(), f));
                         continue 'upstreams;
@@ -248,9 +273,14 @@ pub(crate) async fn forward(
                 },
             };
             if sender.ready().await.is_err() {
+                if fresh {
+                    failures.0.push((pool.clone(), Failure::Reset));
+                    continue 'upstreams;
+                }
                 continue;
             }
-            match tokio::time::timeout(read_timeout, sender.try_send_request(req)).await {
+            let sent = req.body().sent_signal();
+            match send_timed(&mut sender, req, sent, read_timeout).await {
                 Ok(Ok(resp)) => {
                     return Ok((
                         resp,
@@ -261,7 +291,15 @@ pub(crate) async fn forward(
                     ));
                 }
                 Ok(Err(mut e)) => match e.take_message() {
-                    Some(back) => req = back,
+                    Some(back) if unsent + 1 < MAX_UNSENT => {
+                        unsent += 1;
+                        req = back;
+                    }
+                    Some(back) => {
+                        failures.0.push((pool.clone(), Failure::Reset));
+                        req = back;
+                        continue 'upstreams;
+                    }
                     None => {
                         failures.0.push((pool.clone(), classify(e.error())));
                         return Err(failures);
@@ -273,7 +311,6 @@ pub(crate) async fn forward(
                 }
             }
         }
-        failures.0.push((pool.clone(), Failure::Reset));
     }
     Err(failures)
 }

@@ -46,6 +46,22 @@ async fn upstream_connections_are_reused() {
 }
 
 #[tokio::test]
+async fn a_connection_the_origin_closed_is_not_reused() {
+    let o = origin().await;
+    let (_node, addr, _) = start(&site("\"{origin}\"", ""), o.addr).await;
+    for _ in 0..3 {
+        let r = get(addr, "a.test", "/close", &[]).await;
+        assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "closing\n"));
+        assert_eq!(
+            r.header("connection"),
+            None,
+            "hop-by-hop header not passed on"
+        );
+        assert_eq!(get(addr, "a.test", "/after", &[]).await.body, "ok /after\n");
+    }
+}
+
+#[tokio::test]
 async fn refused_connection_is_502_naming_the_origin() {
     // A port that was just free: nothing listens there.
     let dead = TcpListener::bind("127.0.0.1:0")
@@ -109,4 +125,28 @@ async fn request_bodies_are_streamed() {
     let chunked = "POST /upload HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
     let out = raw(addr, chunked.as_bytes()).await;
     assert!(out.contains("got 11"), "{out}");
+}
+
+/// `read_timeout` times the origin's answer from the end of the request body, so a slow but steady upload
+/// longer than it is not cut.
+#[tokio::test]
+async fn upload_longer_than_read_timeout_passes() {
+    use tokio::io::AsyncWriteExt;
+    let o = origin().await;
+    let (_node, addr, _) = start(&site("\"{origin}\"", "read_timeout = \"300ms\""), o.addr).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 50\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        s.write_all(b"0123456789").await.unwrap();
+    }
+    let out = read_all(&mut s).await;
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.contains("got 50"),
+        "{out}"
+    );
 }

@@ -24,7 +24,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 /// An origin server on 127.0.0.1:0.
 ///
-/// Paths: `/hold` answers its head and a first chunk at once, then one more chunk and the end only when
+/// Paths: `/close` answers and closes the connection; `/hold` answers its head and a first chunk at once, then one more chunk and the end only when
 /// [`Origin::release`] is called; `/slow` waits 2 s before its head; `/echo` answers with what it received;
 /// `/upload` reads the whole body and answers its length; anything else answers `ok <path>`.
 pub struct Origin {
@@ -61,6 +61,12 @@ async fn origin_handle(req: Request<Incoming>, gate: Arc<Semaphore>) -> Response
                 let _ = tx.send_data(Bytes::from_static(b"last\n")).await;
             });
             Response::new(body.boxed())
+        }
+        "/close" => {
+            let mut resp = Response::new(full("closing\n"));
+            resp.headers_mut()
+                .insert("connection", http::HeaderValue::from_static("close"));
+            resp
         }
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(2)).await;
