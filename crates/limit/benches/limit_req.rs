@@ -1,1 +1,212 @@
-fn main() {}
+//! Time per limit_req decision against governor's keyed limiter (default dashmap state), in the same run:
+//! one hot key and 1M distinct keys, on 1 and 2 threads. Prints ours/governor ratios and bytes per state.
+//!
+//! Both sides read the same clock source per decision (governor's default `quanta` clock); two more runs show
+//! ours with `clock_gettime` per decision and with a cached time.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use edgeguard_limit::{Clock, DelayMode, MonotonicClock, Rate, ReqLimit, ReqZone, limit_req};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::hint::black_box;
+
+/// Counts live heap bytes, to measure governor's bytes per state.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const MANY: u32 = 1 << 20;
+
+/// Mean ns per decision of each bench, accumulated over its measured samples.
+static MEANS: Mutex<BTreeMap<String, (Duration, u64)>> = Mutex::new(BTreeMap::new());
+
+fn record(name: &str, d: Duration, iters: u64) {
+    let mut m = MEANS.lock().unwrap();
+    let e = m.entry(name.to_string()).or_default();
+    e.0 += d;
+    e.1 += iters;
+}
+
+/// Spreads consecutive indexes over the key space (an odd multiplier permutes 0..2^20).
+#[inline]
+fn key_at(i: u64, many: bool) -> u32 {
+    if many {
+        (i.wrapping_mul(0x9E37_79B1) as u32) & (MANY - 1)
+    } else {
+        7
+    }
+}
+
+/// Runs `iters` decisions split over `threads` threads; returns the wall time.
+fn run(threads: usize, iters: u64, f: &(dyn Fn(u64) + Sync)) -> Duration {
+    if threads == 1 {
+        let t = Instant::now();
+        for i in 0..iters {
+            f(i);
+        }
+        return t.elapsed();
+    }
+    let barrier = Barrier::new(threads + 1);
+    let per = iters / threads as u64 + 1;
+    std::thread::scope(|s| {
+        for t in 0..threads as u64 {
+            let barrier = &barrier;
+            s.spawn(move || {
+                barrier.wait();
+                for i in t * per..(t + 1) * per {
+                    f(i);
+                }
+                barrier.wait();
+            });
+        }
+        barrier.wait();
+        let t = Instant::now();
+        barrier.wait();
+        t.elapsed()
+    })
+}
+
+fn ours_zone() -> Arc<ReqZone> {
+    // Room for 1M states at <= 64 B each.
+    Arc::new(ReqZone::new("bench", "1000000r/s".parse::<Rate>().unwrap(), 72 << 20).unwrap())
+}
+
+fn governor() -> DefaultKeyedRateLimiter<u32> {
+    let q = Quota::per_second(NonZeroU32::new(1_000_000).unwrap())
+        .allow_burst(NonZeroU32::new(1000).unwrap());
+    RateLimiter::keyed(q)
+}
+
+fn benches(c: &mut Criterion) {
+    let zone = ours_zone();
+    let limit = [ReqLimit {
+        zone: Arc::clone(&zone),
+        burst: 1000,
+        delay: DelayMode::NoDelay,
+        dry_run: false,
+    }];
+    let before = LIVE.load(Ordering::Relaxed);
+    let gov = governor();
+    for k in 0..MANY {
+        let _ = gov.check_key(&k);
+    }
+    let gov_bytes = LIVE.load(Ordering::Relaxed) - before;
+    let clock = MonotonicClock;
+    for k in 0..MANY {
+        limit_req(clock.now_ms(), &limit, &[&k.to_be_bytes()]);
+    }
+    assert_eq!(zone.in_use(), MANY as usize, "zone too small for the bench");
+
+    // Ours reads the same clock source as governor (quanta), offset to the monotonic clock's origin.
+    let qc = quanta::Clock::new();
+    let (q0, base) = (qc.raw(), clock.now_ms());
+    let now_ms = || base + qc.delta_as_nanos(q0, qc.raw()) / 1_000_000;
+    let ours = |i: u64, many: bool| {
+        let k = key_at(i, many).to_be_bytes();
+        black_box(limit_req(now_ms(), &limit, &[&k]));
+    };
+    let theirs = |i: u64, many: bool| {
+        let _ = black_box(gov.check_key(&key_at(i, many)));
+    };
+
+    let mut g = c.benchmark_group("limit_req");
+    for threads in [1usize, 2] {
+        for many in [false, true] {
+            let case = format!("{}/{}t", if many { "1M_keys" } else { "hot_key" }, threads);
+            let name = format!("ours/{case}");
+            g.bench_function(&name, |b| {
+                b.iter_custom(|iters| {
+                    let d = run(threads, iters, &|i| ours(i, many));
+                    record(&name, d, iters);
+                    d
+                })
+            });
+            let name = format!("governor/{case}");
+            g.bench_function(&name, |b| {
+                b.iter_custom(|iters| {
+                    let d = run(threads, iters, &|i| theirs(i, many));
+                    record(&name, d, iters);
+                    d
+                })
+            });
+        }
+    }
+    // The same hot key with the clock read per decision through clock_gettime, and with a time read once per
+    // batch as nginx reads it once per event-loop turn.
+    g.bench_function("ours_clock_gettime/hot_key/1t", |b| {
+        b.iter(|| black_box(limit_req(clock.now_ms(), &limit, &[&7u32.to_be_bytes()])))
+    });
+    let fixed = clock.now_ms();
+    g.bench_function("ours_cached_now/hot_key/1t", |b| {
+        b.iter(|| black_box(limit_req(fixed, &limit, &[&7u32.to_be_bytes()])))
+    });
+    g.finish();
+
+    let m = MEANS.lock().unwrap();
+    let ns = |k: &str| {
+        m.get(k)
+            .map(|(d, n)| d.as_nanos() as f64 / (*n).max(1) as f64)
+    };
+    println!(
+        "\nlimit_req vs governor keyed (mean ns per decision over all samples; wall time / decisions)"
+    );
+    for threads in [1, 2] {
+        for case in ["hot_key", "1M_keys"] {
+            let case = format!("{case}/{threads}t");
+            if let (Some(o), Some(g)) =
+                (ns(&format!("ours/{case}")), ns(&format!("governor/{case}")))
+            {
+                println!(
+                    "  {case:<12} ours {o:8.1} ns  governor {g:8.1} ns  ratio {:.2}",
+                    o / g
+                );
+            }
+        }
+    }
+    println!(
+        "  bytes per state: ours {} (zone {} B holds {} states, {} in use), governor ~{:.0} (heap growth for {} keys)",
+        ReqZone::bytes_per_state(),
+        zone.store().size_bytes(),
+        zone.capacity(),
+        zone.in_use(),
+        gov_bytes as f64 / MANY as f64,
+        MANY
+    );
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+        .configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}

@@ -53,7 +53,7 @@ impl TableState for ReqState {
     #[inline]
     fn expirable(&self, now_ms: u64, rate: &Rate) -> bool {
         let ms = (now_ms.wrapping_sub(self.last) as i64).unsigned_abs();
-        ms >= 60_000 && (self.excess as u128) <= rate.milli_per_sec() as u128 * ms as u128 / 1000
+        ms >= 60_000 && self.excess <= mul_div(rate.milli_per_sec(), ms, 1000)
     }
 }
 
@@ -70,13 +70,22 @@ fn elapsed(now_ms: u64, last: u64) -> u64 {
     }
 }
 
+/// `a * b / c` in full precision. Hot path: u64 when the product fits (always, for real rates and times),
+/// because a u128 division is a slow library call.
+#[inline]
+fn mul_div(a: u64, b: u64, c: u64) -> u64 {
+    match a.checked_mul(b) {
+        Some(p) => p / c,
+        None => (a as u128 * b as u128 / c as u128).min(u64::MAX as u128) as u64,
+    }
+}
+
 /// The excess including this request: `max(0, excess - rate*ms/1000 + 1000)`, floor division.
 #[inline]
 fn leak(excess: u64, ms: u64, rate: u64) -> u64 {
-    let drained = rate as u128 * ms as u128 / 1000;
-    (excess as u128 + 1000)
-        .saturating_sub(drained)
-        .min(u64::MAX as u128) as u64
+    excess
+        .saturating_add(1000)
+        .saturating_sub(mul_div(rate, ms, 1000))
 }
 
 /// Delay in ms for an excess above a limit's threshold: `(e - DELAY) * 1000 / RATE`.
@@ -85,7 +94,7 @@ fn delay_for(excess: u64, threshold: u64, rate: u64) -> u64 {
     if excess <= threshold {
         0
     } else {
-        ((excess - threshold) as u128 * 1000 / rate as u128).min(u64::MAX as u128) as u64
+        mul_div(excess - threshold, 1000, rate)
     }
 }
 

@@ -499,6 +499,11 @@ impl<S: TableState> Shard<S> {
         if key.len() > MAX_KEY_LEN {
             return None;
         }
+        // Short keys are compared as one zero-padded 16-byte word (stored keys are padded the same way).
+        let mut short = [0u8; INLINE_KEY];
+        if key.len() <= INLINE_KEY {
+            short[..key.len()].copy_from_slice(key);
+        }
         let tag = h.tag();
         let mut p = self.home(h.lo());
         loop {
@@ -509,7 +514,14 @@ impl<S: TableState> Shard<S> {
             if w >> IDX_BITS == tag {
                 let i = (w & IDX_MASK) - 1;
                 let m = &self.slots[i as usize].meta;
-                if m.hash == h.lo() && m.key_len as usize == key.len() && self.key_eq(m, key) {
+                if m.hash == h.lo()
+                    && m.key_len as usize == key.len()
+                    && if key.len() <= INLINE_KEY {
+                        m.key == short
+                    } else {
+                        self.key_eq_long(m, key)
+                    }
+                {
                     return Some(i);
                 }
             }
@@ -517,11 +529,7 @@ impl<S: TableState> Shard<S> {
         }
     }
 
-    #[inline]
-    fn key_eq(&self, m: &Meta, key: &[u8]) -> bool {
-        if key.len() <= INLINE_KEY {
-            return m.key[..key.len()] == *key;
-        }
+    fn key_eq_long(&self, m: &Meta, key: &[u8]) -> bool {
         if m.key[..LONG_HEAD] != key[..LONG_HEAD] {
             return false;
         }
