@@ -1,0 +1,106 @@
+//! What the admin server needs from the node it manages. The binary implements [`Control`] over the running
+//! node; [`crate::memory::MemoryControl`] implements it over plain memory for tests and demos.
+
+use std::net::IpAddr;
+
+use edgeguard_config::Config;
+use edgeguard_store::{ActivityPage, ActivityQuery, Recommendation, StatsPoint};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The node as seen by the admin server.
+///
+/// Every method is synchronous and may block (SQLite, a file write): the server calls them on tokio's blocking
+/// pool, never on a runtime worker. Changes of configuration are serialized by the server, one at a time, so an
+/// implementation need not guard against two concurrent [`apply`](Control::apply) calls from the admin API
+/// (it must still tolerate a SIGHUP reload racing one).
+pub trait Control: Send + Sync + 'static {
+    /// The configuration the node runs now.
+    fn config(&self) -> Config;
+
+    /// Makes `next` the running configuration for every request that starts after this returns, keeping the
+    /// counters of limits that still exist, and persists it so a restart runs it too. `next` has already passed
+    /// the same validation as the configuration file.
+    fn apply(&self, next: Config) -> Result<(), ApplyError>;
+
+    /// The recommended IP access limit of `domain` (SPEC section 3) from the node's own statistics.
+    fn recommended_qps(&self, domain: &str) -> Result<Recommendation, String>;
+
+    /// One page of the activity log.
+    fn activity(&self, query: &ActivityQuery) -> Result<ActivityPage, String>;
+
+    /// Blocks and challenges in force now.
+    fn blocks(&self) -> Vec<BlockInfo>;
+
+    /// Lifts the block or challenge whose [`BlockInfo::id`] is `id`; false when there is none (any more).
+    fn lift_block(&self, id: &str) -> bool;
+
+    /// Closed five-minute statistics points of `domain` starting in `[from_ms, to_ms)`, oldest first.
+    fn stats_points(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StatsPoint>, String>;
+
+    /// The node's metrics in the Prometheus text exposition format, served at `/metrics`.
+    fn metrics(&self) -> String;
+
+    /// The addresses this node uses towards origins: what an origin must allow for a domain that has no
+    /// parents (or on a parent node).
+    fn node_addresses(&self) -> Vec<IpAddr>;
+
+    /// Unix time in milliseconds; the default time range of charts ends here.
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// Why [`Control::apply`] did not apply a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// The node refused the configuration (it cannot run it); nothing changed. Answered as 400.
+    #[error("the node refused the configuration: {0}")]
+    Rejected(String),
+    /// Applying or persisting failed on the node's side. Answered as 500.
+    #[error("the configuration could not be applied: {0}")]
+    Failed(String),
+}
+
+/// A block or challenge in force for one object of one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BlockInfo {
+    /// Opaque, stable while the block lasts; `DELETE /api/v1/blocks/{id}` lifts it.
+    pub id: String,
+    pub domain: String,
+    /// `ip`, `header:NAME`, `domain` or `param:NAME`.
+    pub object_type: String,
+    pub object_value: String,
+    pub rule: String,
+    /// `block` or `bot_detection`.
+    pub action: String,
+    /// Unix time in milliseconds when it ends.
+    pub until_ms: i64,
+}
+
+/// A URL-safe id for the block of one object of one domain: the lower-case hex of `domain`, `object_type` and
+/// `object_value` joined by NUL (which none of them can hold), so it needs no escaping in a path and maps back
+/// without a table. Implementations of [`Control`] may use any other scheme.
+pub fn block_id(domain: &str, object_type: &str, object_value: &str) -> String {
+    let mut id =
+        String::with_capacity(2 * (domain.len() + object_type.len() + object_value.len() + 2));
+    for (i, part) in [domain, object_type, object_value].iter().enumerate() {
+        if i > 0 {
+            id.push_str("00");
+        }
+        for b in part.bytes() {
+            id.push(char::from(HEX[usize::from(b >> 4)]));
+            id.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    id
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";

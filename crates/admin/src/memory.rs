@@ -1,0 +1,174 @@
+//! [`MemoryControl`]: a [`Control`] over a configuration behind a lock and a real activity log, without a data
+//! plane. It stands in for the node in the admin crate's own tests and lets anyone try the console without
+//! running a proxy. It does not persist the configuration.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+
+use edgeguard_config::Config;
+use edgeguard_store::{
+    ActivityLog, ActivityPage, ActivityQuery, Recommendation, StatsOptions, StatsPoint, StoreError,
+    TrafficStats,
+};
+
+use crate::control::{ApplyError, BlockInfo, Control, block_id};
+
+/// A node made of memory: the configuration applies instantly and nothing serves traffic.
+pub struct MemoryControl {
+    config: RwLock<Config>,
+    log: ActivityLog,
+    stats: TrafficStats,
+    addresses: Vec<IpAddr>,
+    /// 0 = the system clock.
+    now_ms: AtomicI64,
+    applied: AtomicU64,
+    /// When set, the next `apply` is refused with this message (tests of the error path).
+    refuse_next: Mutex<Option<ApplyError>>,
+}
+
+impl MemoryControl {
+    /// `data_dir` holds the activity log's database (`activity.db`).
+    pub fn new(config: Config, data_dir: &Path) -> Result<Self, StoreError> {
+        let log = ActivityLog::open(data_dir.join("activity.db"))?;
+        Ok(MemoryControl {
+            config: RwLock::new(config),
+            log,
+            stats: TrafficStats::in_memory(StatsOptions::default()),
+            addresses: Vec::new(),
+            now_ms: AtomicI64::new(0),
+            applied: AtomicU64::new(0),
+            refuse_next: Mutex::new(None),
+        })
+    }
+
+    /// The addresses reported by [`Control::node_addresses`].
+    pub fn with_addresses(mut self, addresses: Vec<IpAddr>) -> Self {
+        self.addresses = addresses;
+        self
+    }
+
+    /// Fixes the clock (Unix milliseconds); 0 returns to the system clock.
+    pub fn set_now_ms(&self, now_ms: i64) {
+        self.now_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// The activity log, to insert records and blocks.
+    pub fn activity_log(&self) -> &ActivityLog {
+        &self.log
+    }
+
+    /// The traffic statistics, to feed requests and decisions.
+    pub fn stats(&self) -> &TrafficStats {
+        &self.stats
+    }
+
+    /// How many configurations were applied.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Makes the next [`Control::apply`] fail with `error`.
+    pub fn refuse_next_apply(&self, error: ApplyError) {
+        *self.refuse_next.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+}
+
+impl Control for MemoryControl {
+    fn config(&self) -> Config {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn apply(&self, next: Config) -> Result<(), ApplyError> {
+        if let Some(e) = self
+            .refuse_next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(e);
+        }
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = next;
+        self.applied.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn recommended_qps(&self, domain: &str) -> Result<Recommendation, String> {
+        self.stats
+            .recommend(domain, self.now_ms())
+            .map_err(|e| e.to_string())
+    }
+
+    fn activity(&self, query: &ActivityQuery) -> Result<ActivityPage, String> {
+        self.log.query(query).map_err(|e| e.to_string())
+    }
+
+    fn blocks(&self) -> Vec<BlockInfo> {
+        self.log
+            .load_blocks(self.now_ms())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| BlockInfo {
+                id: block_id(&b.domain, &b.object_type, &b.object_value),
+                domain: b.domain,
+                object_type: b.object_type,
+                object_value: b.object_value,
+                rule: b.rule,
+                action: b.action,
+                until_ms: b.until_ms,
+            })
+            .collect()
+    }
+
+    fn lift_block(&self, id: &str) -> bool {
+        self.blocks().into_iter().any(|b| {
+            b.id == id
+                && self
+                    .log
+                    .remove_block(&b.domain, &b.object_type, &b.object_value)
+                    .unwrap_or(false)
+        })
+    }
+
+    fn stats_points(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StatsPoint>, String> {
+        self.stats
+            .points(domain, from_ms, to_ms)
+            .map_err(|e| e.to_string())
+    }
+
+    fn metrics(&self) -> String {
+        let w = self.log.writer_stats();
+        format!(
+            "# HELP edgeguard_config_applied_total Configurations applied through the admin API.\n\
+             # TYPE edgeguard_config_applied_total counter\n\
+             edgeguard_config_applied_total {}\n\
+             # HELP edgeguard_activity_written_total Activity log records written.\n\
+             # TYPE edgeguard_activity_written_total counter\n\
+             edgeguard_activity_written_total {}\n",
+            self.applied(),
+            w.written
+        )
+    }
+
+    fn node_addresses(&self) -> Vec<IpAddr> {
+        self.addresses.clone()
+    }
+
+    fn now_ms(&self) -> i64 {
+        match self.now_ms.load(Ordering::Relaxed) {
+            0 => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            fixed => fixed,
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The OpenAPI document, generated from the handlers' annotations, and the schemas of the JSON the API
+//! exchanges. A domain's JSON is its `[[domain]]` table of the configuration file; the `*Doc` types here
+//! describe that shape (a test checks that what the API writes reads back into them).
+
+use std::sync::OnceLock;
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::reply::Reply;
+
+/// `limit_req` entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitReqDoc {
+    pub zone: String,
+    pub burst: Option<u32>,
+    pub nodelay: Option<bool>,
+    pub delay: Option<u32>,
+    pub dry_run: Option<bool>,
+}
+
+/// `limit_conn` entry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConnDoc {
+    pub zone: String,
+    pub conn: u32,
+    pub dry_run: Option<bool>,
+}
+
+/// `[[domain.location]]`: a list given here replaces the domain's.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationDoc {
+    pub path: String,
+    pub limit_req: Option<Vec<LimitReqDoc>>,
+    pub limit_conn: Option<Vec<LimitConnDoc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheDoc {
+    pub enabled: Option<bool>,
+    /// e.g. `"5m"`.
+    pub default_ttl: Option<String>,
+    pub ignore_query: Option<bool>,
+    /// e.g. `"64m"`.
+    pub max_size: Option<String>,
+    /// e.g. `"1h"`.
+    pub stale_grace: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpAccessLimitDoc {
+    pub enabled: Option<bool>,
+    /// Absent or null: the recommended default.
+    pub qps: Option<u32>,
+}
+
+/// A custom rate-limiting rule (SPEC section 4).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleDoc {
+    /// 4-30 ASCII letters and digits, unique within the domain (ignoring case).
+    #[schema(example = "register01")]
+    pub name: String,
+    #[schema(example = "/register")]
+    pub uri: String,
+    /// `exact` | `prefix` | `fuzzy`.
+    #[serde(rename = "match")]
+    #[schema(example = "prefix")]
+    pub match_: String,
+    /// 0-9999, lower first; absent = after those that have one, exact before prefix before fuzzy.
+    pub priority: Option<i64>,
+    /// `ip` | `header:NAME` | `domain` | `param:NAME`.
+    #[schema(example = "ip")]
+    pub object: String,
+    /// Seconds, 10-600.
+    #[schema(example = 10)]
+    pub interval: i64,
+    #[schema(example = "\"count\">50")]
+    pub criteria: String,
+    /// `block` | `bot_detection`.
+    #[schema(example = "block")]
+    pub action: String,
+    /// Seconds, at least 60.
+    #[schema(example = 600)]
+    pub ttl: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitingDoc {
+    pub enabled: Option<bool>,
+    /// `normal` | `emergency` | `custom`.
+    pub mode: Option<String>,
+    pub parameter_check: Option<bool>,
+    pub rules: Option<Vec<RuleDoc>>,
+    /// Read only (GET): rule names in the order they are tried.
+    pub evaluation_order: Option<Vec<String>>,
+}
+
+/// A domain: the `[[domain]]` table of the configuration file, as JSON.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DomainDoc {
+    #[schema(example = "www.example.com")]
+    pub name: String,
+    /// `host:port`.
+    pub origins: Vec<String>,
+    /// L2 nodes, `host:port`; empty = straight to the origin.
+    pub parents: Option<Vec<String>>,
+    pub explain: Option<bool>,
+    pub limit_req_status: Option<u16>,
+    pub limit_conn_status: Option<u16>,
+    pub limit_req: Option<Vec<LimitReqDoc>>,
+    pub limit_conn: Option<Vec<LimitConnDoc>>,
+    pub connect_timeout: Option<String>,
+    pub read_timeout: Option<String>,
+    pub location: Option<Vec<LocationDoc>>,
+    pub cache: Option<CacheDoc>,
+    pub ip_access_limit: Option<IpAccessLimitDoc>,
+    pub rate_limiting: Option<RateLimitingDoc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DomainList {
+    pub domains: Vec<DomainDoc>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RuleList {
+    pub rules: Vec<RuleDoc>,
+    pub evaluation_order: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RuleOrder {
+    /// Every rule of the domain, first to run first; priorities 1, 2, ... are assigned in this order.
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivityRecordDoc {
+    pub id: i64,
+    pub time_ms: i64,
+    pub node: String,
+    pub domain: String,
+    pub rule: String,
+    pub object_type: String,
+    pub object_value: String,
+    pub action: String,
+    pub ttl_s: u32,
+    /// The values that made the criteria true.
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ActivityPageDoc {
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+    pub records: Vec<ActivityRecordDoc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BlockList {
+    pub blocks: Vec<crate::control::BlockInfo>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsPointDoc {
+    pub point_start_ms: i64,
+    pub requests: u64,
+    pub max_ip_count: u64,
+    pub max_ip_error: u64,
+    pub passed: u64,
+    pub limited: u64,
+    pub blocked: u64,
+    pub challenged: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatsDoc {
+    pub domain: String,
+    pub from: i64,
+    pub to: i64,
+    pub point_ms: i64,
+    pub points: Vec<StatsPointDoc>,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "edgeguard admin API", description = "Domains, IP access limit, rate limiting and custom rules, \
+        activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
+    paths(
+        crate::api::list_domains, crate::api::create_domain, crate::api::get_domain, crate::api::put_domain,
+        crate::api::patch_domain, crate::api::delete_domain,
+        crate::api::get_ip_access_limit, crate::api::put_ip_access_limit,
+        crate::api::get_rate_limiting, crate::api::put_rate_limiting,
+        crate::api::list_rules, crate::api::add_rule, crate::api::get_rule, crate::api::put_rule,
+        crate::api::delete_rule, crate::api::order_rules,
+        crate::api::origin_addresses, crate::api::stats, crate::api::activity,
+        crate::api::list_blocks, crate::api::lift_block, crate::api::get_config, crate::api::put_config,
+    ),
+    components(schemas(crate::error::ErrorBody, crate::error::FieldError)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| {
+            format!("{{\"error\": \"cannot write the OpenAPI document: {e}\"}}")
+        })
+    })
+}
+
+pub fn reply() -> Reply {
+    Reply::bytes(StatusCode::OK, crate::reply::JSON, document())
+}
