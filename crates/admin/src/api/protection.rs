@@ -183,6 +183,18 @@ fn rule_errors(mut e: ApiError, j: usize) -> ApiError {
             }
         }
     }
+    // The generated file lists a rule's keys alphabetically; the console's form (and SPEC) go in model order.
+    const ORDER: [&str; 9] = [
+        "name", "uri", "match", "priority", "object", "interval", "criteria", "action", "ttl",
+    ];
+    e.errors.sort_by_key(|f| {
+        let rank = f
+            .field
+            .as_deref()
+            .and_then(|x| ORDER.iter().position(|o| *o == x))
+            .unwrap_or(ORDER.len());
+        (f.index.is_some(), rank)
+    });
     e
 }
 
