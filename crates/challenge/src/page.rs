@@ -88,7 +88,7 @@ pub fn render_page(params: &ChallengeParams<'_>) -> String {
     html.push_str("<p><a id=\"eg-retry\" href=\"\" hidden>Try again</a></p>\n</div>\n");
     html.push_str(&format!(
         "<p class=\"eg-muted\">Expected work: about {} hashes. Protected by edgeguard.</p>\n</main>\n",
-        token.difficulty().expected_hashes()
+        thousands(token.difficulty().expected_hashes())
     ));
     html.push_str(&format!(
         "<script type=\"text/plain\" id=\"eg-worker\">{}</script>\n",
@@ -96,6 +96,17 @@ pub fn render_page(params: &ChallengeParams<'_>) -> String {
     ));
     html.push_str(&format!("<script>{MAIN_JS}</script>\n</body>\n</html>\n"));
     html
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let groups: Vec<&str> = digits
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .filter_map(|g| std::str::from_utf8(g).ok())
+        .collect();
+    groups.join(",")
 }
 
 /// Escapes text for HTML element content and double-quoted attributes.

@@ -430,6 +430,7 @@ fn page_is_self_contained_and_accessible() {
         "data-difficulty=\"8\"",
         &format!("data-verify=\"{VERIFY_PATH}\""),
         "data-return=\"/cart?x=1&amp;y=%22\"",
+        "about 256 hashes",
     ] {
         assert!(html.contains(needle), "page lacks {needle}");
     }
