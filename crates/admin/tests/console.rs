@@ -1,0 +1,304 @@
+//! The web console in headless Chromium: log in, switch on a domain's IP access limit with the recommended
+//! default, add a custom rule, see the validation message of a bad rule name, find a pre-inserted trigger in the
+//! activity log. Screenshots of each page go to `target/console-screenshots/`. Without `/usr/bin/chromium` the
+//! test says why and passes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::page::{Page, ScreenshotParams};
+use common::{TOKEN, start};
+use edgeguard_admin::Control;
+use edgeguard_store::ActivityRecord;
+use futures_util::StreamExt;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("console-screenshots")
+}
+
+/// Polls `condition` (a JavaScript expression) until it is true; bounded.
+async fn wait_for(page: &Page, condition: &str, what: &str) {
+    for _ in 0..100 {
+        let ok = page
+            .evaluate(format!("!!({condition})"))
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok())
+            .unwrap_or(false);
+        if ok {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = page
+        .evaluate("document.body.innerText")
+        .await
+        .ok()
+        .and_then(|r| r.into_value::<String>().ok())
+        .unwrap_or_default();
+    panic!("timed out waiting for {what} ({condition}); page text:\n{body}");
+}
+
+async fn js(page: &Page, script: &str) {
+    page.evaluate(script)
+        .await
+        .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"));
+}
+
+async fn shot(page: &Page, name: &str) {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    page.save_screenshot(
+        ScreenshotParams::builder().full_page(true).build(),
+        dir.join(format!("{name}.png")),
+    )
+    .await
+    .expect("screenshot");
+}
+
+async fn fill(page: &Page, selector: &str, value: &str) {
+    let v = serde_json::to_string(value).expect("json string");
+    js(
+        page,
+        &format!("document.querySelector({:?}).value = {v}", selector),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_flows_in_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!(
+            "skipping the console browser test: {CHROMIUM} is not installed (apt-get install chromium)"
+        );
+        return;
+    }
+    tokio::time::timeout(Duration::from_secs(120), run())
+        .await
+        .expect("the browser test finishes within two minutes");
+}
+
+async fn run() {
+    let h = start().await;
+    let now = h.control.now_ms();
+    h.control
+        .activity_log()
+        .record(&ActivityRecord {
+            time_ms: now - 60_000,
+            node: "edge-1".into(),
+            domain: "www.example.com".into(),
+            rule: "flood01".into(),
+            object_type: "ip".into(),
+            object_value: "198.51.100.77".into(),
+            action: "block".into(),
+            ttl_s: 600,
+            detail: "count=51".into(),
+        })
+        .expect("insert");
+    // Some traffic for the chart and the recommendation: 30 QPS at peak from one IP.
+    let ip = "203.0.113.5".parse().expect("ip");
+    for i in 0..9000 {
+        h.control
+            .stats()
+            .record_request("www.example.com", ip, now - 3_600_000 + i);
+    }
+    h.control
+        .stats()
+        .record_request("www.example.com", ip, now - 1_000_000);
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let config = BrowserConfig::builder()
+        .chrome_executable(CHROMIUM)
+        .disable_default_args()
+        .no_sandbox()
+        .args([
+            "disable-gpu",
+            "no-first-run",
+            "disable-background-networking",
+            "disable-component-update",
+            "disable-sync",
+            "disable-quic",
+        ])
+        .user_data_dir(profile.path())
+        .window_size(1280, 900)
+        .launch_timeout(Duration::from_secs(30))
+        .request_timeout(Duration::from_secs(15))
+        .build()
+        .expect("browser config");
+    let (mut browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+
+    let base = format!("http://{}", h.addr);
+    let page = browser
+        .new_page(format!("{base}/console/"))
+        .await
+        .expect("page");
+
+    // Log in.
+    wait_for(
+        &page,
+        "!document.getElementById('view-login').hidden",
+        "the login form",
+    )
+    .await;
+    shot(&page, "1-login").await;
+    page.find_element("#token")
+        .await
+        .expect("token field")
+        .click()
+        .await
+        .expect("focus")
+        .type_str(TOKEN)
+        .await
+        .expect("type");
+    page.find_element("#login-btn")
+        .await
+        .expect("button")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.querySelectorAll('#domain-rows tr').length === 2",
+        "the domain list",
+    )
+    .await;
+    shot(&page, "2-domains").await;
+
+    // Domain Management -> Manage -> Access Control -> IP Access Limits: switch on.
+    page.find_element("a.manage[data-domain='www.example.com']")
+        .await
+        .expect("manage link")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.getElementById('ip-source').textContent.includes('30 QPS')",
+        "the recommended default",
+    )
+    .await;
+    page.find_element("#ip-switch")
+        .await
+        .expect("switch")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.getElementById('ip-qps').textContent === '30 QPS'",
+        "the limit in force",
+    )
+    .await;
+    for _ in 0..50 {
+        if h.control.config().domains[0].ip_access_limit.enabled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ip_limit = h.control.config().domains[0].ip_access_limit.clone();
+    assert!(ip_limit.enabled, "the switch reached the node");
+    assert_eq!(ip_limit.qps, None, "the recommended default is kept");
+    shot(&page, "3-access-control").await;
+
+    // Security Settings: add a rule with a bad name, see the message, fix it.
+    js(&page, "location.hash = '#/domain/www.example.com/security'").await;
+    wait_for(
+        &page,
+        "!document.getElementById('panel-security').hidden",
+        "the security tab",
+    )
+    .await;
+    page.find_element("#add-rule")
+        .await
+        .expect("add rule")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.getElementById('rule-dialog').open",
+        "the rule dialog",
+    )
+    .await;
+    fill(&page, "#rule-name", "ab").await;
+    fill(&page, "#rule-uri", "/register").await;
+    fill(&page, "#rule-criteria", "\"count\">50").await;
+    page.find_element("#rule-ok")
+        .await
+        .expect("ok")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.getElementById('err-name').textContent.includes('4 to 30 characters')",
+        "the name's validation message",
+    )
+    .await;
+    shot(&page, "4-rule-validation").await;
+    fill(&page, "#rule-name", "register01").await;
+    page.find_element("#rule-ok")
+        .await
+        .expect("ok")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.querySelector('#rule-rows tr[data-rule=register01]')",
+        "the new rule",
+    )
+    .await;
+    assert_eq!(
+        h.control.config().domains[0].rate_limiting.rules[0].name,
+        "register01"
+    );
+    shot(&page, "5-security-settings").await;
+
+    // Statistics chart.
+    js(&page, "location.hash = '#/domain/www.example.com/stats'").await;
+    wait_for(
+        &page,
+        "document.querySelector('#chart svg path')",
+        "the chart",
+    )
+    .await;
+    shot(&page, "6-statistics").await;
+
+    // Activity log with a filter.
+    js(&page, "location.hash = '#/activity'").await;
+    wait_for(
+        &page,
+        "!document.getElementById('view-activity').hidden",
+        "the activity view",
+    )
+    .await;
+    fill(&page, "#f-domain", "www.example.com").await;
+    page.find_element("#f-search")
+        .await
+        .expect("search")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        "document.getElementById('activity-rows').textContent.includes('198.51.100.77')",
+        "the pre-inserted trigger",
+    )
+    .await;
+    shot(&page, "7-activity").await;
+
+    let _ = browser.close().await;
+    let _ = browser.wait().await;
+    events.abort();
+    h.admin.stop().await;
+}
