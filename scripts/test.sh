@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian machine: installs what the tests start (nginx as the reference
-# for limit decisions), then formatting, lints and every test of the workspace from one build.
+# for limit decisions, Chromium for browser tests), then formatting, lints and every test of the workspace from one build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# Headless Chromium drives the challenge page and the console in browser tests.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     apt-get update -qq
