@@ -494,6 +494,10 @@ async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Response<Prox
             parts.headers.insert(header::HOST, v);
         }
     }
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        // RFC 9112 6.3: with both, the chunked framing was used; a stale length must not reach the upstream.
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     strip_hop_by_hop(&mut parts.headers);
     add_forwarded_for(&mut parts.headers, &ctx.conn.peer_text);
     parts.headers.append(header::VIA, ctx.rt.via.clone());

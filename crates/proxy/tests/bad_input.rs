@@ -142,3 +142,20 @@ async fn hostile_bytes_never_break_the_node() {
     .await;
     assert_eq!(get(addr, "a.test", "/still", &[]).await.body, "ok /still\n");
 }
+
+/// A body framed both ways must not reach the origin framed differently from how the node read it.
+#[tokio::test]
+async fn content_length_with_chunked_is_not_smuggled() {
+    let o = origin().await;
+    let (_node, addr, _) = start(SITE, o.addr).await;
+    let out = raw(
+        addr,
+        b"POST /upload HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(
+        out.starts_with("HTTP/1.1 400") || out.contains("got 5\n"),
+        "{out}"
+    );
+    assert_eq!(statuses(&out).len(), 1, "{out}");
+}
