@@ -206,36 +206,4 @@ pub(crate) fn addr_text(ip: IpAddr) -> Bytes {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn norm(p: &str) -> String {
-        let mut out = KeyBuf::new();
-        push_normalized_path(p.as_bytes(), &mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    #[test]
-    fn uri_normalisation() {
-        assert_eq!(norm("/a/b"), "/a/b");
-        assert_eq!(norm("/a//b"), "/a/b");
-        assert_eq!(norm("/a/./b"), "/a/b");
-        assert_eq!(norm("/a/../b"), "/b");
-        assert_eq!(norm("/../../b"), "/b");
-        assert_eq!(norm("/a/%62"), "/a/b");
-        assert_eq!(norm("/a/%2e%2e/c"), "/c");
-        assert_eq!(norm("/a/b/"), "/a/b/");
-        assert_eq!(norm("/a/b/.."), "/a/");
-        assert_eq!(norm("/%zz"), "/%zz");
-        assert_eq!(norm("/%4"), "/%4");
-        assert_eq!(norm("/"), "/");
-    }
-
-    #[test]
-    fn args() {
-        assert_eq!(find_arg(b"a=1&b=2", b"b"), Some(&b"2"[..]));
-        assert_eq!(find_arg(b"A=1&a=2", b"a"), Some(&b"1"[..]));
-        assert_eq!(find_arg(b"x&y=", b"x"), Some(&b""[..]));
-        assert_eq!(find_arg(b"ab=1", b"a"), None);
-    }
-}
+mod tests;
