@@ -324,6 +324,10 @@ async fn limit_req(ctx: &mut RequestCtx, req: &Request<Incoming>, clock: &dyn Cl
             } else {
                 ""
             };
+            if decision.no_room {
+                // nginx logs this at alert: the zone is too small for the keys it sees.
+                tracing::error!("could not allocate node in limit_req zone \"{}\"", zone());
+            }
             tracing::error!(
                 "limiting requests{dry}, excess: {whole}.{frac:03} by zone \"{}\", client: {}, host: \"{}\"",
                 zone(),
