@@ -150,3 +150,25 @@ async fn upload_longer_than_read_timeout_passes() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn head_requests_keep_the_connection_usable() {
+    let o = origin().await;
+    let (_node, addr, _) = start(&site("\"{origin}\"", ""), o.addr).await;
+    let out = raw(
+        addr,
+        b"HEAD /h HTTP/1.1\r\nHost: a.test\r\n\r\nGET /g HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(statuses(&out), [200, 200], "{out}");
+    assert!(
+        !out.contains("ok /h"),
+        "HEAD answered without a body: {out}"
+    );
+    assert!(out.contains("ok /g"), "{out}");
+    assert_eq!(
+        o.conns.load(Ordering::SeqCst),
+        1,
+        "the HEAD exchange left its upstream connection reusable"
+    );
+}
