@@ -32,6 +32,5 @@ mod runtime;
 mod server;
 mod upstream;
 
-pub use body::{BodyError, ProxyBody, RequestBody};
 pub use error::ProxyError;
 pub use server::{DEFAULT_SHUTDOWN_GRACE, Node, RunningNode};
