@@ -317,6 +317,9 @@ pub fn limit_req<St: Store<ReqState>>(
     limits: &[ReqLimit<St>],
     keys: &[&[u8]],
 ) -> ReqDecision {
+    if let [only] = limits {
+        return limit_req_one(now_ms, only, keys.first().copied().unwrap_or_default());
+    }
     let n = limits.len();
     let mut inline: [Option<St::Held>; INLINE_LIMITS] = [None; INLINE_LIMITS];
     let mut heap: Vec<Option<St::Held>>;
@@ -472,6 +475,55 @@ pub fn limit_req<St: Store<ReqState>>(
         limit: Some(limit),
         excess_milli: excess,
         no_room: false,
+    }
+}
+
+/// [`limit_req`] for a list of one limit (the usual case): nothing is pinned, the lookup charges at once.
+#[inline]
+fn limit_req_one<St: Store<ReqState>>(now_ms: u64, l: &ReqLimit<St>, key: &[u8]) -> ReqDecision {
+    if key.is_empty() || key.len() > MAX_KEY_LEN {
+        return ReqDecision::default();
+    }
+    let rate = l.zone.rate.milli_per_sec();
+    let burst = l.burst as u64 * 1000;
+    let fresh = || ReqState {
+        excess: 0,
+        last: now_ms,
+    };
+    let found = l.zone.store.access(key, now_ms, fresh, |st, new| {
+        if new {
+            return (Ok(0), false);
+        }
+        let ms = elapsed(now_ms, st.last);
+        let e = leak(st.excess, ms, rate);
+        if e > burst {
+            return (Err(e), false);
+        }
+        st.excess = e;
+        if ms != 0 {
+            st.last = now_ms;
+        }
+        (Ok(e), false)
+    });
+    let (status, delay_ms, limit, excess_milli, no_room) = match found {
+        Err(_) => (ReqStatus::Rejected, 0, Some(0), 0, true),
+        Ok((Err(e), _)) => (ReqStatus::Rejected, 0, Some(0), e, false),
+        Ok((Ok(e), _)) => match delay_for(e, l.delay.threshold_milli(), rate) {
+            0 => (ReqStatus::Passed, 0, None, e, false),
+            d => (ReqStatus::Delayed, d, Some(0), e, false),
+        },
+    };
+    let status = match (status, l.dry_run) {
+        (ReqStatus::Rejected, true) => ReqStatus::RejectedDryRun,
+        (ReqStatus::Delayed, true) => ReqStatus::DelayedDryRun,
+        (s, _) => s,
+    };
+    ReqDecision {
+        status: Some(status),
+        delay_ms,
+        limit,
+        excess_milli,
+        no_room,
     }
 }
 

@@ -151,6 +151,38 @@ pub const fn bytes_per_state<S>() -> usize {
     size_of::<Slot<S>>() + 6
 }
 
+/// A key of up to 16 bytes as the little-endian value of its zero-padded 16 bytes, built from loads only:
+/// writing the key into a stack buffer and reading it back wider stalls store forwarding on the hot path.
+#[inline]
+fn padded(key: &[u8]) -> u128 {
+    let n = key.len();
+    debug_assert!(n <= INLINE_KEY);
+    let u32_at = |i: usize| u32::from_le_bytes([key[i], key[i + 1], key[i + 2], key[i + 3]]) as u64;
+    let u64_at = |i: usize| {
+        u64::from_le_bytes([
+            key[i],
+            key[i + 1],
+            key[i + 2],
+            key[i + 3],
+            key[i + 4],
+            key[i + 5],
+            key[i + 6],
+            key[i + 7],
+        ])
+    };
+    // Overlapping reads put the same byte at the same place twice, so OR-ing them is exact.
+    let (lo, hi) = match n {
+        0 => (0, 0),
+        1..=3 => {
+            let b = |i: usize| (key[i] as u64) << (8 * i);
+            (b(0) | b(n / 2) | b(n - 1), 0)
+        }
+        4..=8 => (u32_at(0) | (u32_at(n - 4) << (8 * (n - 4))), 0),
+        _ => (u64_at(0), u64_at(n - 8) >> (8 * (16 - n))),
+    };
+    (hi as u128) << 64 | lo as u128
+}
+
 /// Slots a key of `len` bytes takes.
 #[inline]
 fn slots_for(len: usize) -> usize {
@@ -158,6 +190,18 @@ fn slots_for(len: usize) -> usize {
         1
     } else {
         1 + (len - LONG_HEAD).div_ceil(CHUNK)
+    }
+}
+
+/// Asks for transparent huge pages over the 2 MiB pages inside a fresh, untouched allocation: big tables are
+/// read at random, and 4 KiB pages make every lookup a TLB miss.
+fn huge_pages(addr: usize, len: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = addr.next_multiple_of(HUGE);
+    let end = (addr + len) / HUGE * HUGE;
+    if end > start {
+        // SAFETY: advice only, on whole pages inside an allocation this shard owns; failure is harmless.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
 
@@ -199,8 +243,9 @@ fn default_shards(size: usize, per_state: usize) -> usize {
     if size < SINGLE_SHARD_BELOW {
         return 1;
     }
-    // Enough shards that two threads rarely meet on a lock, few enough that each LRU stays long.
-    let mut n = (size / (128 * 1024)).clamp(2, 32);
+    // Enough shards that a few threads rarely meet on a lock; few enough that each shard's arrays span several
+    // huge pages and each LRU stays long.
+    let mut n = (size / (512 * 1024)).clamp(2, 8);
     n = 1 << n.ilog2();
     while size / n / per_state > MAX_SLOTS_PER_SHARD {
         n *= 2;
@@ -464,18 +509,21 @@ impl<S: TableState> ShardGuard<'_, S> {
 
 impl<S: TableState> Shard<S> {
     fn new(n: usize) -> Self {
-        let slots: Box<[Slot<S>]> = (0..n)
-            .map(|i| Slot {
-                meta: Meta {
-                    next: if i + 1 < n { i as u32 + 1 } else { NIL },
-                    ..Meta::EMPTY
-                },
-                state: S::default(),
-            })
-            .collect();
+        let mut slots: Vec<Slot<S>> = Vec::with_capacity(n);
+        huge_pages(slots.as_ptr() as usize, n * size_of::<Slot<S>>());
+        slots.extend((0..n).map(|i| Slot {
+            meta: Meta {
+                next: if i + 1 < n { i as u32 + 1 } else { NIL },
+                ..Meta::EMPTY
+            },
+            state: S::default(),
+        }));
+        let mut index: Vec<u32> = Vec::with_capacity(index_words(n));
+        huge_pages(index.as_ptr() as usize, index_words(n) * 4);
+        index.resize(index_words(n), 0);
         Self {
-            slots,
-            index: vec![0u32; index_words(n)].into_boxed_slice(),
+            slots: slots.into_boxed_slice(),
+            index: index.into_boxed_slice(),
             head: NIL,
             tail: NIL,
             free_head: if n > 0 { 0 } else { NIL },
@@ -500,10 +548,11 @@ impl<S: TableState> Shard<S> {
             return None;
         }
         // Short keys are compared as one zero-padded 16-byte word (stored keys are padded the same way).
-        let mut short = [0u8; INLINE_KEY];
-        if key.len() <= INLINE_KEY {
-            short[..key.len()].copy_from_slice(key);
-        }
+        let short = if key.len() <= INLINE_KEY {
+            padded(key)
+        } else {
+            0
+        };
         let tag = h.tag();
         let mut p = self.home(h.lo());
         loop {
@@ -517,7 +566,7 @@ impl<S: TableState> Shard<S> {
                 if m.hash == h.lo()
                     && m.key_len as usize == key.len()
                     && if key.len() <= INLINE_KEY {
-                        m.key == short
+                        u128::from_le_bytes(m.key) == short
                     } else {
                         self.key_eq_long(m, key)
                     }
@@ -741,6 +790,16 @@ mod tests {
             "{}",
             bytes_per_state::<[u64; 2]>()
         );
+    }
+
+    #[test]
+    fn padded_matches_a_zero_padded_copy() {
+        let bytes: Vec<u8> = (1..=16).collect();
+        for n in 0..=16 {
+            let mut b = [0u8; 16];
+            b[..n].copy_from_slice(&bytes[..n]);
+            assert_eq!(padded(&bytes[..n]), u128::from_le_bytes(b), "{n}");
+        }
     }
 
     #[test]
