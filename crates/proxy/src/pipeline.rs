@@ -166,17 +166,24 @@ fn request_host(req: &Request<Incoming>) -> Option<&str> {
 
 /// Route: find the domain by host and the location by path; reject what cannot be served at all.
 fn route(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
-    let Some(host) = request_host(req) else {
-        if req.version() == Version::HTTP_11 && !req.headers().contains_key(header::HOST) {
-            return Flow::Answer(answer(
-                StatusCode::BAD_REQUEST,
-                "400 Bad Request\nedgeguard: request has no Host header\n",
-            ));
-        }
+    // As nginx: HTTP/1.1 needs a Host header even when the request line carries an absolute URI.
+    let has_host = req.headers().contains_key(header::HOST);
+    if req.version() == Version::HTTP_11 && !has_host {
         return Flow::Answer(answer(
             StatusCode::BAD_REQUEST,
-            "400 Bad Request\nedgeguard: Host header is not valid\n",
+            "400 Bad Request\nedgeguard: request has no Host header\n",
         ));
+    }
+    let host = match request_host(req) {
+        Some(host) => host,
+        // HTTP/1.0 without any host: no domain can match, answered below as an unknown (empty) host.
+        None if !has_host => "",
+        None => {
+            return Flow::Answer(answer(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request\nedgeguard: Host header is not valid\n",
+            ));
+        }
     };
     let domain = if host.bytes().any(|b| b.is_ascii_uppercase()) {
         ctx.rt.domains.get(&host.to_ascii_lowercase())
@@ -488,15 +495,14 @@ async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Response<Prox
         );
     };
     let (mut parts, body) = req.into_parts();
-    if !parts.headers.contains_key(header::HOST) {
-        // HTTP/2 carries the host in `:authority`; an HTTP/1.1 origin needs it as Host.
-        if let Some(v) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            parts.headers.insert(header::HOST, v);
-        }
+    // HTTP/2's `:authority` or an HTTP/1.1 absolute URI names the host; the upstream gets it as Host
+    // (RFC 9112 3.2.2: a received Host is replaced by the request line's).
+    if let Some(authority) = parts.uri.authority()
+        && parts.headers.get(header::HOST).map(|h| h.as_bytes())
+            != Some(authority.as_str().as_bytes())
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, v);
     }
     if parts.headers.contains_key(header::TRANSFER_ENCODING) {
         // RFC 9112 6.3: with both, the chunked framing was used; a stale length must not reach the upstream.
