@@ -14,7 +14,9 @@
 
 use std::mem::size_of;
 
-use parking_lot::{Mutex, MutexGuard};
+mod lock;
+
+use lock::{SpinGuard, SpinLock};
 
 /// Tables smaller than this have one shard (exact nginx LRU order).
 pub const SINGLE_SHARD_BELOW: usize = 256 * 1024;
@@ -153,7 +155,7 @@ pub const fn bytes_per_state<S>() -> usize {
 
 /// A key of up to 16 bytes as the little-endian value of its zero-padded 16 bytes, built from loads only:
 /// writing the key into a stack buffer and reading it back wider stalls store forwarding on the hot path.
-#[inline]
+#[inline(always)]
 fn padded(key: &[u8]) -> u128 {
     let n = key.len();
     debug_assert!(n <= INLINE_KEY);
@@ -220,7 +222,7 @@ struct Padded<T>(T);
 
 /// A table of per-key states; see the module documentation.
 pub struct Table<S: TableState> {
-    shards: Box<[Padded<Mutex<Shard<S>>>]>,
+    shards: Box<[Padded<SpinLock<Shard<S>>>]>,
     hasher: foldhash::fast::RandomState,
     params: S::Params,
     size: usize,
@@ -273,7 +275,7 @@ impl<S: TableState> Table<S> {
         if shards == 0 {
             return Err(TableError::NoShards);
         }
-        let header = size_of::<Self>() + shards * size_of::<Padded<Mutex<Shard<S>>>>();
+        let header = size_of::<Self>() + shards * size_of::<Padded<SpinLock<Shard<S>>>>();
         let slot_size = size_of::<Slot<S>>();
         let min = header + shards * (slot_size + index_words(1) * 4);
         if size_bytes < min {
@@ -288,7 +290,7 @@ impl<S: TableState> Table<S> {
             n -= 1;
         }
         let shards: Box<[_]> = (0..shards)
-            .map(|_| Padded(Mutex::new(Shard::new(n))))
+            .map(|_| Padded(SpinLock::new(Shard::new(n))))
             .collect();
         Ok(Self {
             capacity: n * shards.len(),
@@ -327,7 +329,7 @@ impl<S: TableState> Table<S> {
     /// Bytes actually allocated: shard headers, slots and index. Never above [`Table::size_bytes`].
     pub fn held_bytes(&self) -> usize {
         let mut total =
-            size_of::<Self>() + self.shards.len() * size_of::<Padded<Mutex<Shard<S>>>>();
+            size_of::<Self>() + self.shards.len() * size_of::<Padded<SpinLock<Shard<S>>>>();
         for s in self.shards.iter() {
             let s = s.0.lock();
             total += s.slots.len() * size_of::<Slot<S>>() + s.index.len() * 4;
@@ -388,7 +390,7 @@ impl<S: TableState> Table<S> {
 /// One locked shard. Hold it only for the few steps of one decision.
 pub struct ShardGuard<'a, S: TableState> {
     shard: u32,
-    inner: MutexGuard<'a, Shard<S>>,
+    inner: SpinGuard<'a, Shard<S>>,
     params: &'a S::Params,
 }
 
@@ -408,7 +410,7 @@ impl<S: TableState> ShardGuard<'_, S> {
     }
 
     /// Finds `key` and moves its state to the LRU head, as every nginx lookup does.
-    #[inline]
+    #[inline(always)]
     pub fn find(&mut self, h: KeyHash, key: &[u8]) -> Option<SlotRef> {
         let i = self.inner.find(h, key)?;
         self.inner.move_to_head(i);
@@ -542,7 +544,7 @@ impl<S: TableState> Shard<S> {
         if p + 1 == self.index.len() { 0 } else { p + 1 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn find(&self, h: KeyHash, key: &[u8]) -> Option<u32> {
         if key.len() > MAX_KEY_LEN {
             return None;
@@ -767,67 +769,4 @@ impl<S: TableState> Shard<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Default, Clone, Copy, Debug, PartialEq)]
-    struct Idle {
-        last: u64,
-    }
-
-    impl TableState for Idle {
-        type Params = ();
-        fn expirable(&self, now_ms: u64, _: &()) -> bool {
-            now_ms.abs_diff(self.last) >= 60_000
-        }
-    }
-
-    #[test]
-    fn slot_is_small() {
-        assert!(bytes_per_state::<Idle>() <= 64);
-        assert!(
-            bytes_per_state::<[u64; 2]>() <= 64,
-            "{}",
-            bytes_per_state::<[u64; 2]>()
-        );
-    }
-
-    #[test]
-    fn padded_matches_a_zero_padded_copy() {
-        let bytes: Vec<u8> = (1..=16).collect();
-        for n in 0..=16 {
-            let mut b = [0u8; 16];
-            b[..n].copy_from_slice(&bytes[..n]);
-            assert_eq!(padded(&bytes[..n]), u128::from_le_bytes(b), "{n}");
-        }
-    }
-
-    #[test]
-    fn long_keys_round_trip_and_free_their_chunks() {
-        let t = Table::<Idle>::new(32 * 1024, ()).unwrap();
-        let cap = t.capacity();
-        let keys: Vec<Vec<u8>> = (0..40usize)
-            .map(|n| (0..n * 7).map(|b| (b * 31 + n) as u8).collect())
-            .collect();
-        for k in keys.iter().filter(|k| !k.is_empty()) {
-            let h = t.hash(k);
-            let mut g = t.lock(h);
-            let r = g.insert(h, k, 0, Idle { last: 0 }).unwrap();
-            assert_eq!(g.key(r), *k);
-        }
-        for k in keys.iter().filter(|k| !k.is_empty()) {
-            let h = t.hash(k);
-            let mut g = t.lock(h);
-            let r = g.find(h, k).expect("present");
-            assert!(g.remove(r));
-        }
-        assert_eq!(t.in_use(), 0);
-        // Every chunk went back: the table fills to capacity again with short keys.
-        for n in 0..cap as u32 {
-            let k = n.to_be_bytes();
-            let h = t.hash(&k);
-            t.lock(h).insert(h, &k, 0, Idle { last: 0 }).unwrap();
-        }
-        assert_eq!(t.in_use(), cap);
-    }
-}
+mod tests;
