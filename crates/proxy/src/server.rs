@@ -155,6 +155,8 @@ fn server_builder(rt: &Runtime) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(None)
+        // nginx's http2_max_concurrent_streams default.
+        .max_concurrent_streams(128)
         .max_header_list_size(u32::try_from(rt.max_header_size).unwrap_or(u32::MAX));
     builder
 }

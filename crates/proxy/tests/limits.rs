@@ -315,3 +315,65 @@ async fn limit_conn_is_released_when_the_client_leaves_before_the_head() {
         t.elapsed()
     );
 }
+
+/// limit_req runs first: a request it rejects never reaches limit_conn, so `$limit_conn_status` stays unset;
+/// an empty limit_conn key leaves it unset too.
+#[tokio::test]
+async fn conn_status_is_unset_when_limit_conn_did_not_run() {
+    let o = origin().await;
+    let site = r#"
+[[limit_req_zone]]
+name = "z"
+key = "$binary_remote_addr"
+size = "1m"
+rate = "1r/m"
+[[limit_conn_zone]]
+name = "addr"
+key = "$binary_remote_addr"
+size = "1m"
+[[limit_conn_zone]]
+name = "byhdr"
+key = "$http_x_user"
+size = "1m"
+[[domain]]
+name = "a.test"
+origins = ["{origin}"]
+explain = true
+limit_req = [{ zone = "z" }]
+limit_conn = [{ zone = "addr", conn = 5 }]
+[[domain.location]]
+path = "/free/"
+limit_req = []
+limit_conn = [{ zone = "byhdr", conn = 1 }]
+"#;
+    let (_node, addr, _) = start(site, o.addr).await;
+    let r = get(addr, "a.test", "/", &[]).await;
+    assert_eq!(
+        (
+            r.header("x-limit-req-status"),
+            r.header("x-limit-conn-status")
+        ),
+        (Some("PASSED"), Some("PASSED"))
+    );
+    let r = get(addr, "a.test", "/", &[]).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        (
+            r.header("x-limit-req-status"),
+            r.header("x-limit-conn-status")
+        ),
+        (Some("REJECTED"), None)
+    );
+    let r = get(addr, "a.test", "/free/", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        (
+            r.header("x-limit-req-status"),
+            r.header("x-limit-conn-status")
+        ),
+        (None, None)
+    );
+    assert_eq!(r.header("x-edgeguard-decision"), Some("none"));
+    let r = get(addr, "a.test", "/free/", &[("x-user", "u1")]).await;
+    assert_eq!(r.header("x-limit-conn-status"), Some("PASSED"));
+}
