@@ -6,7 +6,8 @@
 //! small stack buffer, spilling to the heap past 256 bytes.
 //!
 //! `$uri` is the path normalised as nginx does by default: `%XX` escapes decoded, runs of `/` merged, `.` and
-//! `..` segments resolved (never above the root). An invalid escape is kept as written (nginx answers 400).
+//! `..` segments resolved. Paths nginx refuses with 400 (invalid escape, `%00`, `..` above the root) are refused
+//! by the route phase the same way.
 //! `+` is not a space in a path and stays as is.
 
 use std::net::IpAddr;
@@ -91,7 +92,10 @@ impl CompiledKey {
                 },
                 Part::RemoteAddr => out.extend_from_slice(input.client_text),
                 Part::Host => out.extend_from_slice(input.host.as_bytes()),
-                Part::Uri => push_normalized_path(input.uri.path().as_bytes(), out),
+                Part::Uri => {
+                    // Invalid paths were answered 400 by the route phase before any key is evaluated.
+                    let _ = push_normalized_path(input.uri.path().as_bytes(), out);
+                }
                 Part::RequestUri => match input.uri.path_and_query() {
                     Some(pq) => out.extend_from_slice(pq.as_str().as_bytes()),
                     None => out.push(b'/'),
@@ -143,28 +147,33 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
-/// Appends nginx's `$uri` for the raw `path`.
-pub(crate) fn push_normalized_path(path: &[u8], out: &mut KeyBuf) {
+/// Appends nginx's `$uri` for the raw `path`. Returns false where nginx answers 400 instead: an invalid `%`
+/// escape, an escaped NUL, or `..` above the root (the best-effort result is appended all the same).
+pub(crate) fn push_normalized_path(path: &[u8], out: &mut KeyBuf) -> bool {
     let simple = !path.contains(&b'%')
         && !path.windows(2).any(|w| w == b"//" || w == b"/.")
         && path.first() == Some(&b'/');
     if simple {
         out.extend_from_slice(path);
-        return;
+        return true;
     }
+    let mut valid = true;
     let mut decoded: SmallVec<[u8; 256]> = SmallVec::new();
     let mut i = 0;
     while i < path.len() {
         let b = path[i];
-        if b == b'%'
-            && let (Some(h), Some(l)) = (
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (
                 path.get(i + 1).copied().and_then(hex),
                 path.get(i + 2).copied().and_then(hex),
-            )
-        {
-            decoded.push(h << 4 | l);
-            i += 3;
-            continue;
+            ) {
+                let c = h << 4 | l;
+                valid &= c != 0;
+                decoded.push(c);
+                i += 3;
+                continue;
+            }
+            valid = false;
         }
         decoded.push(b);
         i += 1;
@@ -178,6 +187,7 @@ pub(crate) fn push_normalized_path(path: &[u8], out: &mut KeyBuf) {
             b".." => {
                 // Drop the last segment, never the root slash.
                 let tail = &out[base..];
+                valid &= tail.len() > 1;
                 let keep = tail[..tail.len() - 1]
                     .iter()
                     .rposition(|&b| b == b'/')
@@ -198,6 +208,7 @@ pub(crate) fn push_normalized_path(path: &[u8], out: &mut KeyBuf) {
     if !ends_open && out.len() > base + 1 {
         out.pop();
     }
+    valid
 }
 
 /// `$remote_addr` text of an address taken from `X-Forwarded-For` (the peer's is computed once per connection).

@@ -202,7 +202,12 @@ fn route(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
 
     // Locations match the normalised path, so `//api/` or `/x/../api/` cannot step around `/api/`'s limits.
     let mut path = KeyBuf::new();
-    key::push_normalized_path(req.uri().path().as_bytes(), &mut path);
+    if !key::push_normalized_path(req.uri().path().as_bytes(), &mut path) {
+        return Flow::Answer(answer(
+            StatusCode::BAD_REQUEST,
+            "400 Bad Request\nedgeguard: invalid path (bad %-escape, %00, or .. above the root)\n",
+        ));
+    }
     ctx.limits = Some(domain.limits_for(&path).clone());
     ctx.domain = Some(domain);
 

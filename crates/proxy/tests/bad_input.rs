@@ -41,6 +41,20 @@ async fn malformed_heads_are_400() {
     assert_eq!(o.hits.load(Ordering::SeqCst), 0);
 }
 
+/// Paths nginx refuses while normalising them are refused here too, before any limit or upstream.
+#[tokio::test]
+async fn paths_nginx_refuses_are_400() {
+    let o = origin().await;
+    let (_node, addr, _) = start(SITE, o.addr).await;
+    for path in ["/%zz", "/../etc/passwd", "/a/%2e%2e/%2e%2e/x", "/a%00b"] {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+        let out = raw(addr, req.as_bytes()).await;
+        assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
+    }
+    assert_eq!(o.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(get(addr, "a.test", "/a/../b", &[]).await.body, "ok /a/../b\n", "forwarded as received");
+}
+
 #[tokio::test]
 async fn oversized_head_is_431() {
     let o = origin().await;

@@ -12,6 +12,10 @@ fn norm(p: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+fn valid(p: &str) -> bool {
+    push_normalized_path(p.as_bytes(), &mut KeyBuf::new())
+}
+
 #[test]
 fn uri_normalisation() {
     assert_eq!(norm("/a/b"), "/a/b");
@@ -27,6 +31,20 @@ fn uri_normalisation() {
     assert_eq!(norm("/%4"), "/%4");
     assert_eq!(norm("/"), "/");
     assert_eq!(norm("*"), "/*");
+    for ok in ["/", "/a/../b", "/a/%2e%2e/", "/%41", "/a/.."] {
+        assert!(valid(ok), "{ok}");
+    }
+    for bad in [
+        "/..",
+        "/../../b",
+        "/a/../../b",
+        "/%zz",
+        "/%4",
+        "/a%00b",
+        "/%2e%2e/x",
+    ] {
+        assert!(!valid(bad), "{bad}");
+    }
 }
 
 #[test]
