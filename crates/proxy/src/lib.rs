@@ -15,7 +15,9 @@
 //! node.shutdown().await;                          // stop accepting, finish requests in flight (bounded)
 //! # let _ = addr; Ok(()) }
 //! ```
-//! [`Node::start_with_clock`] takes the limiters' clock, so tests can drive limit_req with a fake clock.
+//! [`Node::start_with_clock`] takes the limiters' clock, so tests can drive limit_req with a fake clock;
+//! [`RunningNode::shutdown_within`] chooses the grace period ([`DEFAULT_SHUTDOWN_GRACE`] otherwise). Dropping a
+//! `RunningNode` stops it without waiting. A reload does not rebind listeners.
 //!
 //! Responses the node makes itself: 400 (bad request, HTTP/1.1 without Host), 404 (unknown host, body names it),
 //! 408 (request body timeout), 413 (body over `max_body_size`), 431 (head over `max_header_size`), the
