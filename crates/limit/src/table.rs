@@ -1,13 +1,15 @@
 //! A keyed table of per-key states under a hard byte budget, evicted in LRU order the way nginx's zones are.
 //!
 //! Layout of one shard, all allocated when the table is built and never grown:
-//! - `slots`: one [`Slot`] per state: the state, a 16-byte inline key, its hash, LRU links and a pin count.
-//!   Keys longer than 16 bytes keep their first 12 bytes inline and the rest in a chain of further slots,
-//!   32 key bytes each, so long keys are charged to the same budget as states.
+//! - `slots`: one [`Slot`] per state: the state, a 16-byte inline key, its hash and a pin count. Keys longer
+//!   than 16 bytes keep their first 12 bytes inline and the rest in a chain of further slots, 28 key bytes
+//!   each, so long keys are charged to the same budget as states.
+//! - `links`: LRU prev/next per slot (also the free list and the chunk chains), 8 bytes, in their own array so
+//!   the neighbours a lookup rewrites stay in cache.
 //! - `index`: open addressing with linear probing, 3 index words of 4 bytes per 2 slots (load <= 2/3). A word
 //!   holds an 8-bit hash tag and the slot number + 1, so a probe rarely touches a slot that does not match.
 //!
-//! The budget covers the slots, the index and the shard headers; `Table::held_bytes` reports the total.
+//! The budget covers the slots, links, index and shard headers; `Table::held_bytes` reports the total.
 //! Tables below [`SINGLE_SHARD_BELOW`] have one shard, so LRU order and eviction are exactly nginx's; bigger
 //! tables are split into shards by key hash, each with its own lock, LRU list and share of the budget, so
 //! eviction is nginx's within a shard (see `docs/limit.md`).
@@ -33,7 +35,7 @@ const MAX_SLOTS_PER_SHARD: usize = IDX_MASK as usize - 1;
 /// Key bytes in the inline area of a long key (the other 4 hold the first chunk's slot number).
 const LONG_HEAD: usize = 12;
 /// Key bytes in one chunk slot.
-const CHUNK: usize = 32;
+const CHUNK: usize = 28;
 
 /// A state kept per key. The expiry test lives here so each kind of state says when it may be dropped.
 pub trait TableState: Default + Send + 'static {
@@ -94,14 +96,11 @@ impl SlotRef {
     }
 }
 
-/// Per-state bookkeeping; in a chunk slot the fields other than `next` carry key bytes instead.
+/// Per-state bookkeeping; in a chunk slot every field carries key bytes instead.
 #[derive(Clone, Copy)]
 struct Meta {
     key: [u8; INLINE_KEY],
     hash: u32,
-    prev: u32,
-    /// LRU successor (towards the tail), next free slot, or next chunk of a long key.
-    next: u32,
     pins: u32,
     key_len: u32,
 }
@@ -110,8 +109,6 @@ impl Meta {
     const EMPTY: Meta = Meta {
         key: [0; INLINE_KEY],
         hash: 0,
-        prev: NIL,
-        next: NIL,
         pins: 0,
         key_len: 0,
     };
@@ -120,9 +117,8 @@ impl Meta {
         let mut b = [0u8; CHUNK];
         b[..16].copy_from_slice(&self.key);
         b[16..20].copy_from_slice(&self.hash.to_le_bytes());
-        b[20..24].copy_from_slice(&self.prev.to_le_bytes());
-        b[24..28].copy_from_slice(&self.pins.to_le_bytes());
-        b[28..32].copy_from_slice(&self.key_len.to_le_bytes());
+        b[20..24].copy_from_slice(&self.pins.to_le_bytes());
+        b[24..28].copy_from_slice(&self.key_len.to_le_bytes());
         b
     }
 
@@ -132,9 +128,8 @@ impl Meta {
         let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
         self.key.copy_from_slice(&b[..16]);
         self.hash = word(16);
-        self.prev = word(20);
-        self.pins = word(24);
-        self.key_len = word(28);
+        self.pins = word(20);
+        self.key_len = word(24);
     }
 
     fn chunk_head(&self) -> u32 {
@@ -147,10 +142,19 @@ struct Slot<S> {
     state: S,
 }
 
+/// A slot's links, kept apart from the slots: moving a state to the LRU head writes its two neighbours' links,
+/// and this compact array stays in cache far longer than the slots do.
+#[derive(Clone, Copy)]
+struct Link {
+    prev: u32,
+    /// LRU successor (towards the tail), next free slot, or next chunk of a long key.
+    next: u32,
+}
+
 /// Bytes one state costs with a key of up to 16 bytes: its slot plus its share of the index.
 pub const fn bytes_per_state<S>() -> usize {
-    // 3 index words per 2 slots, rounded up per state.
-    size_of::<Slot<S>>() + 6
+    // Links, and 3 index words per 2 slots rounded up per state.
+    size_of::<Slot<S>>() + size_of::<Link>() + 6
 }
 
 /// A key of up to 16 bytes as the little-endian value of its zero-padded 16 bytes, built from loads only:
@@ -209,6 +213,7 @@ fn huge_pages(addr: usize, len: usize) {
 
 struct Shard<S> {
     slots: Box<[Slot<S>]>,
+    links: Box<[Link]>,
     index: Box<[u32]>,
     head: u32,
     tail: u32,
@@ -276,7 +281,7 @@ impl<S: TableState> Table<S> {
             return Err(TableError::NoShards);
         }
         let header = size_of::<Self>() + shards * size_of::<Padded<SpinLock<Shard<S>>>>();
-        let slot_size = size_of::<Slot<S>>();
+        let slot_size = size_of::<Slot<S>>() + size_of::<Link>();
         let min = header + shards * (slot_size + index_words(1) * 4);
         if size_bytes < min {
             return Err(TableError::TooSmall {
@@ -332,7 +337,9 @@ impl<S: TableState> Table<S> {
             size_of::<Self>() + self.shards.len() * size_of::<Padded<SpinLock<Shard<S>>>>();
         for s in self.shards.iter() {
             let s = s.0.lock();
-            total += s.slots.len() * size_of::<Slot<S>>() + s.index.len() * 4;
+            total += s.slots.len() * size_of::<Slot<S>>()
+                + s.links.len() * size_of::<Link>()
+                + s.index.len() * 4;
         }
         total
     }
@@ -381,7 +388,7 @@ impl<S: TableState> Table<S> {
         let mut i = s.head;
         while i != NIL {
             out.push(s.key_of(i));
-            i = s.slots[i as usize].meta.next;
+            i = s.links[i as usize].next;
         }
         out
     }
@@ -513,18 +520,22 @@ impl<S: TableState> Shard<S> {
     fn new(n: usize) -> Self {
         let mut slots: Vec<Slot<S>> = Vec::with_capacity(n);
         huge_pages(slots.as_ptr() as usize, n * size_of::<Slot<S>>());
-        slots.extend((0..n).map(|i| Slot {
-            meta: Meta {
-                next: if i + 1 < n { i as u32 + 1 } else { NIL },
-                ..Meta::EMPTY
-            },
+        slots.extend((0..n).map(|_| Slot {
+            meta: Meta::EMPTY,
             state: S::default(),
+        }));
+        let mut links: Vec<Link> = Vec::with_capacity(n);
+        huge_pages(links.as_ptr() as usize, n * size_of::<Link>());
+        links.extend((0..n).map(|i| Link {
+            prev: NIL,
+            next: if i + 1 < n { i as u32 + 1 } else { NIL },
         }));
         let mut index: Vec<u32> = Vec::with_capacity(index_words(n));
         huge_pages(index.as_ptr() as usize, index_words(n) * 4);
         index.resize(index_words(n), 0);
         Self {
             slots: slots.into_boxed_slice(),
+            links: links.into_boxed_slice(),
             index: index.into_boxed_slice(),
             head: NIL,
             tail: NIL,
@@ -590,7 +601,7 @@ impl<S: TableState> Shard<S> {
             if cm.chunk_bytes()[..piece.len()] != *piece {
                 return false;
             }
-            c = cm.next;
+            c = self.links[c as usize].next;
         }
         true
     }
@@ -608,7 +619,7 @@ impl<S: TableState> Shard<S> {
             let cm = &self.slots[c as usize].meta;
             let take = (len - out.len()).min(CHUNK);
             out.extend_from_slice(&cm.chunk_bytes()[..take]);
-            c = cm.next;
+            c = self.links[c as usize].next;
         }
         out
     }
@@ -616,15 +627,16 @@ impl<S: TableState> Shard<S> {
     fn take_free(&mut self) -> u32 {
         let i = self.free_head;
         debug_assert_ne!(i, NIL);
-        self.free_head = self.slots[i as usize].meta.next;
+        self.free_head = self.links[i as usize].next;
         self.free -= 1;
         i
     }
 
     fn put_free(&mut self, i: u32) {
-        self.slots[i as usize].meta = Meta {
+        self.slots[i as usize].meta = Meta::EMPTY;
+        self.links[i as usize] = Link {
+            prev: NIL,
             next: self.free_head,
-            ..Meta::EMPTY
         };
         self.free_head = i;
         self.free += 1;
@@ -646,9 +658,8 @@ impl<S: TableState> Shard<S> {
             let mut next = NIL;
             for piece in key[LONG_HEAD..].chunks(CHUNK).rev() {
                 let c = self.take_free();
-                let cm = &mut self.slots[c as usize].meta;
-                cm.set_chunk_bytes(piece);
-                cm.next = next;
+                self.slots[c as usize].meta.set_chunk_bytes(piece);
+                self.links[c as usize] = Link { prev: NIL, next };
                 next = c;
             }
             m.key[LONG_HEAD..].copy_from_slice(&next.to_le_bytes());
@@ -696,7 +707,7 @@ impl<S: TableState> Shard<S> {
         if m.key_len as usize > INLINE_KEY {
             let mut c = m.chunk_head();
             while c != NIL {
-                let next = self.slots[c as usize].meta.next;
+                let next = self.links[c as usize].next;
                 self.put_free(c);
                 c = next;
             }
@@ -707,13 +718,12 @@ impl<S: TableState> Shard<S> {
 
     fn link_head(&mut self, i: u32) {
         let old = self.head;
-        {
-            let m = &mut self.slots[i as usize].meta;
-            m.prev = NIL;
-            m.next = old;
-        }
+        self.links[i as usize] = Link {
+            prev: NIL,
+            next: old,
+        };
         if old != NIL {
-            self.slots[old as usize].meta.prev = i;
+            self.links[old as usize].prev = i;
         } else {
             self.tail = i;
         }
@@ -721,17 +731,14 @@ impl<S: TableState> Shard<S> {
     }
 
     fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let m = &self.slots[i as usize].meta;
-            (m.prev, m.next)
-        };
+        let Link { prev, next } = self.links[i as usize];
         if prev != NIL {
-            self.slots[prev as usize].meta.next = next;
+            self.links[prev as usize].next = next;
         } else {
             self.head = next;
         }
         if next != NIL {
-            self.slots[next as usize].meta.prev = prev;
+            self.links[next as usize].prev = prev;
         } else {
             self.tail = prev;
         }

@@ -180,18 +180,18 @@ fn long_keys_are_charged_to_the_budget() {
     let z = zone_32k();
     let l = lim(&z);
     let cap = z.capacity();
-    // A 100-byte key ($host$uri) takes 1 slot plus 3 chunk slots of 32 bytes.
+    // A 100-byte key ($host$uri) takes 1 slot plus 4 chunk slots of 28 bytes (12 bytes stay inline).
     let long = |i: usize| format!("example.com/some/path/{i:078}").into_bytes();
     assert_eq!(long(0).len(), 100);
     for i in 0..cap {
         let d = limit_req(BOOT + i as u64, std::slice::from_ref(&l), &[&long(i)]);
         assert_eq!(d.status, Some(ReqStatus::Passed));
     }
-    assert_eq!(z.in_use(), cap / 4);
-    // The newest quarter survived, in order.
+    assert_eq!(z.in_use(), cap / 5);
+    // The newest fifth survived, in order.
     let order = lru(&z);
     assert_eq!(order[0], long(cap - 1));
-    assert_eq!(*order.last().unwrap(), long(cap - cap / 4));
+    assert_eq!(*order.last().unwrap(), long(cap - cap / 5));
     // Still found and limited.
     let d = limit_req(
         BOOT + cap as u64,
