@@ -34,6 +34,7 @@ cargo build --release -q -p edgeguard
 BIN=$PWD/target/release/edgeguard
 
 WORK=$(mktemp -d /tmp/edgeguard-bench.XXXXXX)
+chmod 755 "$WORK"   # nginx workers run as an unprivileged user and must read the served file
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -QUIT "$p" 2>/dev/null || true; done
