@@ -30,6 +30,7 @@ mod error;
 mod key;
 mod limits;
 mod pipeline;
+pub mod protect;
 mod runtime;
 mod server;
 mod upstream;

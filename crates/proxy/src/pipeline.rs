@@ -83,6 +83,8 @@ pub(crate) struct RequestCtx {
     /// limit_conn counts; moved into the response body so they last as long as the response.
     pub conn_guard: Option<ConnGuard>,
     pub delayed: Duration,
+    /// Blocks, IP access limit and rules: what they decided, and the key a rule counted the request under.
+    pub protect: crate::protect::http::ReqState,
 }
 
 /// Runs one request through the pipeline.
@@ -108,6 +110,7 @@ pub(crate) async fn handle(
         conn_limit: None,
         conn_guard: None,
         delayed: Duration::ZERO,
+        protect: Default::default(),
     };
     let resp = run_phases(&mut ctx, req, &*shared.clock).await;
     let resp = finish(&mut ctx, resp);
@@ -128,6 +131,9 @@ async fn run_phases(
         };
     }
     phase!(route(ctx, &req));
+    if crate::protect::http::is_verify(&req) {
+        return crate::protect::http::verify(ctx, req).await;
+    }
     phase!(blocks_in_force(ctx, &req));
     phase!(ip_access_limit(ctx, &req));
     phase!(rate_limiting_rules(ctx, &req));
@@ -239,19 +245,19 @@ fn route(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
     Flow::Continue
 }
 
-/// Blocks and challenges in force (custom rules' `block` / `bot_detection` actions). Not built yet.
-fn blocks_in_force(_ctx: &mut RequestCtx, _req: &Request<Incoming>) -> Flow {
-    Flow::Continue
+/// Blocks and challenges in force (rules' `block` / `bot_detection` actions): 403 or the challenge page.
+fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
+    crate::protect::http::blocks_in_force(ctx, req)
 }
 
-/// IP access limit (SPEC section 3, status 514). Not built yet.
-fn ip_access_limit(_ctx: &mut RequestCtx, _req: &Request<Incoming>) -> Flow {
-    Flow::Continue
+/// IP access limit (SPEC section 3, status 514).
+fn ip_access_limit(ctx: &mut RequestCtx, _req: &Request<Incoming>) -> Flow {
+    crate::protect::http::ip_access_limit(ctx)
 }
 
-/// Rate-limiting rules (SPEC section 4): count the request, fire actions. Not built yet.
-fn rate_limiting_rules(_ctx: &mut RequestCtx, _req: &Request<Incoming>) -> Flow {
-    Flow::Continue
+/// Rate-limiting rules (SPEC section 4): count the request, fire actions.
+fn rate_limiting_rules(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
+    crate::protect::http::rate_limiting_rules(ctx, req)
 }
 
 /// Evaluates `keys` into `ctx.keys`; a key over `max` bytes is made empty (not limited).
@@ -561,6 +567,7 @@ fn finish(ctx: &mut RequestCtx, mut resp: Response<ProxyBody>) -> Response<Proxy
     if ctx.domain.as_ref().is_some_and(|d| d.explain) {
         explain(ctx, resp.headers_mut());
     }
+    crate::protect::http::on_response(ctx, &mut resp);
     if let Some(guard) = ctx.conn_guard.take() {
         resp.body_mut().hold(guard);
     }

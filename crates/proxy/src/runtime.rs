@@ -68,6 +68,8 @@ pub(crate) struct Runtime {
     pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
     pub domains: HashMap<String, Arc<DomainRt>>,
+    /// Protection of each domain (blocks, IP access limit, rules); filled in by the node after `build`.
+    pub protect: crate::protect::Guards,
     req_zones: HashMap<String, (ReqZoneSpec, Arc<ReqZone>, Arc<CompiledKey>)>,
     conn_zones: HashMap<String, (ConnZoneSpec, Arc<ConnZone>, Arc<CompiledKey>)>,
     pools: Vec<Arc<UpstreamPool>>,
@@ -130,6 +132,7 @@ impl Runtime {
             body_timeout: node.body_timeout,
             keepalive_timeout: node.keepalive_timeout,
             domains: HashMap::new(),
+            protect: Default::default(),
             req_zones,
             conn_zones,
             pools: Vec::new(),

@@ -22,7 +22,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::client::canonical;
 use crate::error::ProxyError;
 use crate::pipeline::{self, ConnInfo, Shared};
+use crate::protect::NodeProtection;
 use crate::runtime::Runtime;
+use edgeguard_challenge::Difficulty;
+use edgeguard_store::{ActivityLog, BlockRecord, Recommendation, StoreError, TrafficStats};
 
 /// How long [`RunningNode::shutdown`] lets requests in flight finish.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -47,7 +50,14 @@ impl Node {
         if config.node.listen.is_empty() {
             return Err(ProxyError::NoListener);
         }
-        let runtime = Runtime::build(&config, None)?;
+        let mut runtime = Runtime::build(&config, None)?;
+        let protection = Arc::new(
+            NodeProtection::open(&config, clock.clone())
+                .map_err(|e| ProxyError::Config(e.to_string()))?,
+        );
+        runtime.protect = protection
+            .guards(&config, None)
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
         let mut listeners = Vec::with_capacity(config.node.listen.len());
         for &addr in &config.node.listen {
             let listener = TcpListener::bind(addr)
@@ -79,6 +89,8 @@ impl Node {
             stop,
             tasks,
             reload_lock: Mutex::new(()),
+            protect_task: protection.spawn_background(),
+            protection,
         })
     }
 }
@@ -90,6 +102,9 @@ pub struct RunningNode {
     stop: watch::Sender<Option<Duration>>,
     tasks: Vec<JoinHandle<()>>,
     reload_lock: Mutex<()>,
+    /// Store, statistics, challenger and blocks in force; `protect_task` flushes and sweeps them.
+    protection: Arc<NodeProtection>,
+    protect_task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -112,7 +127,11 @@ impl RunningNode {
     pub fn reload(&self, config: Config) -> Result<(), ProxyError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.shared.runtime.load_full();
-        let next = Runtime::build(&config, Some(&current))?;
+        let mut next = Runtime::build(&config, Some(&current))?;
+        next.protect = self
+            .protection
+            .guards(&config, Some(&current.protect))
+            .map_err(|e| ProxyError::Config(e.to_string()))?;
         self.shared.runtime.store(Arc::new(next));
         tracing::info!(node = %config.node.name, "configuration reloaded");
         Ok(())
@@ -129,6 +148,40 @@ impl RunningNode {
         for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+        self.protect_task.abort();
+        let protection = self.protection.clone();
+        let _ = tokio::task::spawn_blocking(move || protection.close()).await;
+    }
+
+    /// Blocks and challenges in force now, on every domain (unexpired; Unix milliseconds in `until_ms`).
+    pub fn blocks_in_force(&self) -> Vec<BlockRecord> {
+        self.protection.blocks_in_force()
+    }
+
+    /// Lifts a block or challenge before its TTL, here and in the store; `object_type` as listed (`ip`,
+    /// `header:NAME`, `domain`, `param:NAME`). Returns whether one was in force.
+    pub fn lift_block(&self, domain: &str, object_type: &str, object_value: &str) -> bool {
+        self.protection.lift(domain, object_type, object_value)
+    }
+
+    /// The node's activity log (rule triggers, challenge passes), in `data_dir/edgeguard.db`.
+    pub fn activity_log(&self) -> &ActivityLog {
+        self.protection.activity_log()
+    }
+
+    /// The node's five-minute traffic statistics.
+    pub fn traffic_stats(&self) -> &TrafficStats {
+        self.protection.traffic_stats()
+    }
+
+    /// The IP access limit recommended for `domain` from this node's statistics (SPEC section 3). Disk I/O.
+    pub fn recommended_qps(&self, domain: &str) -> Result<Recommendation, StoreError> {
+        self.protection.recommend(domain)
+    }
+
+    /// Sets the proof-of-work difficulty of challenges issued from now on (default 20 bits).
+    pub fn set_challenge_difficulty(&self, difficulty: Difficulty) {
+        self.protection.set_difficulty(difficulty);
     }
 }
 
@@ -137,6 +190,7 @@ impl Drop for RunningNode {
         if !self.tasks.is_empty() {
             let _ = self.stop.send(Some(Duration::ZERO));
         }
+        self.protect_task.abort();
     }
 }
 

@@ -1,0 +1,383 @@
+//! The protection engine of one domain, without HTTP: blocks and challenges in force, the IP access limit
+//! (SPEC section 3) and the rate-limiting rules (section 4). A request comes in as a [`RequestView`] plus its
+//! normalised path and query; each phase answers with what to do. Time is passed in as Unix milliseconds of the
+//! node's clock, so tests and `edgeguard replay` drive it with a fake clock.
+//!
+//! Counters live in `edgeguard-limit` tables of fixed size, allocated when the domain is built and handed over
+//! to the next build when a reload leaves them meaning the same thing.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use edgeguard_config::{Domain, Mode as ConfigMode};
+use edgeguard_limit::persec::PerSecondTable;
+use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
+use edgeguard_rules::{Mode, Rule, RuleSet, StatusSel, WindowView};
+use edgeguard_store::{ActivityRecord, ActivityWriter};
+
+use super::blocks::{self, DomainBlocks, InForce, Inserted};
+use edgeguard_rules::RequestView;
+
+/// Bytes of the IP access limit's per-second table of one domain: about 190 bytes per client, so some 11,000
+/// clients active within the same second are tracked exactly; beyond that the least recently seen are evicted
+/// and start afresh (they are let through, never refused by mistake).
+pub const IP_LIMIT_TABLE_BYTES: usize = 2 << 20;
+/// Bytes of one rule's window table: 134 to 214 bytes per key (0-2 tracked statuses), so 10,000 to 15,000
+/// keys (IPs, header or parameter values) seen within the rule's interval.
+pub const RULE_TABLE_BYTES: usize = 2 << 20;
+
+/// Why a domain's protection could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GuardError {
+    #[error("domain {domain}: rate_limiting rules: {message}")]
+    Rules { domain: String, message: String },
+    #[error("domain {domain}: {message}")]
+    Table { domain: String, message: String },
+}
+
+/// Where triggers are reported: the node's name for the records and the store's asynchronous writer (absent in
+/// replays and in tests that do not look).
+#[derive(Clone, Default)]
+pub struct Sink {
+    pub node: String,
+    pub writer: Option<ActivityWriter>,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("node", &self.node)
+            .field("writer", &self.writer.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct IpLimit {
+    table: Arc<PerSecondTable>,
+    fixed: Option<u32>,
+    /// The node's recommendation for the domain, refreshed in the background; used when `fixed` is absent.
+    recommended: Arc<AtomicU32>,
+}
+
+struct RuleRt {
+    rule: Rule,
+    name: Arc<str>,
+    table: Arc<WindowTable>,
+    /// The criteria's selectors, in the order the window counts them.
+    tracked: Vec<StatusSel>,
+}
+
+impl std::fmt::Debug for RuleRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleRt")
+            .field("rule", &self.rule.name)
+            .finish()
+    }
+}
+
+impl RuleRt {
+    /// Same name, object, interval and criteria: the counts keep their meaning across a reload.
+    fn same_counting(&self, rule: &Rule) -> bool {
+        self.rule.name == rule.name
+            && self.rule.object == rule.object
+            && self.rule.interval_s == rule.interval_s
+            && self.rule.criteria == rule.criteria
+    }
+}
+
+/// A window's counts as the criteria language reads them.
+struct View<'a> {
+    counts: &'a WindowCounts,
+    tracked: &'a [StatusSel],
+}
+
+impl WindowView for View<'_> {
+    fn requests(&self) -> u64 {
+        self.counts.requests
+    }
+    fn responses(&self) -> u64 {
+        self.counts.responses
+    }
+    fn status(&self, sel: StatusSel) -> u64 {
+        self.tracked
+            .iter()
+            .position(|&t| t == sel)
+            .and_then(|i| self.counts.status().get(i).copied())
+            .unwrap_or(0)
+    }
+}
+
+fn win_sel(s: StatusSel) -> WinSel {
+    match s {
+        StatusSel::Code(c) => WinSel::Code(c),
+        StatusSel::Class(k) => WinSel::Class(k),
+    }
+}
+
+/// What the rules made of one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// Index of the counting rule, for [`DomainGuard::record_status`].
+    pub rule: usize,
+    /// The action this request put in force (the request itself receives it).
+    pub triggered: Option<InForce>,
+}
+
+/// The protection of one domain.
+#[derive(Debug)]
+pub struct DomainGuard {
+    name: String,
+    ip_limit: Option<IpLimit>,
+    set: RuleSet,
+    rules: Vec<RuleRt>,
+    blocks: Arc<DomainBlocks>,
+    sink: Sink,
+}
+
+/// The rule list a domain's `rate_limiting` section asks for (empty when it is off).
+pub fn rule_set(d: &Domain) -> Result<RuleSet, GuardError> {
+    let rl = &d.rate_limiting;
+    if !rl.enabled {
+        return Ok(RuleSet::default());
+    }
+    match rl.mode {
+        ConfigMode::Normal => Ok(RuleSet::preset(Mode::Normal)),
+        ConfigMode::Emergency => Ok(RuleSet::preset(Mode::Emergency)),
+        ConfigMode::Custom => {
+            RuleSet::compile(&rl.rules, rl.parameter_check).map_err(|errors| GuardError::Rules {
+                domain: d.name.clone(),
+                message: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
+        }
+    }
+}
+
+impl DomainGuard {
+    /// Builds the protection of `d`, taking over the counters of `previous` where they mean the same thing: the
+    /// IP access limit's table while the limit stays on, a rule's window while its name, object, interval and
+    /// criteria are unchanged. `blocks` and `recommended` belong to the node and outlive reloads.
+    pub fn build(
+        d: &Domain,
+        previous: Option<&DomainGuard>,
+        blocks: Arc<DomainBlocks>,
+        recommended: Arc<AtomicU32>,
+        sink: Sink,
+    ) -> Result<DomainGuard, GuardError> {
+        let table_err = |e: String| GuardError::Table {
+            domain: d.name.clone(),
+            message: e,
+        };
+        let ip_limit = if d.ip_access_limit.enabled {
+            let table = match previous.and_then(|p| p.ip_limit.as_ref()) {
+                Some(old) => old.table.clone(),
+                None => Arc::new(
+                    PerSecondTable::new(IP_LIMIT_TABLE_BYTES)
+                        .map_err(|e| table_err(e.to_string()))?,
+                ),
+            };
+            Some(IpLimit {
+                table,
+                fixed: d.ip_access_limit.qps,
+                recommended,
+            })
+        } else {
+            None
+        };
+        let set = rule_set(d)?;
+        let mut rules = Vec::with_capacity(set.rules().len());
+        for rule in set.rules() {
+            let kept = previous
+                .and_then(|p| p.rules.iter().find(|old| old.same_counting(rule)))
+                .map(|old| old.table.clone());
+            let tracked = rule.criteria.tracked();
+            let table = match kept {
+                Some(t) => t,
+                None => {
+                    let spec = WindowSpec {
+                        interval_s: rule.interval_s,
+                        tracked: tracked.iter().copied().map(win_sel).collect(),
+                    };
+                    Arc::new(
+                        WindowTable::new(&spec, RULE_TABLE_BYTES)
+                            .map_err(|e| table_err(format!("rule {}: {e}", rule.name)))?,
+                    )
+                }
+            };
+            rules.push(RuleRt {
+                name: Arc::from(rule.name.as_str()),
+                rule: rule.clone(),
+                table,
+                tracked,
+            });
+        }
+        Ok(DomainGuard {
+            name: d.name.clone(),
+            ip_limit,
+            set,
+            rules,
+            blocks,
+            sink,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn blocks(&self) -> &Arc<DomainBlocks> {
+        &self.blocks
+    }
+
+    /// Whether the rules need the request's path (anything to count).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
+    /// The compiled rules in evaluation order.
+    pub fn rules(&self) -> &[Rule] {
+        self.set.rules()
+    }
+
+    /// The limit in force when the IP access limit is on.
+    pub fn ip_limit_qps(&self) -> Option<u32> {
+        self.ip_limit.as_ref().map(|l| {
+            l.fixed
+                .unwrap_or_else(|| l.recommended.load(Ordering::Relaxed))
+                .max(1)
+        })
+    }
+
+    /// Phase 1: the strongest action in force for the request, if any.
+    ///
+    /// Hot path: see [`DomainBlocks::lookup`].
+    #[inline]
+    pub fn in_force(
+        &self,
+        req: &impl RequestView,
+        now_ms: u64,
+        buf: &mut Vec<u8>,
+    ) -> Option<InForce> {
+        self.blocks.lookup(req, now_ms, buf)
+    }
+
+    /// Phase 2, the IP access limit: `Some(qps)` when the request is one too many in its second (answer 514).
+    ///
+    /// Hot path: one shard lock of the per-second table, no allocation.
+    pub fn ip_access_limit(&self, client: IpAddr, now_ms: u64) -> Option<u32> {
+        let limit = self.ip_limit.as_ref()?;
+        let qps = limit
+            .fixed
+            .unwrap_or_else(|| limit.recommended.load(Ordering::Relaxed))
+            .max(1);
+        let admitted = match client {
+            IpAddr::V4(v4) => limit.table.check(&v4.octets(), qps, now_ms),
+            IpAddr::V6(v6) => limit.table.check(&v6.octets(), qps, now_ms),
+        };
+        (!admitted).then_some(qps)
+    }
+
+    /// Phase 3, the rules: the first rule whose URI matches counts the request under the object's key (left in
+    /// `key` for [`DomainGuard::record_status`]). `None`: no rule matches, or the request lacks the rule's
+    /// header or parameter. `path` is the normalised path, `query` the raw query.
+    ///
+    /// Hot path: one window update and a criteria evaluation; allocates only when the request triggers the rule.
+    pub fn count(
+        &self,
+        req: &impl RequestView,
+        path: &str,
+        query: Option<&str>,
+        now_ms: u64,
+        key: &mut Vec<u8>,
+    ) -> Option<Counted> {
+        if self.rules.is_empty() {
+            return None;
+        }
+        let (i, rule) = self.set.first_match(path, query)?;
+        if !rule.object.key_into(req, key) {
+            return None;
+        }
+        let r = &self.rules[i];
+        let counts = r.table.record_request(key, now_ms);
+        Some(Counted {
+            rule: i,
+            triggered: self.check_trigger(r, key, &counts, now_ms),
+        })
+    }
+
+    /// Records the response status of a request that rule `rule` counted under `key`. A criteria made true by
+    /// it puts the action in force from the next request on (returned here for the record).
+    pub fn record_status(
+        &self,
+        rule: usize,
+        key: &[u8],
+        status: u16,
+        now_ms: u64,
+    ) -> Option<InForce> {
+        let r = self.rules.get(rule)?;
+        if r.tracked.is_empty() {
+            // Nothing in the criteria reads statuses; `responses` alone decides nothing.
+            return None;
+        }
+        let counts = r.table.record_status(key, now_ms, status)?;
+        self.check_trigger(r, key, &counts, now_ms)
+    }
+
+    fn check_trigger(
+        &self,
+        r: &RuleRt,
+        key: &[u8],
+        counts: &WindowCounts,
+        now_ms: u64,
+    ) -> Option<InForce> {
+        let view = View {
+            counts,
+            tracked: &r.tracked,
+        };
+        if !r.rule.criteria.eval(&view) {
+            return None;
+        }
+        let entry = InForce {
+            rule: r.name.clone(),
+            action: r.rule.action,
+            until_ms: now_ms.saturating_add(u64::from(r.rule.ttl_s) * 1000),
+        };
+        if self
+            .blocks
+            .insert(&r.rule.object, key, entry.clone(), now_ms)
+            == Inserted::AlreadyInForce
+        {
+            return None;
+        }
+        if let Some(w) = &self.sink.writer {
+            let object_value = String::from_utf8_lossy(key).into_owned();
+            w.submit(ActivityRecord {
+                time_ms: i64::try_from(now_ms).unwrap_or(i64::MAX),
+                node: self.sink.node.clone(),
+                domain: self.name.clone(),
+                rule: r.rule.name.clone(),
+                object_type: r.rule.object.to_string(),
+                object_value,
+                action: r.rule.action.as_str().to_owned(),
+                ttl_s: r.rule.ttl_s,
+                detail: r.rule.criteria.explain(&view),
+            });
+            w.submit_block(blocks::record(&self.name, &r.rule.object, key, &entry));
+        }
+        tracing::warn!(
+            domain = %self.name,
+            rule = %r.rule.name,
+            object = %r.rule.object,
+            key = %String::from_utf8_lossy(key),
+            action = r.rule.action.as_str(),
+            ttl_s = r.rule.ttl_s,
+            "rate-limiting rule triggered"
+        );
+        Some(entry)
+    }
+}

@@ -1,0 +1,407 @@
+//! The seam between the request pipeline and the protection engine: the three phases (blocks and challenges in
+//! force, IP access limit, rate-limiting rules), the challenge's verify endpoint, and the response hook that
+//! records statuses into the rules' windows and the request's outcome into the statistics.
+//!
+//! Hot path: every routed request passes here. Nothing is formatted unless the request is refused, challenged, or
+//! its domain asked for explain headers.
+
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use edgeguard_challenge::{
+    ChallengeParams, MAX_VERIFY_BODY, VERIFY_PATH, content_security_policy, render_page,
+};
+use edgeguard_rules::{Action, RequestView};
+use edgeguard_store::{ActivityRecord, DecisionKind};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::Body as _;
+use hyper::body::Incoming;
+
+use super::{DomainGuard, InForce, NodeProtection};
+use crate::body::ProxyBody;
+use crate::key::{self, KeyBuf};
+use crate::limits::{ConnStatus, ReqStatus};
+use crate::pipeline::{Flow, RequestCtx, answer};
+
+static X_EDGEGUARD_DECISION: HeaderName = HeaderName::from_static("x-edgeguard-decision");
+
+/// What the protection phases learned about one request.
+#[derive(Default)]
+pub(crate) struct ReqState {
+    pub guard: Option<Arc<DomainGuard>>,
+    /// Unix milliseconds of the node's clock when the request entered the protection phases.
+    pub now_ms: u64,
+    /// The rule that counted the request; its key is in `key`.
+    pub counted: Option<usize>,
+    /// Scratch for object keys; after the rules phase, the counting rule's key.
+    pub key: Vec<u8>,
+    /// Set when a protection phase answered (or let a challenged client through).
+    pub outcome: Option<DecisionKind>,
+    /// `X-Edgeguard-Decision` text, only for domains with `explain`.
+    pub decision: Option<String>,
+}
+
+/// A request as the rules read it.
+struct View<'a> {
+    ip: IpAddr,
+    host: &'a str,
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+}
+
+impl RequestView for View<'_> {
+    fn client_ip(&self) -> IpAddr {
+        self.ip
+    }
+    fn host(&self) -> &str {
+        self.host
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name).map(HeaderValue::as_bytes)
+    }
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+}
+
+fn node(ctx: &RequestCtx) -> Option<Arc<NodeProtection>> {
+    ctx.rt.protect.node().cloned()
+}
+
+/// Phase 1: blocks and challenges in force for this request's objects.
+pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
+    let (Some(domain), Some(node)) = (ctx.domain.as_ref(), ctx.rt.protect.node()) else {
+        return Flow::Continue;
+    };
+    let Some(guard) = ctx.rt.protect.get(&domain.name).cloned() else {
+        return Flow::Continue;
+    };
+    let now = node.now_ms();
+    ctx.protect.now_ms = now;
+    let hit = if guard.blocks().is_empty() {
+        None
+    } else {
+        let view = View {
+            ip: ctx.client_ip,
+            host: &domain.name,
+            headers: req.headers(),
+            query: req.uri().query(),
+        };
+        guard.in_force(&view, now, &mut ctx.protect.key)
+    };
+    ctx.protect.guard = Some(guard);
+    match hit {
+        None => Flow::Continue,
+        Some(f) => enforce(ctx, req, &f),
+    }
+}
+
+/// Phase 2: the IP access limit (514).
+pub(crate) fn ip_access_limit(ctx: &mut RequestCtx) -> Flow {
+    let Some(guard) = ctx.protect.guard.as_ref() else {
+        return Flow::Continue;
+    };
+    let Some(qps) = guard.ip_access_limit(ctx.client_ip, ctx.protect.now_ms) else {
+        return Flow::Continue;
+    };
+    ctx.protect.outcome = Some(DecisionKind::Limited);
+    if ctx.domain.as_ref().is_some_and(|d| d.explain) {
+        ctx.protect.decision = Some(format!("ip_access_limit qps={qps}"));
+    }
+    tracing::info!(client = %ctx.client_ip, host = %guard.name(), qps, "IP access limit exceeded (514)");
+    let code = StatusCode::from_u16(514).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    Flow::Answer(answer(
+        code,
+        format!(
+            "514\nedgeguard: too many requests from your address: this site allows {qps} per second \
+             (IP access limit)\n"
+        ),
+    ))
+}
+
+/// Phase 3: the rate-limiting rules count the request; the one that makes a criteria true gets the action.
+pub(crate) fn rate_limiting_rules(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
+    let Some(guard) = ctx.protect.guard.clone() else {
+        return Flow::Continue;
+    };
+    if !guard.has_rules() {
+        return Flow::Continue;
+    }
+    let Some(domain) = ctx.domain.as_ref() else {
+        return Flow::Continue;
+    };
+    // Rules see the path as locations do: dot segments and escapes resolved, so `/a/../login` is `/login`.
+    let raw = req.uri().path();
+    let mut norm = KeyBuf::new();
+    key::push_normalized_path(raw.as_bytes(), &mut norm);
+    let path = std::str::from_utf8(&norm).unwrap_or(raw);
+    let view = View {
+        ip: ctx.client_ip,
+        host: &domain.name,
+        headers: req.headers(),
+        query: req.uri().query(),
+    };
+    let Some(counted) = guard.count(
+        &view,
+        path,
+        view.query,
+        ctx.protect.now_ms,
+        &mut ctx.protect.key,
+    ) else {
+        return Flow::Continue;
+    };
+    ctx.protect.counted = Some(counted.rule);
+    match counted.triggered {
+        Some(f) => enforce(ctx, req, &f),
+        None => Flow::Continue,
+    }
+}
+
+/// The answer to a request whose object has `f` in force.
+fn enforce(ctx: &mut RequestCtx, req: &Request<Incoming>, f: &InForce) -> Flow {
+    let explain = ctx.domain.as_ref().is_some_and(|d| d.explain);
+    let Some(domain) = ctx.domain.clone() else {
+        return Flow::Continue;
+    };
+    let now = ctx.protect.now_ms;
+    match f.action {
+        Action::Block => {
+            ctx.protect.outcome = Some(DecisionKind::Blocked);
+            if explain {
+                ctx.protect.decision =
+                    Some(format!("block rule={} until_ms={}", f.rule, f.until_ms));
+            }
+            Flow::Answer(answer(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "403 Forbidden\nedgeguard: blocked by rate-limiting rule \"{}\" until {} ({} s from now)\n",
+                    f.rule,
+                    rfc3339(f.until_ms),
+                    f.until_ms.saturating_sub(now).div_ceil(1000)
+                ),
+            ))
+        }
+        Action::BotDetection => {
+            let Some(node) = node(ctx) else {
+                return Flow::Continue;
+            };
+            let cookies = req
+                .headers()
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            if node
+                .challenger()
+                .check_clearance_headers(cookies, ctx.client_ip, &domain.name, now)
+                .is_ok()
+            {
+                if explain {
+                    ctx.protect.decision = Some(format!("bot_detection rule={} passed", f.rule));
+                }
+                return Flow::Continue;
+            }
+            ctx.protect.outcome = Some(DecisionKind::Challenged);
+            if explain {
+                ctx.protect.decision = Some(format!("bot_detection rule={} challenged", f.rule));
+            }
+            if req.method() != Method::GET && req.method() != Method::HEAD {
+                // A browser cannot repeat a POST through the challenge page: refuse with a reason instead.
+                return Flow::Answer(answer(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "403 Forbidden\nedgeguard: bot detection (rule \"{}\") is in force for your requests; \
+                         load a page of this site in a browser to pass it, then retry\n",
+                        f.rule
+                    ),
+                ));
+            }
+            let token =
+                node.challenger()
+                    .issue(ctx.client_ip, &domain.name, now, node.difficulty());
+            let return_to = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            let page = render_page(&ChallengeParams {
+                token: &token,
+                domain: &domain.name,
+                return_to,
+            });
+            Flow::Answer(challenge_page(page))
+        }
+    }
+}
+
+fn challenge_page(page: String) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(page));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(content_security_policy()),
+    );
+    resp
+}
+
+/// Whether the request is the challenge page's answer, which no protection phase may stop.
+pub(crate) fn is_verify(req: &Request<Incoming>) -> bool {
+    req.method() == Method::POST && req.uri().path() == VERIFY_PATH
+}
+
+/// `POST /.edgeguard/challenge/verify`: checks the answer and hands out the clearance cookie.
+pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+    let (Some(domain), Some(node)) = (ctx.domain.clone(), node(ctx)) else {
+        return answer(StatusCode::NOT_FOUND, "404 Not Found\n");
+    };
+    let now = node.now_ms();
+    ctx.protect.now_ms = now;
+    let body = match read_capped(req.into_body(), MAX_VERIFY_BODY, ctx.rt.body_timeout).await {
+        Ok(b) => b,
+        Err(code) => {
+            return answer(
+                code,
+                format!("{code}\nedgeguard: challenge answer not readable\n"),
+            );
+        }
+    };
+    let v = node
+        .challenger()
+        .handle_verify(&body, ctx.client_ip, &domain.name, now, false);
+    if v.result.is_ok() {
+        record_pass(ctx, &node, &domain.name, v.claimed_solve_ms);
+    } else {
+        tracing::info!(client = %ctx.client_ip, host = %domain.name, body = %v.body, "challenge answer refused");
+    }
+    let mut resp = Response::new(ProxyBody::full(v.body));
+    *resp.status_mut() = StatusCode::from_u16(v.status).unwrap_or(StatusCode::FORBIDDEN);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cookie) = v.set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
+        h.insert(header::SET_COOKIE, cookie);
+    }
+    resp
+}
+
+/// One `challenge_pass` activity record, naming the rule whose challenge this client passed.
+fn record_pass(ctx: &RequestCtx, node: &NodeProtection, domain: &str, solve_ms: Option<u64>) {
+    let rule = ctx
+        .rt
+        .protect
+        .get(domain)
+        .and_then(|g| {
+            let view = View {
+                ip: ctx.client_ip,
+                host: domain,
+                headers: &HeaderMap::new(),
+                query: None,
+            };
+            g.in_force(&view, ctx.protect.now_ms, &mut Vec::new())
+        })
+        .map_or_else(|| "-".to_owned(), |f| f.rule.to_string());
+    let detail = match solve_ms {
+        Some(ms) => format!("solve_ms={ms} (reported by the page)"),
+        None => "solve_ms unknown".to_owned(),
+    };
+    node.activity_log().writer().submit(ActivityRecord {
+        time_ms: i64::try_from(ctx.protect.now_ms).unwrap_or(i64::MAX),
+        node: node.node_name().to_owned(),
+        domain: domain.to_owned(),
+        rule,
+        object_type: "ip".to_owned(),
+        object_value: ctx.client_ip.to_string(),
+        action: "challenge_pass".to_owned(),
+        ttl_s: u32::try_from(node.challenger().clearance_ttl().as_secs()).unwrap_or(u32::MAX),
+        detail,
+    });
+}
+
+/// The whole body, at most `cap` bytes, within `timeout`; else the status to answer.
+async fn read_capped(body: Incoming, cap: usize, timeout: Duration) -> Result<Bytes, StatusCode> {
+    let read = async move {
+        let mut body = body;
+        let mut buf = BytesMut::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(|_| StatusCode::BAD_REQUEST)?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > cap {
+                    return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| StatusCode::REQUEST_TIMEOUT)?
+}
+
+/// After the response head is known: the status goes into the counting rule's window, the outcome into the
+/// statistics, the decision into the explain header.
+pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) {
+    let Some(domain) = ctx.domain.as_ref() else {
+        return;
+    };
+    let Some(node) = ctx.rt.protect.node() else {
+        return;
+    };
+    let now = if ctx.protect.now_ms == 0 {
+        node.now_ms()
+    } else {
+        ctx.protect.now_ms
+    };
+    if let (Some(g), Some(rule)) = (ctx.protect.guard.as_ref(), ctx.protect.counted) {
+        g.record_status(rule, &ctx.protect.key, resp.status().as_u16(), now);
+    }
+    let now_i = i64::try_from(now).unwrap_or(i64::MAX);
+    let stats = node.traffic_stats();
+    stats.record_request(&domain.name, ctx.client_ip, now_i);
+    let limited = matches!(
+        ctx.req_decision.and_then(|d| d.status),
+        Some(ReqStatus::Rejected)
+    ) || ctx.conn_status == Some(ConnStatus::Rejected);
+    let kind = ctx.protect.outcome.unwrap_or(if limited {
+        DecisionKind::Limited
+    } else {
+        DecisionKind::Passed
+    });
+    stats.record_decision(&domain.name, kind, now_i);
+    if domain.explain
+        && let Some(text) = ctx.protect.decision.take()
+        && let Ok(v) = HeaderValue::try_from(text)
+    {
+        resp.headers_mut().insert(X_EDGEGUARD_DECISION.clone(), v);
+    }
+}
+
+/// `2026-11-24T04:30:12Z` for Unix milliseconds (proleptic Gregorian, UTC).
+pub(super) fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

@@ -1,0 +1,354 @@
+//! Protection in the data plane: blocks and challenges in force, the IP access limit (514), the rate-limiting
+//! modes and custom rules, the activity log and traffic statistics, and the bot-detection challenge's HTTP side.
+//!
+//! The core ([`DomainGuard`], [`DomainBlocks`]) takes a small request view and Unix milliseconds and returns a
+//! verdict; it knows no HTTP, so it is unit-tested on a fake clock and reused by `edgeguard replay`. The node's
+//! services ([`NodeProtection`]: the store, the statistics, the challenger, the blocks of every domain) outlive
+//! reloads; the per-domain guards are rebuilt by each reload, taking over counters that keep their meaning.
+//! `http.rs` is the seam to the request pipeline. Enforcement semantics are in `docs/protection.md`.
+
+mod blocks;
+mod engine;
+pub(crate) mod http;
+pub mod replay;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use edgeguard_challenge::{Challenger, Difficulty};
+use edgeguard_config::Config;
+use edgeguard_limit::Clock;
+use edgeguard_rules::{Action, Object};
+use edgeguard_store::{
+    ActivityLog, BlockRecord, MIN_QPS, Recommendation, StatsOptions, StoreError, TrafficStats,
+};
+
+pub use blocks::{DomainBlocks, InForce, Inserted};
+pub use engine::{
+    Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES, RULE_TABLE_BYTES, Sink, rule_set,
+};
+
+/// The node's database file in `data_dir`.
+pub const DB_FILE: &str = "edgeguard.db";
+/// How often statistics are flushed and expired blocks swept.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(10);
+/// How often the recommended IP access limit of domains without a `qps` is recomputed.
+pub const RECOMMEND_EVERY: Duration = Duration::from_secs(300);
+/// How often activity records older than [`ACTIVITY_RETENTION_MS`] are deleted.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Age past which activity records are pruned.
+pub const ACTIVITY_RETENTION_MS: i64 = 30 * 86_400_000;
+
+/// The node's protection services, shared by every configuration it runs.
+pub struct NodeProtection {
+    node: String,
+    clock: Arc<dyn Clock>,
+    /// Unix milliseconds minus the clock's reading at start: the node's notion of wall time follows its clock,
+    /// so a fake clock moves block expiry and challenge ages too.
+    offset_ms: i64,
+    log: ActivityLog,
+    stats: TrafficStats,
+    challenger: Challenger,
+    difficulty: AtomicU8,
+    blocks: Mutex<HashMap<String, Arc<DomainBlocks>>>,
+    recommended: Mutex<HashMap<String, Arc<AtomicU32>>>,
+}
+
+impl std::fmt::Debug for NodeProtection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeProtection")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Why the node's protection services could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtectError {
+    #[error("node.data_dir {dir}: {source}")]
+    Store {
+        dir: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("node.data_dir {dir}: challenge key: {source}")]
+    Key {
+        dir: String,
+        #[source]
+        source: edgeguard_challenge::KeyError,
+    },
+}
+
+impl NodeProtection {
+    /// Opens `data_dir/edgeguard.db` (activity log, blocks, statistics) and the challenge key, and puts the
+    /// blocks stored there that are still unexpired back in force.
+    pub fn open(config: &Config, clock: Arc<dyn Clock>) -> Result<NodeProtection, ProtectError> {
+        let dir = &config.node.data_dir;
+        let dir_text = || dir.display().to_string();
+        let log = ActivityLog::open(dir.join(DB_FILE)).map_err(|source| ProtectError::Store {
+            dir: dir_text(),
+            source,
+        })?;
+        let challenger = Challenger::load_or_create(dir).map_err(|source| ProtectError::Key {
+            dir: dir_text(),
+            source,
+        })?;
+        let stats = TrafficStats::new(StatsOptions::default(), &log);
+        let offset_ms = unix_now_ms() - i64::try_from(clock.now_ms()).unwrap_or(0);
+        let p = NodeProtection {
+            node: config.node.name.clone(),
+            clock,
+            offset_ms,
+            log,
+            stats,
+            challenger,
+            difficulty: AtomicU8::new(Difficulty::DEFAULT.bits()),
+            blocks: Mutex::new(HashMap::new()),
+            recommended: Mutex::new(HashMap::new()),
+        };
+        let now = p.now_ms();
+        match p.log.load_blocks(i64::try_from(now).unwrap_or(i64::MAX)) {
+            Ok(stored) => {
+                let n = stored.len();
+                for b in stored {
+                    p.restore(&b, now);
+                }
+                if n > 0 {
+                    tracing::info!(blocks = n, "blocks and challenges in force restored");
+                }
+            }
+            Err(e) => tracing::error!("cannot load blocks in force: {e}"),
+        }
+        Ok(p)
+    }
+
+    fn restore(&self, b: &BlockRecord, now: u64) {
+        let (Ok(object), Some(action)) = (Object::parse(&b.object_type), Action::parse(&b.action))
+        else {
+            tracing::warn!(?b, "stored block not understood; ignored");
+            return;
+        };
+        let entry = InForce {
+            rule: Arc::from(b.rule.as_str()),
+            action,
+            until_ms: u64::try_from(b.until_ms).unwrap_or(0),
+        };
+        self.domain_blocks(&b.domain)
+            .insert(&object, b.object_value.as_bytes(), entry, now);
+    }
+
+    /// Unix milliseconds as the node's clock tells them.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX) + self.offset_ms)
+            .unwrap_or(0)
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.node
+    }
+
+    pub fn activity_log(&self) -> &ActivityLog {
+        &self.log
+    }
+
+    pub fn traffic_stats(&self) -> &TrafficStats {
+        &self.stats
+    }
+
+    pub fn challenger(&self) -> &Challenger {
+        &self.challenger
+    }
+
+    pub fn difficulty(&self) -> Difficulty {
+        Difficulty::new(self.difficulty.load(Ordering::Relaxed)).unwrap_or(Difficulty::DEFAULT)
+    }
+
+    pub fn set_difficulty(&self, d: Difficulty) {
+        self.difficulty.store(d.bits(), Ordering::Relaxed);
+    }
+
+    fn domain_blocks(&self, domain: &str) -> Arc<DomainBlocks> {
+        lock(&self.blocks)
+            .entry(domain.to_ascii_lowercase())
+            .or_insert_with(|| Arc::new(DomainBlocks::new(&domain.to_ascii_lowercase())))
+            .clone()
+    }
+
+    fn recommended_cell(&self, domain: &str) -> (Arc<AtomicU32>, bool) {
+        let mut map = lock(&self.recommended);
+        match map.get(domain) {
+            Some(c) => (c.clone(), false),
+            None => {
+                let c = Arc::new(AtomicU32::new(MIN_QPS));
+                map.insert(domain.to_owned(), c.clone());
+                (c, true)
+            }
+        }
+    }
+
+    /// The recommended IP access limit of `domain` from the node's statistics (SPEC section 3). Disk I/O.
+    pub fn recommend(&self, domain: &str) -> Result<Recommendation, StoreError> {
+        let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        self.stats.recommend(domain, now)
+    }
+
+    /// Builds the guards of every domain of `config`, taking over counters from `previous`. Computes the
+    /// recommended limit of domains that need one and have none yet (disk I/O: start and reload only).
+    pub(crate) fn guards(
+        self: &Arc<Self>,
+        config: &Config,
+        previous: Option<&Guards>,
+    ) -> Result<Guards, GuardError> {
+        let mut map = HashMap::with_capacity(config.domains.len());
+        for d in &config.domains {
+            let name = d.name.to_ascii_lowercase();
+            let (recommended, fresh) = self.recommended_cell(&name);
+            if fresh && d.ip_access_limit.enabled && d.ip_access_limit.qps.is_none() {
+                self.refresh_recommendation(&name, &recommended);
+            }
+            let guard = DomainGuard::build(
+                d,
+                previous.and_then(|p| p.map.get(&name)).map(|g| &**g),
+                self.domain_blocks(&name),
+                recommended,
+                Sink {
+                    node: self.node.clone(),
+                    writer: Some(self.log.writer()),
+                },
+            )?;
+            map.insert(name, Arc::new(guard));
+        }
+        Ok(Guards {
+            map,
+            node: Some(self.clone()),
+        })
+    }
+
+    fn refresh_recommendation(&self, domain: &str, cell: &AtomicU32) {
+        match self.recommend(domain) {
+            Ok(r) => cell.store(r.qps.max(MIN_QPS), Ordering::Relaxed),
+            Err(e) => tracing::warn!(
+                domain,
+                "cannot compute the recommended IP access limit: {e}"
+            ),
+        }
+    }
+
+    /// Blocks and challenges in force now, every domain.
+    pub fn blocks_in_force(&self) -> Vec<BlockRecord> {
+        let now = self.now_ms();
+        let all: Vec<Arc<DomainBlocks>> = lock(&self.blocks).values().cloned().collect();
+        let mut out: Vec<BlockRecord> = all.iter().flat_map(|b| b.list(now)).collect();
+        out.sort_by(|a, b| a.domain.cmp(&b.domain));
+        out
+    }
+
+    /// Lifts a block or challenge early, in memory and in the store. Returns whether one was in force.
+    pub fn lift(&self, domain: &str, object_type: &str, object_value: &str) -> bool {
+        let Ok(object) = Object::parse(object_type) else {
+            return false;
+        };
+        let Some(blocks) = lock(&self.blocks)
+            .get(&domain.to_ascii_lowercase())
+            .cloned()
+        else {
+            return false;
+        };
+        let found = blocks.remove(&object, object_value.as_bytes());
+        if found {
+            self.log
+                .writer()
+                .submit_unblock(blocks.domain(), object_type, object_value);
+            tracing::info!(domain, object_type, object_value, "block lifted");
+        }
+        found
+    }
+
+    /// One background round: flush statistics, sweep expired blocks; every `RECOMMEND_EVERY` recompute the
+    /// recommendations, every `PRUNE_EVERY` prune old activity. Blocking I/O: run it off the runtime workers.
+    fn tick(&self, round: u64) {
+        let now = self.now_ms();
+        let now_i = i64::try_from(now).unwrap_or(i64::MAX);
+        if let Err(e) = self.stats.flush(now_i) {
+            tracing::warn!("statistics flush failed: {e}");
+        }
+        let all: Vec<Arc<DomainBlocks>> = lock(&self.blocks).values().cloned().collect();
+        for b in all {
+            b.sweep(now);
+        }
+        let per = |every: Duration| (every.as_secs() / FLUSH_EVERY.as_secs()).max(1);
+        if round > 0 && round.checked_rem(per(RECOMMEND_EVERY)) == Some(0) {
+            let cells: Vec<(String, Arc<AtomicU32>)> = lock(&self.recommended)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            for (domain, cell) in cells {
+                self.refresh_recommendation(&domain, &cell);
+            }
+        }
+        if round.checked_rem(per(PRUNE_EVERY)) == Some(0)
+            && let Err(e) = self.log.prune(now_i - ACTIVITY_RETENTION_MS)
+        {
+            tracing::warn!("activity log prune failed: {e}");
+        }
+    }
+
+    /// Runs [`NodeProtection::tick`] every [`FLUSH_EVERY`] until aborted.
+    pub(crate) fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(FLUSH_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut round = 0u64;
+            loop {
+                every.tick().await;
+                let p = me.clone();
+                let _ = tokio::task::spawn_blocking(move || p.tick(round)).await;
+                round += 1;
+            }
+        })
+    }
+
+    /// At shutdown: persist the unfinished statistics points and wait for queued activity to be written.
+    pub(crate) fn close(&self) {
+        let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        if let Err(e) = self.stats.close(now) {
+            tracing::warn!("statistics not saved at shutdown: {e}");
+        }
+        if let Err(e) = self.log.sync() {
+            tracing::warn!("activity log not synced at shutdown: {e}");
+        }
+    }
+}
+
+/// The guards of one configuration, by lower-case domain name.
+#[derive(Default)]
+pub(crate) struct Guards {
+    map: HashMap<String, Arc<DomainGuard>>,
+    node: Option<Arc<NodeProtection>>,
+}
+
+impl Guards {
+    #[inline]
+    pub(crate) fn get(&self, domain: &str) -> Option<&Arc<DomainGuard>> {
+        self.map.get(domain)
+    }
+
+    pub(crate) fn node(&self) -> Option<&Arc<NodeProtection>> {
+        self.node.as_ref()
+    }
+}

@@ -1,0 +1,302 @@
+//! What-if replay of an access log through one domain's protection, on the log's own timestamps: the same
+//! engine as the node ([`DomainGuard`]) plus the nginx `limit_req` decisions of the domain's (or location's)
+//! limits. Used by `edgeguard replay`.
+//!
+//! Differences from a live node, by necessity: a challenged client is assumed never to pass the challenge (a log
+//! cannot say whether a browser was behind it); `limit_conn` is not simulated (a log has no concurrency, so every
+//! request is taken as released before the next); a request refused in the replay has no status, while a request
+//! let through gets the status the log recorded. Time never runs backwards: a line older than the newest one seen
+//! is replayed at the newest time.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+
+use bytes::Bytes;
+use edgeguard_config::Config;
+use edgeguard_rules::{Action, RequestView};
+use http::{HeaderMap, HeaderValue, Uri};
+
+use super::{DomainBlocks, DomainGuard, GuardError, InForce, Sink};
+use crate::key::{self, KeyBuf, KeyInput};
+use crate::limits::{self, ReqStatus};
+use crate::runtime::{DomainRt, Runtime};
+
+/// Why a replay cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("no domain {0:?} in the configuration")]
+    NoDomain(String),
+    #[error("the configuration lists no domain")]
+    NoDomains,
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+    #[error(transparent)]
+    Runtime(#[from] crate::ProxyError),
+}
+
+/// One logged request.
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    pub time_ms: i64,
+    pub client: IpAddr,
+    pub method: &'a str,
+    /// Path and query as logged.
+    pub uri: &'a str,
+    pub status: u16,
+    pub user_agent: Option<&'a str>,
+}
+
+/// What the protection would have done with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// 514.
+    IpLimited {
+        qps: u32,
+    },
+    /// 403 of a block in force (or the one the request triggered).
+    Blocked {
+        rule: Arc<str>,
+    },
+    /// The challenge page (or 403 for a non-GET/HEAD request).
+    Challenged {
+        rule: Arc<str>,
+    },
+    /// `limit_req_status` from the named zone.
+    LimitReq {
+        zone: String,
+    },
+    /// Let through after a `limit_req` delay.
+    Delayed {
+        zone: String,
+        delay_ms: u64,
+    },
+}
+
+/// A rule that put its action in force on this line (by its request, or by its logged status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub rule: Arc<str>,
+    pub action: Action,
+    pub object_value: String,
+    pub time_ms: u64,
+    /// Made true by the response status, so it acts from the next request on.
+    pub on_status: bool,
+}
+
+/// The outcome of one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub verdict: Verdict,
+    pub trigger: Option<Trigger>,
+}
+
+struct LineView<'a> {
+    line: &'a Line<'a>,
+    host: &'a str,
+    query: Option<&'a str>,
+}
+
+impl RequestView for LineView<'_> {
+    fn client_ip(&self) -> IpAddr {
+        self.line.client
+    }
+    fn host(&self) -> &str {
+        self.host
+    }
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        match name {
+            "user-agent" => self.line.user_agent.map(str::as_bytes),
+            "host" => Some(self.host.as_bytes()),
+            _ => None,
+        }
+    }
+    fn query(&self) -> Option<&str> {
+        self.query
+    }
+}
+
+/// One domain's protection, replaying lines in order.
+pub struct Replayer {
+    guard: DomainGuard,
+    domain: Arc<DomainRt>,
+    _runtime: Runtime,
+    newest_ms: u64,
+    key: Vec<u8>,
+}
+
+impl Replayer {
+    /// The protection of `domain` (the first domain when `None`) of `config`. `default_qps` stands in for the
+    /// node's recommendation when the IP access limit has no `qps`.
+    pub fn new(
+        config: &Config,
+        domain: Option<&str>,
+        default_qps: u32,
+    ) -> Result<Replayer, ReplayError> {
+        let d = match domain {
+            Some(name) => config
+                .domains
+                .iter()
+                .find(|d| d.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| ReplayError::NoDomain(name.to_owned()))?,
+            None => config.domains.first().ok_or(ReplayError::NoDomains)?,
+        };
+        let runtime = Runtime::build(config, None)?;
+        let domain_rt = runtime
+            .domains
+            .get(&d.name.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| ReplayError::NoDomain(d.name.clone()))?;
+        let guard = DomainGuard::build(
+            d,
+            None,
+            Arc::new(DomainBlocks::new(&d.name)),
+            Arc::new(AtomicU32::new(default_qps)),
+            Sink::default(),
+        )?;
+        Ok(Replayer {
+            guard,
+            domain: domain_rt,
+            _runtime: runtime,
+            newest_ms: 0,
+            key: Vec::new(),
+        })
+    }
+
+    /// The domain replayed (lower case).
+    pub fn domain(&self) -> &str {
+        &self.domain.name
+    }
+
+    pub fn guard(&self) -> &DomainGuard {
+        &self.guard
+    }
+
+    /// Runs one line through blocks in force, the IP access limit, the rules and `limit_req`, then records its
+    /// status into the counting rule's window if the request would have been let through.
+    pub fn step(&mut self, line: &Line<'_>) -> Step {
+        let now = u64::try_from(line.time_ms).unwrap_or(0).max(self.newest_ms);
+        self.newest_ms = now;
+        let (path, query) = match line.uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (line.uri, None),
+        };
+        let host = self.domain.name.as_str();
+        let view = LineView { line, host, query };
+
+        if let Some(f) = self.guard.in_force(&view, now, &mut self.key) {
+            return Step {
+                verdict: refused(&f),
+                trigger: None,
+            };
+        }
+        if let Some(qps) = self.guard.ip_access_limit(line.client, now) {
+            return Step {
+                verdict: Verdict::IpLimited { qps },
+                trigger: None,
+            };
+        }
+        let mut norm = KeyBuf::new();
+        key::push_normalized_path(path.as_bytes(), &mut norm);
+        let norm_path = std::str::from_utf8(&norm).unwrap_or(path);
+        let counted = self
+            .guard
+            .count(&view, norm_path, query, now, &mut self.key);
+        if let Some(f) = counted.as_ref().and_then(|c| c.triggered.clone()) {
+            let trigger = Some(self.trigger(&f, now, false));
+            return Step {
+                verdict: refused(&f),
+                trigger,
+            };
+        }
+        let verdict = self.limit_req(line, &norm, now);
+        if matches!(verdict, Verdict::LimitReq { .. }) {
+            return Step {
+                verdict,
+                trigger: None,
+            };
+        }
+        let trigger = counted.and_then(|c| {
+            self.guard
+                .record_status(c.rule, &self.key, line.status, now)
+                .map(|f| self.trigger(&f, now, true))
+        });
+        Step { verdict, trigger }
+    }
+
+    fn trigger(&self, f: &InForce, now: u64, on_status: bool) -> Trigger {
+        Trigger {
+            rule: f.rule.clone(),
+            action: f.action,
+            object_value: String::from_utf8_lossy(&self.key).into_owned(),
+            time_ms: now,
+            on_status,
+        }
+    }
+
+    fn limit_req(&self, line: &Line<'_>, norm_path: &[u8], now: u64) -> Verdict {
+        let lim = self.domain.limits_for(norm_path);
+        if lim.req.is_empty() {
+            return Verdict::Passed;
+        }
+        let uri: Uri = line.uri.parse().unwrap_or_else(|_| Uri::from_static("/"));
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&self.domain.name) {
+            headers.insert(http::header::HOST, v);
+        }
+        if let Some(v) = line
+            .user_agent
+            .and_then(|ua| HeaderValue::from_str(ua).ok())
+        {
+            headers.insert(http::header::USER_AGENT, v);
+        }
+        let client_text: Bytes = key::addr_text(line.client);
+        let input = KeyInput {
+            client_ip: line.client,
+            client_text: &client_text,
+            host: &self.domain.name,
+            uri: &uri,
+            headers: &headers,
+        };
+        let mut buf = KeyBuf::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(lim.req_keys.len());
+        for k in &lim.req_keys {
+            k.append(&input, &mut buf);
+            ends.push(buf.len());
+        }
+        let mut start = 0;
+        let keys: Vec<&[u8]> = ends
+            .iter()
+            .map(|&end| {
+                let k = &buf[start..end];
+                start = end;
+                k
+            })
+            .collect();
+        let d = limits::limit_req(now, &lim.req, &keys);
+        let zone = || {
+            d.limit
+                .map_or_else(String::new, |i| lim.req[i].zone.name().to_owned())
+        };
+        match d.status {
+            Some(ReqStatus::Rejected) => Verdict::LimitReq { zone: zone() },
+            Some(ReqStatus::Delayed) => Verdict::Delayed {
+                zone: zone(),
+                delay_ms: d.delay_ms,
+            },
+            _ => Verdict::Passed,
+        }
+    }
+}
+
+fn refused(f: &InForce) -> Verdict {
+    match f.action {
+        Action::Block => Verdict::Blocked {
+            rule: f.rule.clone(),
+        },
+        Action::BotDetection => Verdict::Challenged {
+            rule: f.rule.clone(),
+        },
+    }
+}

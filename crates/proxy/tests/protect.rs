@@ -1,0 +1,470 @@
+//! Protection through the whole node over HTTP: IP access limit (514), rule blocks with their TTL and across a
+//! restart, a status-ratio rule, the bot-detection challenge with a real clearance, and the activity log.
+//! Clients are told apart by `X-Forwarded-For` from the trusted 127.0.0.1; time is a fake clock.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use edgeguard_challenge::{Difficulty, VERIFY_PATH};
+use edgeguard_limit::FakeClock;
+use edgeguard_proxy::{Node, RunningNode};
+use edgeguard_store::ActivityQuery;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use tokio::net::{TcpListener, TcpStream};
+
+const WAIT: Duration = Duration::from_secs(10);
+const ORIGIN_BODY: &str = "origin says hello";
+
+/// An origin answering 404 under `/missing`, 200 with [`ORIGIN_BODY`] elsewhere.
+async fn origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let svc = service_fn(|req: Request<Incoming>| async move {
+                    let mut resp = Response::new(Full::new(Bytes::from(ORIGIN_BODY)));
+                    if req.uri().path().starts_with("/missing") {
+                        *resp.status_mut() = StatusCode::NOT_FOUND;
+                    }
+                    Ok::<_, Infallible>(resp)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn config(dir: &Path, origin: SocketAddr, domain_extra: &str) -> edgeguard_config::Config {
+    let text = format!(
+        "[node]\nname = \"edge-p\"\nlisten = [\"127.0.0.1:0\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+         data_dir = \"{}\"\n[[domain]]\nname = \"p.test\"\norigins = [\"{origin}\"]\nexplain = true\n{domain_extra}",
+        dir.display()
+    );
+    edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+async fn start(cfg: edgeguard_config::Config, clock: &FakeClock) -> (RunningNode, SocketAddr) {
+    let node = Node::start_with_clock(cfg, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let addr = node.local_addrs()[0];
+    (node, addr)
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
+    tokio::time::timeout(WAIT, async {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "p.test");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = sender
+            .send_request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    })
+    .await
+    .expect("request timed out")
+}
+
+async fn get_from(addr: SocketAddr, ip: &str, path: &str) -> Reply {
+    send(addr, "GET", path, &[("x-forwarded-for", ip)], "").await
+}
+
+const RULES: &str = "[domain.rate_limiting]\nenabled = true\nmode = \"custom\"\n";
+
+#[tokio::test]
+async fn eleven_requests_in_one_second_get_one_514_and_paced_traffic_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let cfg = config(
+        dir.path(),
+        origin().await,
+        "[domain.ip_access_limit]\nenabled = true\nqps = 10\n",
+    );
+    let (node, addr) = start(cfg, &clock).await;
+    let mut refused = Vec::new();
+    for _ in 0..11 {
+        let r = get_from(addr, "203.0.113.1", "/1.jpg").await;
+        if r.status.as_u16() == 514 {
+            refused.push(r);
+        } else {
+            assert_eq!(r.status, StatusCode::OK);
+        }
+    }
+    assert_eq!(refused.len(), 1);
+    let r = &refused[0];
+    assert!(r.body.contains("10 per second"), "{}", r.body);
+    assert_eq!(
+        r.headers.get("x-edgeguard-decision").unwrap(),
+        "ip_access_limit qps=10"
+    );
+    // Another client is not affected.
+    assert_eq!(
+        get_from(addr, "203.0.113.2", "/").await.status,
+        StatusCode::OK
+    );
+    // Paced at 10 per second for 3 seconds: never refused.
+    clock.advance(1_000);
+    for i in 0..30 {
+        let r = get_from(addr, "203.0.113.1", "/1.jpg").await;
+        assert_eq!(r.status, StatusCode::OK, "paced request {i}");
+        clock.advance(100);
+    }
+    node.shutdown().await;
+}
+
+const LOGIN: &str = "[[domain.rate_limiting.rules]]\nname = \"login01\"\nuri = \"/login\"\nmatch = \"prefix\"\n\
+                     object = \"ip\"\ninterval = 10\ncriteria = '\"count\">5'\naction = \"block\"\nttl = 60\n";
+
+#[tokio::test]
+async fn count_rule_blocks_the_ip_for_its_ttl_and_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = origin().await;
+    let clock = FakeClock::new(5_000_000);
+    let cfg = config(dir.path(), origin, &format!("{RULES}{LOGIN}"));
+    let (node, addr) = start(cfg.clone(), &clock).await;
+    let bad = "198.51.100.7";
+    for i in 0..5 {
+        let r = get_from(addr, bad, "/login").await;
+        assert_eq!(r.status, StatusCode::OK, "request {}", i + 1);
+        clock.advance(100);
+    }
+    let sixth = get_from(addr, bad, "/login?user=x").await;
+    assert_eq!(sixth.status, StatusCode::FORBIDDEN);
+    assert!(sixth.body.contains("rule \"login01\""), "{}", sixth.body);
+    assert!(sixth.body.contains("60 s from now"), "{}", sixth.body);
+    // Every request of that IP to the domain, any path; another IP is served.
+    assert_eq!(get_from(addr, bad, "/").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get_from(addr, bad, "/static/a.css").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let other = get_from(addr, "198.51.100.8", "/login").await;
+    assert_eq!(
+        (other.status, other.body.as_str()),
+        (StatusCode::OK, ORIGIN_BODY)
+    );
+
+    let blocks = node.blocks_in_force();
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(
+        (
+            blocks[0].object_type.as_str(),
+            blocks[0].object_value.as_str(),
+            blocks[0].rule.as_str()
+        ),
+        ("ip", bad, "login01")
+    );
+    node.activity_log().sync().unwrap();
+    let page = node
+        .activity_log()
+        .query(&ActivityQuery::default())
+        .unwrap();
+    assert_eq!(page.total, 1);
+    let rec = &page.records[0].record;
+    assert_eq!(
+        (
+            rec.node.as_str(),
+            rec.domain.as_str(),
+            rec.rule.as_str(),
+            rec.object_type.as_str()
+        ),
+        ("edge-p", "p.test", "login01", "ip")
+    );
+    assert_eq!(
+        (rec.object_value.as_str(), rec.action.as_str(), rec.ttl_s),
+        (bad, "block", 60)
+    );
+    assert!(rec.detail.contains("count"), "{}", rec.detail);
+    node.shutdown().await;
+
+    // A restart on the same data_dir: the block is still in force, until its TTL.
+    let clock = FakeClock::new(5_000_000);
+    let (node, addr) = start(cfg, &clock).await;
+    assert_eq!(get_from(addr, bad, "/").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        get_from(addr, "198.51.100.8", "/").await.status,
+        StatusCode::OK
+    );
+    clock.advance(61_000);
+    let after = get_from(addr, bad, "/login").await;
+    assert_eq!(
+        (after.status, after.body.as_str()),
+        (StatusCode::OK, ORIGIN_BODY)
+    );
+    assert!(node.blocks_in_force().is_empty());
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn lifting_a_block_serves_the_ip_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let cfg = config(dir.path(), origin().await, &format!("{RULES}{LOGIN}"));
+    let (node, addr) = start(cfg, &clock).await;
+    for _ in 0..6 {
+        get_from(addr, "198.51.100.9", "/login").await;
+    }
+    assert_eq!(
+        get_from(addr, "198.51.100.9", "/").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(node.lift_block("p.test", "ip", "198.51.100.9"));
+    assert!(!node.lift_block("p.test", "ip", "198.51.100.9"));
+    assert_eq!(
+        get_from(addr, "198.51.100.9", "/").await.status,
+        StatusCode::OK
+    );
+    node.activity_log().sync().unwrap();
+    assert!(
+        node.activity_log()
+            .find_block("p.test", "ip", "198.51.100.9", 0)
+            .unwrap()
+            .is_none()
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn status_ratio_rule_trips_for_a_scanner_not_for_a_good_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let rule = "[[domain.rate_limiting.rules]]\nname = \"scan01\"\nuri = \"/\"\nmatch = \"prefix\"\n\
+                object = \"ip\"\ninterval = 10\ncriteria = '\"status_ratio|404\">60% && \"count\">10'\n\
+                action = \"block\"\nttl = 600\n";
+    let cfg = config(dir.path(), origin().await, &format!("{RULES}{rule}"));
+    let (node, addr) = start(cfg, &clock).await;
+    let mut first_403 = None;
+    for i in 0..20 {
+        let r = get_from(addr, "192.0.2.50", &format!("/missing/{i}")).await;
+        if r.status == StatusCode::FORBIDDEN {
+            first_403 = Some(i + 1);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::NOT_FOUND);
+        clock.advance(200);
+    }
+    assert_eq!(
+        first_403,
+        Some(11),
+        "ten 404s, then the eleventh request trips the rule"
+    );
+    for i in 0..40 {
+        let path = if i % 5 == 0 { "/missing/x" } else { "/page" };
+        let r = get_from(addr, "192.0.2.51", path).await;
+        assert_ne!(r.status, StatusCode::FORBIDDEN, "good client, request {i}");
+        clock.advance(200);
+    }
+    node.shutdown().await;
+}
+
+fn attr<'a>(page: &'a str, name: &str) -> &'a str {
+    let start = page.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+    let end = start + page[start..].find('"').unwrap();
+    &page[start..end]
+}
+
+/// The nonce the page's worker would find: SHA-256(challenge || nonce) with `bits` leading zero bits.
+fn solve(challenge: &str, bits: u32) -> u64 {
+    (0..u64::MAX)
+        .take(1 << 24)
+        .find(|n| {
+            let h = Sha256::digest(format!("{challenge}{n}").as_bytes());
+            let mut zeros = 0;
+            for b in h.iter() {
+                if *b == 0 {
+                    zeros += 8;
+                } else {
+                    zeros += b.leading_zeros();
+                    break;
+                }
+            }
+            zeros >= bits
+        })
+        .expect("a nonce within 2^24 tries")
+}
+
+#[tokio::test]
+async fn bot_detection_challenges_until_a_valid_clearance() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let rule = "[[domain.rate_limiting.rules]]\nname = \"bots01\"\nuri = \"/\"\nmatch = \"prefix\"\n\
+                object = \"ip\"\ninterval = 10\ncriteria = '\"count\">2'\naction = \"bot_detection\"\nttl = 600\n";
+    let cfg = config(dir.path(), origin().await, &format!("{RULES}{rule}"));
+    let (node, addr) = start(cfg, &clock).await;
+    node.set_challenge_difficulty(Difficulty::new(8).unwrap());
+    let ip = "192.0.2.77";
+    for _ in 0..2 {
+        assert_eq!(get_from(addr, ip, "/shop").await.body, ORIGIN_BODY);
+    }
+    // The third request triggers the rule; it and every later one without clearance get the page.
+    let mut page = String::new();
+    for i in 0..5 {
+        let r = get_from(addr, ip, "/shop?item=3").await;
+        assert_eq!(r.status, StatusCode::OK, "request {i}");
+        assert!(!r.body.contains(ORIGIN_BODY));
+        assert!(r.body.contains("data-token="), "request {i}: {}", r.body);
+        assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+        assert_eq!(
+            r.headers.get("content-type").unwrap(),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(
+            r.headers.get("content-security-policy").unwrap(),
+            edgeguard_challenge::content_security_policy()
+        );
+        page = r.body;
+    }
+    let post = send(addr, "POST", "/shop", &[("x-forwarded-for", ip)], "a=1").await;
+    assert_eq!(post.status, StatusCode::FORBIDDEN);
+    assert!(post.body.contains("bot detection"), "{}", post.body);
+
+    // Solve the page's puzzle as its script would, and post the answer.
+    let bits: u32 = attr(&page, "data-difficulty").parse().unwrap();
+    assert_eq!(bits, 8);
+    let nonce = solve(attr(&page, "data-challenge"), bits);
+    let form = format!(
+        "token={}&nonce={nonce}&elapsed_ms=42&return_to=%2Fshop%3Fitem%3D3",
+        attr(&page, "data-token")
+    );
+    let headers = [
+        ("x-forwarded-for", ip),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let verified = send(addr, "POST", VERIFY_PATH, &headers, &form).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    assert!(verified.body.contains("/shop?item=3"), "{}", verified.body);
+    let set_cookie = verified
+        .headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    // With the cookie the origin answers; a forged cookie or another IP is challenged again.
+    let with = send(
+        addr,
+        "GET",
+        "/shop?item=3",
+        &[("x-forwarded-for", ip), ("cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (with.status, with.body.as_str()),
+        (StatusCode::OK, ORIGIN_BODY)
+    );
+    let post_with = send(
+        addr,
+        "POST",
+        "/shop",
+        &[("x-forwarded-for", ip), ("cookie", &cookie)],
+        "a=1",
+    )
+    .await;
+    assert_eq!(post_with.body, ORIGIN_BODY);
+    let forged = format!("{}x", &cookie[..cookie.len() - 1]);
+    let r = send(
+        addr,
+        "GET",
+        "/",
+        &[("x-forwarded-for", ip), ("cookie", &forged)],
+        "",
+    )
+    .await;
+    assert!(r.body.contains("data-token="));
+    // A wrong answer is refused.
+    let wrong = send(addr, "POST", VERIFY_PATH, &headers, "token=abc&nonce=1").await;
+    assert_ne!(wrong.status, StatusCode::OK);
+
+    node.activity_log().sync().unwrap();
+    let page = node
+        .activity_log()
+        .query(&ActivityQuery::default())
+        .unwrap();
+    let actions: Vec<&str> = page
+        .records
+        .iter()
+        .map(|r| r.record.action.as_str())
+        .collect();
+    assert!(actions.contains(&"bot_detection"), "{actions:?}");
+    let pass = page
+        .records
+        .iter()
+        .find(|r| r.record.action == "challenge_pass")
+        .expect("the pass is logged");
+    assert_eq!(pass.record.rule, "bots01");
+    assert!(
+        pass.record.detail.contains("solve_ms=42"),
+        "{}",
+        pass.record.detail
+    );
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn statistics_count_requests_and_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let cfg = config(
+        dir.path(),
+        origin().await,
+        &format!("[domain.ip_access_limit]\nenabled = true\nqps = 10\n{RULES}{LOGIN}"),
+    );
+    let (node, addr) = start(cfg, &clock).await;
+    for _ in 0..12 {
+        get_from(addr, "203.0.113.9", "/a").await;
+    }
+    for _ in 0..7 {
+        get_from(addr, "203.0.113.10", "/login").await;
+    }
+    let p = node.traffic_stats().current("p.test").expect("a point");
+    assert_eq!(p.requests, 19);
+    assert_eq!(
+        (p.passed, p.limited, p.blocked, p.challenged),
+        (15, 2, 2, 0)
+    );
+    assert_eq!(p.max_ip_count, 12);
+    node.shutdown().await;
+}
