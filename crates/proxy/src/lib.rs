@@ -24,11 +24,15 @@
 //! domain's `limit_req_status` / `limit_conn_status`, 502 (upstream refused or reset the connection, or sent an
 //! invalid response) and 504 (upstream connect or read timeout), each with a short text body saying why.
 
+mod access_log;
 mod body;
+mod cache_phase;
 mod client;
 mod error;
+mod health;
 mod key;
 mod limits;
+mod metrics;
 mod pipeline;
 pub mod protect;
 mod runtime;

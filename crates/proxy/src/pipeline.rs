@@ -43,6 +43,11 @@ static X_EDGEGUARD_DECISION: HeaderName = HeaderName::from_static("x-edgeguard-d
 pub(crate) struct Shared {
     pub runtime: ArcSwap<Runtime>,
     pub clock: Arc<dyn Clock>,
+    /// Counters for `/metrics` that are not per domain.
+    pub stats: crate::metrics::NodeStats,
+    pub access_log: crate::access_log::AccessLog,
+    /// Wall-clock time for cache freshness, read through `clock`.
+    pub epoch: crate::cache_phase::Epoch,
 }
 
 /// Facts about one client connection, computed once at accept.
@@ -85,6 +90,8 @@ pub(crate) struct RequestCtx {
     pub delayed: Duration,
     /// Blocks, IP access limit and rules: what they decided, and the key a rule counted the request under.
     pub protect: crate::protect::http::ReqState,
+    /// Cache lookup, upstream and decision, for the upstream phase, the access log and metrics.
+    pub cdn: crate::cache_phase::CdnCtx,
 }
 
 /// Runs one request through the pipeline.
@@ -111,9 +118,15 @@ pub(crate) async fn handle(
         conn_guard: None,
         delayed: Duration::ZERO,
         protect: Default::default(),
+        cdn: crate::cache_phase::CdnCtx::new(shared.epoch),
     };
+    let line = shared
+        .access_log
+        .is_on()
+        .then(|| crate::access_log::RequestLine::capture(&req));
     let resp = run_phases(&mut ctx, req, &*shared.clock).await;
     let resp = finish(&mut ctx, resp);
+    crate::metrics::observe(&shared, &ctx, &resp, line);
     tracing::trace!(status = resp.status().as_u16(), elapsed = ?ctx.started.elapsed(), delayed = ?ctx.delayed, "request done");
     resp
 }
@@ -139,7 +152,10 @@ async fn run_phases(
     phase!(rate_limiting_rules(ctx, &req));
     phase!(limit_req(ctx, &req, clock).await);
     phase!(limit_conn(ctx, &req));
-    phase!(cache(ctx, &req));
+    let req = match crate::cache_phase::lookup(ctx, req, clock).await {
+        Ok(req) => req,
+        Err(hit) => return hit,
+    };
     upstream(ctx, req).await
 }
 
@@ -439,11 +455,6 @@ fn limit_conn(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
     }
 }
 
-/// Response cache (SPEC section 1). Not built yet.
-fn cache(_ctx: &mut RequestCtx, _req: &Request<Incoming>) -> Flow {
-    Flow::Continue
-}
-
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) plus those a `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
@@ -532,6 +543,7 @@ async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Response<Prox
     let body = RequestBody::new(body, ctx.rt.max_body_size, ctx.rt.body_timeout);
     let req = Request::from_parts(parts, body);
 
+    let sent = Instant::now();
     match upstream::forward(
         &domain.upstreams,
         req,
@@ -541,23 +553,29 @@ async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Response<Prox
     .await
     {
         Ok((resp, pooled)) => {
+            ctx.cdn.upstream_time = Some(sent.elapsed());
+            ctx.cdn.upstream = Some(pooled.pool().clone());
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            parts.headers.append(header::VIA, ctx.rt.via.clone());
-            Response::from_parts(
-                parts,
-                ProxyBody::upstream(body, pooled, domain.read_timeout),
-            )
+            let body = ProxyBody::upstream(body, pooled, domain.read_timeout);
+            crate::cache_phase::upstream_answered(ctx, &domain, parts, body).await
         }
         Err(failures) => {
             let status = failures.status();
+            ctx.cdn.upstream = failures.0.last().map(|(p, _)| p.clone());
             let client_side = failures.0.last().is_some_and(|(_, f)| f.is_client_side());
             if client_side {
                 tracing::info!(host = %domain.name, client = %ctx.client_ip, "request body refused: {status}");
             } else {
-                tracing::error!(host = %domain.name, client = %ctx.client_ip, "upstream failed: {}", failures.body().trim_end().replace('\n', "; "));
+                let why = failures.body().trim_end().replace('\n', "; ");
+                if let Some(stale) = crate::cache_phase::stale_instead(ctx, &domain, &why) {
+                    return stale;
+                }
+                tracing::error!(host = %domain.name, client = %ctx.client_ip, "upstream failed: {why}");
             }
-            answer(status, failures.body())
+            let mut resp = answer(status, failures.body());
+            crate::cache_phase::mark_miss(ctx, &mut resp);
+            resp
         }
     }
 }

@@ -47,6 +47,10 @@ pub(crate) struct DomainRt {
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`cache_phase.rs`).
+    pub cache: Option<edgeguard_cache::Cache>,
+    /// Counters for `/metrics`; kept across reloads by domain name.
+    pub stats: Arc<crate::metrics::DomainStats>,
 }
 
 impl DomainRt {
@@ -139,12 +143,46 @@ impl Runtime {
         };
         let previous_pools = previous.map_or(&[][..], |p| &p.pools[..]);
         for domain in &config.domains {
-            let rt = runtime.build_domain(domain, node.tier, previous_pools)?;
+            let mut rt = runtime.build_domain(domain, node.tier, previous_pools)?;
+            let before = previous.and_then(|p| p.domains.get(&rt.name));
+            crate::cache_phase::carry_over(&mut rt, &domain.cache, before.map(|d| &**d));
             runtime
                 .domains
                 .insert(domain.name.to_ascii_lowercase(), Arc::new(rt));
         }
         Ok(runtime)
+    }
+
+    /// Every upstream pool, with the shortest `connect_timeout` of the domains that use it (health checks).
+    pub(crate) fn pools_with_timeouts(&self) -> Vec<(Arc<UpstreamPool>, Duration)> {
+        self.pools
+            .iter()
+            .map(|p| {
+                let timeout = self
+                    .domains
+                    .values()
+                    .filter(|d| d.upstreams.iter().any(|u| Arc::ptr_eq(u, p)))
+                    .map(|d| d.connect_timeout)
+                    .min()
+                    .unwrap_or(Duration::from_secs(1));
+                (p.clone(), timeout)
+            })
+            .collect()
+    }
+
+    /// The upstream pools, in the order the configuration first names them.
+    pub(crate) fn pools(&self) -> &[Arc<UpstreamPool>] {
+        &self.pools
+    }
+
+    /// The limit_req zones by name.
+    pub(crate) fn req_zones(&self) -> impl Iterator<Item = &ReqZone> {
+        self.req_zones.values().map(|(_, z, _)| &**z)
+    }
+
+    /// The limit_conn zones by name.
+    pub(crate) fn conn_zones(&self) -> impl Iterator<Item = &ConnZone> {
+        self.conn_zones.values().map(|(_, z, _)| &**z)
     }
 
     fn pool(
@@ -207,6 +245,8 @@ impl Runtime {
             upstreams,
             connect_timeout: d.connect_timeout,
             read_timeout: d.read_timeout,
+            cache: None,
+            stats: Arc::default(),
         })
     }
 

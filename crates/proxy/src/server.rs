@@ -75,8 +75,16 @@ impl Node {
             .collect::<Result<Vec<_>, _>>()?;
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
+            epoch: crate::cache_phase::Epoch::new(&*clock),
             clock,
+            stats: Default::default(),
+            access_log: Default::default(),
         });
+        shared.access_log.configure(
+            config.node.access_log.as_deref(),
+            config.node.access_log_format,
+        )?;
+        let health = crate::health::spawn(shared.clone());
         let (stop, stop_rx) = watch::channel(None);
         let tasks = listeners
             .into_iter()
@@ -89,6 +97,7 @@ impl Node {
             stop,
             tasks,
             reload_lock: Mutex::new(()),
+            health,
             protect_task: protection.spawn_background(),
             protection,
         })
@@ -105,6 +114,8 @@ pub struct RunningNode {
     /// Store, statistics, challenger and blocks in force; `protect_task` flushes and sweeps them.
     protection: Arc<NodeProtection>,
     protect_task: JoinHandle<()>,
+    /// Active upstream health checks.
+    health: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -132,9 +143,32 @@ impl RunningNode {
             .protection
             .guards(&config, Some(&current.protect))
             .map_err(|e| ProxyError::Config(e.to_string()))?;
+        // Also the log rotation point: an unchanged access log reopens its file.
+        self.shared.access_log.configure(
+            config.node.access_log.as_deref(),
+            config.node.access_log_format,
+        )?;
         self.shared.runtime.store(Arc::new(next));
         tracing::info!(node = %config.node.name, "configuration reloaded");
         Ok(())
+    }
+
+    /// Reopens the access log file (after log rotation), within about a second.
+    pub fn reopen_logs(&self) {
+        self.shared.access_log.reopen();
+    }
+
+    /// The node's metrics in the Prometheus text format: requests by domain and status class, decisions,
+    /// limit zone capacity and use, upstream health, cache counters per domain, request latency.
+    pub fn metrics_text(&self) -> String {
+        let rt = self.shared.runtime.load();
+        crate::metrics::render(&rt, &self.shared.stats, &self.shared.access_log)
+    }
+
+    /// Runs one round of upstream health checks now (they also run in the background every few seconds):
+    /// an upstream that accepts a TCP connection is marked up, one that does not is marked down.
+    pub async fn check_upstreams(&self) {
+        crate::health::check_all(&self.shared).await;
     }
 
     /// Stops accepting, lets requests in flight finish for up to [`DEFAULT_SHUTDOWN_GRACE`], then cuts the rest.
@@ -148,6 +182,8 @@ impl RunningNode {
         for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
+        self.health.abort();
+        self.shared.access_log.close();
         self.protect_task.abort();
         let protection = self.protection.clone();
         let _ = tokio::task::spawn_blocking(move || protection.close()).await;
@@ -190,6 +226,7 @@ impl Drop for RunningNode {
         if !self.tasks.is_empty() {
             let _ = self.stop.send(Some(Duration::ZERO));
         }
+        self.health.abort();
         self.protect_task.abort();
     }
 }

@@ -6,7 +6,12 @@
 //! connection (the upstream closed it meanwhile) is retried on another; a request that was written is never
 //! retried, because its body is gone.
 //!
-//! Hot path: `take_idle`/`put_back` hold a std mutex for a push or pop only, never across an `.await`.
+//! Upstreams marked down (see `health.rs`) are skipped; a connection attempt that fails marks its upstream
+//! down, so the next requests go straight to the next one until a health check brings it back. When every
+//! upstream of a domain is down the request is not tried at all: 503, the body naming each and why.
+//!
+//! Hot path: `take_idle`/`put_back` hold a std mutex for a push or pop only, never across an `.await`; the
+//! health of an upstream is one atomic load.
 
 use std::error::Error as _;
 use std::fmt::Write as _;
@@ -22,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::{BodyError, RequestBody};
+use crate::health::Health;
 
 /// Idle connections kept per upstream address; more are closed when released.
 const MAX_IDLE: usize = 512;
@@ -35,6 +41,8 @@ pub(crate) struct UpstreamPool {
     /// `origin 127.0.0.1:8081` / `parent p1:80`, for error bodies and logs.
     pub(crate) label: String,
     idle: Mutex<Vec<SendRequest<RequestBody>>>,
+    /// Kept with the pool (by address) across reloads.
+    pub(crate) health: Health,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -50,6 +58,11 @@ pub(crate) struct Pooled {
 }
 
 impl Pooled {
+    /// The upstream this connection is to.
+    pub(crate) fn pool(&self) -> &Arc<UpstreamPool> {
+        &self.pool
+    }
+
     pub(crate) fn put_back(self) {
         self.pool.put(self.sender);
     }
@@ -69,7 +82,24 @@ pub(crate) enum Failure {
     BodyTooLarge,
     BodyTimeout,
     ClientGone,
+    /// Not tried: health checks have it down (the body names the failure that put it there).
+    MarkedDown,
 }
+
+/// Every `Failure`, so one fits in an `AtomicU8` as its index.
+const FAILURES: [Failure; 11] = [
+    Failure::Resolve,
+    Failure::Refused,
+    Failure::ConnectTimeout,
+    Failure::ConnectError,
+    Failure::Reset,
+    Failure::ReadTimeout,
+    Failure::BadResponse,
+    Failure::BodyTooLarge,
+    Failure::BodyTimeout,
+    Failure::ClientGone,
+    Failure::MarkedDown,
+];
 
 impl Failure {
     pub(crate) fn status(self) -> StatusCode {
@@ -78,6 +108,7 @@ impl Failure {
             Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Failure::ClientGone => StatusCode::BAD_REQUEST,
+            Failure::MarkedDown => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -89,7 +120,26 @@ impl Failure {
         )
     }
 
-    fn describe(self) -> &'static str {
+    /// Whether this failure says the upstream cannot be reached at all (it is marked down for it).
+    fn is_connect(self) -> bool {
+        matches!(
+            self,
+            Failure::Resolve | Failure::Refused | Failure::ConnectTimeout | Failure::ConnectError
+        )
+    }
+
+    pub(crate) fn index(self) -> u8 {
+        FAILURES.iter().position(|&f| f == self).unwrap_or(3) as u8
+    }
+
+    pub(crate) fn from_index(i: u8) -> Failure {
+        FAILURES
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or(Failure::ConnectError)
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Failure::Resolve => "name could not be resolved",
             Failure::Refused => "refused the connection",
@@ -101,6 +151,7 @@ impl Failure {
             Failure::BodyTooLarge => "was not sent the request: body larger than max_body_size",
             Failure::BodyTimeout => "was not sent the request: client body timed out",
             Failure::ClientGone => "was not sent the request: client body broken",
+            Failure::MarkedDown => "is marked down by health checks",
         }
     }
 }
@@ -110,10 +161,27 @@ impl Failure {
 pub(crate) struct Failures(pub(crate) Vec<(Arc<UpstreamPool>, Failure)>);
 
 impl Failures {
+    /// The last upstream actually tried decides; 503 when none was (every one marked down).
     pub(crate) fn status(&self) -> StatusCode {
+        match self.last_tried() {
+            Some(f) => f.status(),
+            None if self.0.is_empty() => StatusCode::BAD_GATEWAY,
+            None => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The failure of the last upstream tried (not skipped as down).
+    pub(crate) fn last_tried(&self) -> Option<Failure> {
         self.0
-            .last()
-            .map_or(StatusCode::BAD_GATEWAY, |(_, f)| f.status())
+            .iter()
+            .rev()
+            .map(|(_, f)| *f)
+            .find(|&f| f != Failure::MarkedDown)
+    }
+
+    /// Whether every upstream was skipped as down (the 503 case).
+    pub(crate) fn all_down(&self) -> bool {
+        !self.0.is_empty() && self.last_tried().is_none()
     }
 
     /// The error body: one line per upstream tried.
@@ -126,9 +194,23 @@ impl Failures {
         );
         if self.0.is_empty() {
             out.push_str("edgeguard: this domain has no upstream configured\n");
+        } else if self.all_down() {
+            out.push_str(
+                "edgeguard: every upstream of this domain is marked down by health checks\n",
+            );
         }
         for (pool, failure) in &self.0 {
-            let _ = writeln!(out, "edgeguard: {} {}", pool.label, failure.describe());
+            if *failure == Failure::MarkedDown {
+                let _ = writeln!(
+                    out,
+                    "edgeguard: {} {} (last failure: {})",
+                    pool.label,
+                    failure.describe(),
+                    pool.health.cause().describe()
+                );
+            } else {
+                let _ = writeln!(out, "edgeguard: {} {}", pool.label, failure.describe());
+            }
         }
         out
     }
@@ -141,6 +223,7 @@ impl UpstreamPool {
             port: up.port,
             label: format!("{kind} {}:{}", up.host, up.port),
             idle: Mutex::new(Vec::new()),
+            health: Health::default(),
         }
     }
 
@@ -168,18 +251,23 @@ impl UpstreamPool {
         }
     }
 
-    async fn connect(&self, timeout: Duration) -> Result<SendRequest<RequestBody>, Failure> {
-        let addr = match self.host.parse::<IpAddr>() {
-            Ok(ip) => SocketAddr::new(ip, self.port),
+    /// The socket address to connect to (a name is resolved each time, so DNS changes are followed).
+    pub(crate) async fn resolve(&self, timeout: Duration) -> Result<SocketAddr, Failure> {
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) => Ok(SocketAddr::new(ip, self.port)),
             Err(_) => {
                 let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
                 match tokio::time::timeout(timeout, lookup).await {
-                    Ok(Ok(mut addrs)) => addrs.next().ok_or(Failure::Resolve)?,
-                    Ok(Err(_)) => return Err(Failure::Resolve),
-                    Err(_) => return Err(Failure::ConnectTimeout),
+                    Ok(Ok(mut addrs)) => addrs.next().ok_or(Failure::Resolve),
+                    Ok(Err(_)) => Err(Failure::Resolve),
+                    Err(_) => Err(Failure::ConnectTimeout),
                 }
             }
-        };
+        }
+    }
+
+    async fn connect(&self, timeout: Duration) -> Result<SendRequest<RequestBody>, Failure> {
+        let addr = self.resolve(timeout).await?;
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
@@ -248,8 +336,20 @@ async fn send_timed(
     }
 }
 
-/// Sends `req` to the first of `upstreams` that takes it. On success the response comes with the connection
-/// it arrived on, to be released once its body has been read.
+/// Records that `pool` failed with `failure` (logged with the upstream and the cause; a connect failure
+/// marks it down).
+fn failed(failures: &mut Failures, pool: &Arc<UpstreamPool>, failure: Failure) {
+    if !failure.is_client_side() {
+        tracing::warn!(upstream = %pool.label, cause = failure.describe(), "upstream failed");
+    }
+    if failure.is_connect() {
+        pool.health.mark_down(&pool.label, failure);
+    }
+    failures.0.push((pool.clone(), failure));
+}
+
+/// Sends `req` to the first of `upstreams` that is up and takes it. On success the response comes with the
+/// connection it arrived on, to be released once its body has been read.
 pub(crate) async fn forward(
     upstreams: &[Arc<UpstreamPool>],
     mut req: Request<RequestBody>,
@@ -258,6 +358,10 @@ pub(crate) async fn forward(
 ) -> Result<(Response<Incoming>, Pooled), Failures> {
     let mut failures = Failures::default();
     'upstreams: for pool in upstreams {
+        if !pool.health.is_up() {
+            failures.0.push((pool.clone(), Failure::MarkedDown));
+            continue;
+        }
         let mut unsent = 0;
         loop {
             // Stale idle connections are dropped as they are found, so this loop drains the pool at worst;
@@ -267,14 +371,14 @@ pub(crate) async fn forward(
                 None => match pool.connect(connect_timeout).await {
                     Ok(s) => (s, true),
                     Err(f) => {
-                        failures.0.push((pool.clone(), f));
+                        failed(&mut failures, pool, f);
                         continue 'upstreams;
                     }
                 },
             };
             if sender.ready().await.is_err() {
                 if fresh {
-                    failures.0.push((pool.clone(), Failure::Reset));
+                    failed(&mut failures, pool, Failure::Reset);
                     continue 'upstreams;
                 }
                 continue;
@@ -296,17 +400,17 @@ pub(crate) async fn forward(
                         req = back;
                     }
                     Some(back) => {
-                        failures.0.push((pool.clone(), Failure::Reset));
+                        failed(&mut failures, pool, Failure::Reset);
                         req = back;
                         continue 'upstreams;
                     }
                     None => {
-                        failures.0.push((pool.clone(), classify(e.error())));
+                        failed(&mut failures, pool, classify(e.error()));
                         return Err(failures);
                     }
                 },
                 Err(_) => {
-                    failures.0.push((pool.clone(), Failure::ReadTimeout));
+                    failed(&mut failures, pool, Failure::ReadTimeout);
                     return Err(failures);
                 }
             }

@@ -27,6 +27,9 @@ origins = ["{{origin}}"]
 explain = true
 limit_req = [{{ zone = "perip", burst = 1, nodelay = true }}]
 {extra}
+# Every passed request must reach the origin to be counted there.
+[domain.cache]
+enabled = false
 "#
     )
 }

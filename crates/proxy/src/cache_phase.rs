@@ -1,0 +1,266 @@
+//! The cache phase and its half of the upstream phase: one `edgeguard_cache::Cache` per domain with
+//! `[domain.cache] enabled`, looked up after limit_conn (so limits count hits too), filled from the upstream's
+//! answer, and fallen back on (`X-Cache: STALE`) when the upstream fails.
+//!
+//! A lookup's outcome travels from the cache phase to the upstream phase in [`CdnCtx::cache`]: the fill guard
+//! when this request leads the fetch of a missing object, and the expired copy within `stale_grace`, if any.
+//! Followers of a fill in flight wait in the cache phase and answer as hits, or go upstream themselves when
+//! the leader brought nothing they may share.
+//!
+//! Filling: a response whose `Content-Length` is within the object limit and that the cache would store is
+//! read whole, stored, then sent (small objects: one write to the client, and a body that breaks midway can
+//! still fall back on a stale copy). Anything else — too large, not storable, or of unknown length (chunked) —
+//! is streamed and not stored; the guard is dropped at once so followers do not wait for it.
+//!
+//! Hot path (a hit): one key allocation, one short lock in the cache, a header-map clone; no body copy.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use edgeguard_cache::{
+    Cache, CacheConfig, CacheStatus, CachedResponse, FillGuard, Lookup, X_CACHE,
+};
+use edgeguard_config::CacheSpec;
+use edgeguard_limit::Clock;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::body::ProxyBody;
+use crate::metrics::Decision;
+use crate::pipeline::RequestCtx;
+use crate::runtime::DomainRt;
+use crate::upstream::UpstreamPool;
+
+/// Wall-clock time for freshness (`Date`, `Expires` are wall-clock), read as a fixed wall time plus the node
+/// clock's progress, so tests that drive a fake clock drive the cache too. A step of the system clock after
+/// start is not followed; freshness is seconds to hours, so the drift of a monotonic clock does not matter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Epoch {
+    wall: SystemTime,
+    ms: u64,
+}
+
+impl Epoch {
+    pub(crate) fn new(clock: &dyn Clock) -> Self {
+        Epoch {
+            wall: SystemTime::now(),
+            ms: clock.now_ms(),
+        }
+    }
+
+    pub(crate) fn now(&self, clock: &dyn Clock) -> SystemTime {
+        self.wall + Duration::from_millis(clock.now_ms().saturating_sub(self.ms))
+    }
+}
+
+/// Per-request state of the CDN phases (cache, upstream, access log).
+pub(crate) struct CdnCtx {
+    epoch: Epoch,
+    /// Cache time of the lookup.
+    now: SystemTime,
+    /// Left by the cache phase for the upstream phase.
+    pub cache: Option<Pending>,
+    /// What `X-Cache` said, for the access log and metrics.
+    pub cache_status: Option<CacheStatus>,
+    /// The upstream that answered (or the last one tried).
+    pub upstream: Option<Arc<UpstreamPool>>,
+    /// Time from sending the request upstream to its response head.
+    pub upstream_time: Option<Duration>,
+    /// Set by a phase that answered on its own (protection); derived from the limit decisions otherwise.
+    pub decision: Option<Decision>,
+}
+
+impl CdnCtx {
+    pub(crate) fn new(epoch: Epoch) -> Self {
+        CdnCtx {
+            epoch,
+            now: epoch.wall,
+            cache: None,
+            cache_status: None,
+            upstream: None,
+            upstream_time: None,
+            decision: None,
+        }
+    }
+}
+
+/// A cache lookup that still needs the upstream.
+pub(crate) struct Pending {
+    /// This request leads the fill of a missing object.
+    pub fill: Option<FillGuard>,
+    /// The expired copy to answer with if the upstream fails.
+    pub stale: Option<CachedResponse>,
+}
+
+/// The cache settings of `[domain.cache]`.
+pub(crate) fn cache_config(spec: &CacheSpec) -> CacheConfig {
+    CacheConfig {
+        default_ttl: spec.default_ttl,
+        stale_grace: spec.stale_grace,
+        ignore_query: spec.ignore_query,
+        ..CacheConfig::new(spec.max_size)
+    }
+}
+
+/// Gives a freshly built domain its cache and counters, taking over `before`'s (the same domain in the
+/// configuration being replaced) when its cache settings are unchanged, so a reload neither empties the cache
+/// nor resets counters.
+pub(crate) fn carry_over(rt: &mut DomainRt, spec: &CacheSpec, before: Option<&DomainRt>) {
+    if let Some(before) = before {
+        rt.stats = before.stats.clone();
+    }
+    if !spec.enabled {
+        return;
+    }
+    let config = cache_config(spec);
+    let kept = before
+        .and_then(|b| b.cache.as_ref())
+        .filter(|c| *c.config() == config)
+        .cloned();
+    rt.cache = Some(kept.unwrap_or_else(|| Cache::new(config)));
+}
+
+/// The cache phase: answers fresh hits (and followers whose leader stored the object); otherwise leaves the
+/// lookup in `ctx.cdn.cache` and gives the request back for the upstream phase.
+pub(crate) async fn lookup(
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+    clock: &dyn Clock,
+) -> Result<Request<Incoming>, Response<ProxyBody>> {
+    let Some(domain) = ctx.domain.clone() else {
+        return Ok(req);
+    };
+    let Some(cache) = domain.cache.as_ref() else {
+        return Ok(req);
+    };
+    let (parts, body) = req.into_parts();
+    let key = cache.key(&domain.name, &parts.uri);
+    ctx.cdn.now = ctx.cdn.epoch.now(clock);
+    let (fill, stale) = match cache.lookup_or_lead(&key, &parts, ctx.cdn.now) {
+        Lookup::Hit(c) => return Err(cached(ctx, c, CacheStatus::Hit)),
+        Lookup::Lead { fill, stale } => (Some(fill), stale),
+        Lookup::Pass { stale } => (None, stale),
+        Lookup::Follow { wait, stale } => {
+            let patience = domain.connect_timeout + domain.read_timeout;
+            match wait.wait(&parts, patience).await {
+                Some(c) => return Err(cached(ctx, c, CacheStatus::Hit)),
+                None => (None, stale),
+            }
+        }
+    };
+    ctx.cdn.cache = Some(Pending { fill, stale });
+    Ok(Request::from_parts(parts, body))
+}
+
+/// A response from the cache, with our `Via`.
+fn cached(ctx: &mut RequestCtx, c: CachedResponse, status: CacheStatus) -> Response<ProxyBody> {
+    ctx.cdn.cache_status = Some(status);
+    let (mut parts, body) = c.into_response(status).into_parts();
+    parts.headers.append(header::VIA, ctx.rt.via.clone());
+    Response::from_parts(parts, ProxyBody::full(body))
+}
+
+/// Upstream statuses that mean "the upstream failed" for stale fallback (a parent passes these on when the
+/// origin behind it fails).
+fn is_upstream_error(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+/// When the upstream failed and an expired copy is at hand: the copy, as `X-Cache: STALE`.
+pub(crate) fn stale_instead(
+    ctx: &mut RequestCtx,
+    domain: &DomainRt,
+    why: &str,
+) -> Option<Response<ProxyBody>> {
+    let pending = ctx.cdn.cache.take()?;
+    // Followers of this request's fill wake now rather than after the stale answer is sent.
+    drop(pending.fill);
+    let stale = pending.stale?;
+    let cache = domain.cache.as_ref()?;
+    cache.record_stale_served();
+    tracing::warn!(host = %domain.name, client = %ctx.client_ip, "serving stale copy: {why}");
+    Some(cached(ctx, stale, CacheStatus::Stale))
+}
+
+/// The upstream answered (head in `parts`, body not read yet): fill the cache or fall back on a stale copy
+/// as the lookup asked, and add `X-Cache` and `Via`.
+pub(crate) async fn upstream_answered(
+    ctx: &mut RequestCtx,
+    domain: &DomainRt,
+    mut parts: http::response::Parts,
+    body: ProxyBody,
+) -> Response<ProxyBody> {
+    let Some(pending) = ctx.cdn.cache.take() else {
+        parts.headers.append(header::VIA, ctx.rt.via.clone());
+        return Response::from_parts(parts, body);
+    };
+    if is_upstream_error(parts.status) && pending.stale.is_some() {
+        ctx.cdn.cache = Some(pending);
+        let why = format!("upstream answered {}", parts.status.as_u16());
+        if let Some(resp) = stale_instead(ctx, domain, &why) {
+            return resp;
+        }
+        parts.headers.append(header::VIA, ctx.rt.via.clone());
+        return Response::from_parts(parts, body);
+    }
+    let Pending { fill, stale } = pending;
+    // The request's time, not the response's: an object's age then errs on the old side (RFC 9111 4.2.3
+    // takes the request time as well), and the fake clock of tests reads the same at both ends.
+    let now = ctx.cdn.now;
+    let body = match fill {
+        Some(fill) if has_length(&parts) && fill.check(&parts, now).is_ok() => {
+            match body.collect().await {
+                Ok(collected) => {
+                    let bytes = collected.to_bytes();
+                    if let Err(why) = fill.complete(&parts, bytes.clone(), now) {
+                        tracing::debug!(host = %domain.name, "response not stored: {why}");
+                    }
+                    ProxyBody::full(bytes)
+                }
+                Err(e) => {
+                    drop(fill);
+                    tracing::warn!(host = %domain.name, "upstream body failed: {e}");
+                    ctx.cdn.cache = Some(Pending { fill: None, stale });
+                    if let Some(resp) = stale_instead(ctx, domain, "upstream body failed") {
+                        return resp;
+                    }
+                    return crate::pipeline::answer(
+                        StatusCode::BAD_GATEWAY,
+                        upstream_body_failed(ctx),
+                    );
+                }
+            }
+        }
+        _ => body,
+    };
+    parts
+        .headers
+        .insert(X_CACHE, CacheStatus::Miss.header_value());
+    parts.headers.append(header::VIA, ctx.rt.via.clone());
+    ctx.cdn.cache_status = Some(CacheStatus::Miss);
+    Response::from_parts(parts, body)
+}
+
+fn has_length(parts: &http::response::Parts) -> bool {
+    parts.headers.contains_key(header::CONTENT_LENGTH)
+        && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+}
+
+fn upstream_body_failed(ctx: &RequestCtx) -> Bytes {
+    let who = ctx.cdn.upstream.as_ref().map_or("upstream", |p| &p.label);
+    Bytes::from(format!(
+        "502 Bad Gateway\nedgeguard: {who} broke off the response body\n"
+    ))
+}
+
+/// `X-Cache: MISS` on an answer the node made itself for a cacheable domain (upstream errors).
+pub(crate) fn mark_miss(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) {
+    if ctx.domain.as_ref().is_some_and(|d| d.cache.is_some()) && ctx.cdn.cache_status.is_none() {
+        resp.headers_mut()
+            .insert(X_CACHE, HeaderValue::from_static("MISS"));
+        ctx.cdn.cache_status = Some(CacheStatus::Miss);
+    }
+}

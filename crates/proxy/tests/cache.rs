@@ -1,0 +1,207 @@
+//! The cache phase through a whole node: MISS then HIT, HEAD from a cached GET, coalescing of a burst of
+//! misses into one origin request, STALE when the origin fails, what is not stored, limits on hits, and a
+//! reload that keeps the cache.
+
+mod cdn_fixtures;
+
+use cdn_fixtures::*;
+use http::Method;
+
+fn site(origin: std::net::SocketAddr, cache: &str) -> String {
+    format!(
+        r#"
+[node]
+name = "edge-c"
+listen = ["127.0.0.1:0"]
+[[domain]]
+name = "a.test"
+origins = ["{origin}"]
+[domain.cache]
+{cache}
+"#
+    )
+}
+
+#[tokio::test]
+async fn miss_then_hit_and_head_from_the_cached_get() {
+    let o = test_origin().await;
+    let (n, _) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+
+    let r = get(addr, "a.test", "/page").await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));
+    assert_eq!(r.body, "ok /page\n");
+    assert_eq!(r.header("via"), Some("1.1 edge-c"));
+
+    let r = get(addr, "a.test", "/page").await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
+    assert_eq!(r.body, "ok /page\n");
+    assert_eq!(r.header("via"), Some("1.1 edge-c"));
+    assert_eq!(r.header("age"), Some("0"));
+
+    let r = send(addr, Method::HEAD, "a.test", "/page", &[]).await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
+    assert_eq!(r.header("content-length"), Some("9"));
+    assert_eq!(r.body, "");
+    assert_eq!(o.hits(), 1, "the origin saw the first GET only");
+
+    // The query is part of the key; the host's case is not.
+    assert_eq!(get(addr, "a.test", "/page?v=2").await.x_cache(), "MISS");
+    assert_eq!(get(addr, "A.TEST", "/page?v=2").await.x_cache(), "HIT");
+    assert_eq!(o.hits(), 2);
+}
+
+#[tokio::test]
+async fn ignore_query_shares_one_object() {
+    let o = test_origin().await;
+    let (n, _) = node(&site(o.addr, "ignore_query = true")).await;
+    let addr = n.local_addrs()[0];
+    assert_eq!(get(addr, "a.test", "/p?a=1").await.x_cache(), "MISS");
+    let r = get(addr, "a.test", "/p?b=2").await;
+    assert_eq!((r.x_cache(), r.body.as_str()), ("HIT", "ok /p?a=1\n"));
+}
+
+#[tokio::test]
+async fn a_burst_of_misses_makes_one_origin_request() {
+    let o = test_origin().await;
+    let (n, _) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+    let burst: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(async move { get(addr, "a.test", "/gate").await }))
+        .collect();
+    assert!(eventually(|| o.hits_of("/gate") == 1).await);
+    // Give the rest of the burst time to arrive and queue behind the leader (bounded, not a correctness wait:
+    // late arrivals would be hits anyway).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    o.open_gate(1);
+    let mut statuses = Vec::new();
+    for t in burst {
+        let r = t.await.unwrap();
+        assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "gated\n"));
+        statuses.push(r.x_cache().to_string());
+    }
+    assert_eq!(o.hits_of("/gate"), 1, "exactly one origin request");
+    assert_eq!(statuses.iter().filter(|s| *s == "MISS").count(), 1);
+    assert_eq!(statuses.iter().filter(|s| *s == "HIT").count(), 19);
+}
+
+#[tokio::test]
+async fn stale_copy_when_the_origin_fails() {
+    let o = test_origin().await;
+    let (n, clock) = node(&site(o.addr, "stale_grace = \"10m\"")).await;
+    let addr = n.local_addrs()[0];
+    assert_eq!(get(addr, "a.test", "/s").await.x_cache(), "MISS");
+
+    // Past max-age=60: expired, within the grace.
+    clock.advance(61_000);
+    o.fail(true);
+    let r = get(addr, "a.test", "/s").await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "STALE"), "{r:?}");
+    assert_eq!(r.body, "ok /s\n");
+    assert_eq!(r.header("age"), Some("61"));
+
+    // The origin gone altogether (connection refused): still the stale copy.
+    o.stop();
+    let r = get(addr, "a.test", "/s").await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "STALE"), "{r:?}");
+
+    // Past the grace: the failure shows.
+    clock.advance(600_000);
+    let r = get(addr, "a.test", "/s").await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.x_cache(), "MISS");
+    assert!(r.body.contains("marked down"), "{}", r.body);
+    assert!(
+        n.metrics_text()
+            .contains("edgeguard_cache_stale_total{domain=\"a.test\"} 2")
+    );
+}
+
+#[tokio::test]
+async fn an_expired_object_is_fetched_again() {
+    let o = test_origin().await;
+    let (n, clock) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+    assert_eq!(get(addr, "a.test", "/e").await.x_cache(), "MISS");
+    clock.advance(30_000);
+    let r = get(addr, "a.test", "/e").await;
+    assert_eq!((r.x_cache(), r.header("age")), ("HIT", Some("30")));
+    clock.advance(31_000);
+    assert_eq!(get(addr, "a.test", "/e").await.x_cache(), "MISS");
+    assert_eq!(o.hits(), 2);
+}
+
+#[tokio::test]
+async fn what_is_not_stored() {
+    let o = test_origin().await;
+    // Object limit: max_size / 8 = 8 KiB.
+    let (n, _) = node(&site(o.addr, "max_size = \"64k\"")).await;
+    let addr = n.local_addrs()[0];
+    for path in ["/cookie", "/nocache", "/chunked", "/big?n=20000"] {
+        for _ in 0..2 {
+            let r = get(addr, "a.test", path).await;
+            assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"), "{path}");
+        }
+    }
+    assert_eq!(
+        get(addr, "a.test", "/chunked").await.body,
+        "chunk1\nchunk2\n"
+    );
+    assert_eq!(get(addr, "a.test", "/big?n=20000").await.body.len(), 20000);
+    // A POST goes through and does not fill.
+    let r = send(addr, Method::POST, "a.test", "/post", &[]).await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));
+    assert_eq!(get(addr, "a.test", "/post").await.x_cache(), "MISS");
+    // A small object is.
+    get(addr, "a.test", "/big?n=1000").await;
+    assert_eq!(get(addr, "a.test", "/big?n=1000").await.x_cache(), "HIT");
+}
+
+#[tokio::test]
+async fn limits_apply_to_hits() {
+    let o = test_origin().await;
+    let text = format!(
+        r#"
+[node]
+name = "edge-c"
+listen = ["127.0.0.1:0"]
+[[limit_req_zone]]
+name = "perip"
+key = "$binary_remote_addr"
+size = "1m"
+rate = "1r/m"
+[[domain]]
+name = "a.test"
+origins = ["{}"]
+limit_req = [{{ zone = "perip", burst = 1, nodelay = true }}]
+"#,
+        o.addr
+    );
+    let (n, _) = node(&text).await;
+    let addr = n.local_addrs()[0];
+    assert_eq!(get(addr, "a.test", "/x").await.x_cache(), "MISS");
+    assert_eq!(get(addr, "a.test", "/x").await.x_cache(), "HIT");
+    let r = get(addr, "a.test", "/x").await;
+    assert_eq!(r.status, 503, "a hit is limited like any request");
+    assert_eq!(r.x_cache(), "-");
+}
+
+#[tokio::test]
+async fn reload_keeps_the_cache_unless_its_settings_change() {
+    let o = test_origin().await;
+    let (n, _) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+    get(addr, "a.test", "/r").await;
+    n.reload(parse(&site(o.addr, ""))).unwrap();
+    assert_eq!(get(addr, "a.test", "/r").await.x_cache(), "HIT");
+    n.reload(parse(&site(o.addr, "default_ttl = \"1m\"")))
+        .unwrap();
+    assert_eq!(
+        get(addr, "a.test", "/r").await.x_cache(),
+        "MISS",
+        "new settings, new cache"
+    );
+    n.reload(parse(&site(o.addr, "enabled = false"))).unwrap();
+    assert_eq!(get(addr, "a.test", "/r").await.x_cache(), "-");
+    assert_eq!(o.hits(), 3);
+}
