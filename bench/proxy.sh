@@ -9,6 +9,10 @@
 # Both proxies are pinned to CPU 0 (nginx: one worker; edgeguard: one runtime thread, as its runtime sizes itself
 # from the CPUs it may use); the origin and wrk run on the other CPU, so each proxy gets one whole core.
 #
+# Cases: `miss` forwards every request (edgeguard's cache off, nginx's proxy_cache off); `hit` serves the same
+# object from each proxy's cache (nginx proxy_cache on disk/page cache, edgeguard's memory cache), checked to be
+# a hit on both before measuring.
+#
 # Usage: bash bench/proxy.sh [--rounds N] [--duration SECS] [--connections N] [--case miss|hit|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +41,8 @@ WORK=$(mktemp -d /tmp/edgeguard-bench.XXXXXX)
 chmod 755 "$WORK"   # nginx workers run as an unprivileged user and must read the served file
 PIDS=()
 cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.2
     for p in "${PIDS[@]}"; do kill -QUIT "$p" 2>/dev/null || true; done
     sleep 0.3
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
@@ -85,6 +91,7 @@ nginx_conf "$WORK/proxy" "
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_cache \$cache_on;
             proxy_cache_valid 200 1h;
+            add_header X-Cache-Status \$upstream_cache_status;
         }
     }
     map \$arg_cache \$cache_on { default off; 1 c; }"
@@ -166,7 +173,15 @@ if [ "$CASE" = miss ] || [ "$CASE" = all ]; then
     start_edgeguard false
     bench_case miss "http://127.0.0.1:$NGINX_PORT/file.txt" "http://127.0.0.1:$EG_PORT/file.txt"
 fi
+# expect_hit URL HEADER: the second of two requests must be answered from the proxy's cache.
+expect_hit() {
+    curl -s -o /dev/null -H "Host: localhost" "$1"
+    curl -s -D - -o /dev/null -H "Host: localhost" "$1" | tr -d '\r' | grep -qi "^$2: HIT$" \
+        || { echo "not a cache hit: $1 (no $2: HIT)" >&2; exit 1; }
+}
 if [ "$CASE" = hit ] || [ "$CASE" = all ]; then
     start_edgeguard true
+    expect_hit "http://127.0.0.1:$NGINX_PORT/file.txt?cache=1" X-Cache-Status
+    expect_hit "http://127.0.0.1:$EG_PORT/file.txt?cache=1" X-Cache
     bench_case hit "http://127.0.0.1:$NGINX_PORT/file.txt?cache=1" "http://127.0.0.1:$EG_PORT/file.txt?cache=1"
 fi

@@ -22,7 +22,9 @@
 //! Responses the node makes itself: 400 (bad request, HTTP/1.1 without Host), 404 (unknown host, body names it),
 //! 408 (request body timeout), 413 (body over `max_body_size`), 431 (head over `max_header_size`), the
 //! domain's `limit_req_status` / `limit_conn_status`, 502 (upstream refused or reset the connection, or sent an
-//! invalid response) and 504 (upstream connect or read timeout), each with a short text body saying why.
+//! invalid response), 503 (every upstream marked down by health checks) and 504 (upstream connect or read
+//! timeout), each with a short text body saying why — or the cached copy with `X-Cache: STALE` when one is
+//! within `stale_grace`. Caching, health checks, the access log and metrics: see `docs/cdn.md`.
 
 mod access_log;
 mod body;

@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use edgeguard_store::DecisionKind;
 use http::Response;
 
 use crate::access_log::{AccessLog, RequestLine};
@@ -74,6 +75,13 @@ impl Decision {
         }
         if ctx.domain.is_none() {
             return Decision::Refused;
+        }
+        match ctx.protect.outcome {
+            Some(DecisionKind::Blocked) => return Decision::Block,
+            Some(DecisionKind::Challenged) => return Decision::Challenge,
+            // Protection reports a limit only for the IP access limit (limit_req/limit_conn are read below).
+            Some(DecisionKind::Limited) => return Decision::IpAccessLimit,
+            _ => {}
         }
         if ctx.conn_status == Some(ConnStatus::Rejected) {
             return Decision::LimitConn;
