@@ -2,6 +2,7 @@
 //! calls into the library crates.
 
 mod demo;
+mod replay;
 mod run;
 mod tools;
 
@@ -42,6 +43,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Compute the recommended IP access limit (qps) from an access log (nginx/Apache combined or JSON lines).
     Recommend(tools::RecommendArgs),
+    /// What-if: run an access log through a domain's protection on the log's timestamps and report what would
+    /// have been limited, blocked or challenged, per rule and per client IP.
+    Replay(replay::ReplayArgs),
     /// Print a configuration file back in canonical form, with every default written out.
     Export {
         /// Path to the TOML configuration.
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::demo(args),
         Command::Recommend(args) => tools::recommend(&args),
         Command::Export { config } => tools::export(&config),
+        Command::Replay(args) => replay::replay(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -244,6 +244,11 @@ impl DomainGuard {
         self.set.rules()
     }
 
+    /// Whether the IP access limit is on without a `qps`, so the node's recommendation applies.
+    pub fn uses_recommendation(&self) -> bool {
+        self.ip_limit.as_ref().is_some_and(|l| l.fixed.is_none())
+    }
+
     /// The limit in force when the IP access limit is on.
     pub fn ip_limit_qps(&self) -> Option<u32> {
         self.ip_limit.as_ref().map(|l| {

@@ -376,7 +376,14 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
         DecisionKind::Passed
     });
     stats.record_decision(&domain.name, kind, now_i);
+    // A later phase's explanation (limit_req after a passed challenge) is kept unless protection answered.
+    let later_phase_said = ctx.protect.outcome.is_none()
+        && resp
+            .headers()
+            .get(&X_EDGEGUARD_DECISION)
+            .is_some_and(|v| v.as_bytes() != b"none");
     if domain.explain
+        && !later_phase_said
         && let Some(text) = ctx.protect.decision.take()
         && let Ok(v) = HeaderValue::try_from(text)
     {
@@ -385,7 +392,7 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
 }
 
 /// `2026-11-24T04:30:12Z` for Unix milliseconds (proleptic Gregorian, UTC).
-pub(super) fn rfc3339(unix_ms: u64) -> String {
+pub fn rfc3339(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil_from_days.

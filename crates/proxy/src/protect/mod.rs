@@ -31,6 +31,7 @@ pub use blocks::{DomainBlocks, InForce, Inserted};
 pub use engine::{
     Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES, RULE_TABLE_BYTES, Sink, rule_set,
 };
+pub use http::rfc3339;
 
 /// The node's database file in `data_dir`.
 pub const DB_FILE: &str = "edgeguard.db";
@@ -188,16 +189,11 @@ impl NodeProtection {
             .clone()
     }
 
-    fn recommended_cell(&self, domain: &str) -> (Arc<AtomicU32>, bool) {
-        let mut map = lock(&self.recommended);
-        match map.get(domain) {
-            Some(c) => (c.clone(), false),
-            None => {
-                let c = Arc::new(AtomicU32::new(MIN_QPS));
-                map.insert(domain.to_owned(), c.clone());
-                (c, true)
-            }
-        }
+    fn recommended_cell(&self, domain: &str) -> Arc<AtomicU32> {
+        lock(&self.recommended)
+            .entry(domain.to_owned())
+            .or_insert_with(|| Arc::new(AtomicU32::new(MIN_QPS)))
+            .clone()
     }
 
     /// The recommended IP access limit of `domain` from the node's statistics (SPEC section 3). Disk I/O.
@@ -216,13 +212,18 @@ impl NodeProtection {
         let mut map = HashMap::with_capacity(config.domains.len());
         for d in &config.domains {
             let name = d.name.to_ascii_lowercase();
-            let (recommended, fresh) = self.recommended_cell(&name);
-            if fresh && d.ip_access_limit.enabled && d.ip_access_limit.qps.is_none() {
+            let recommended = self.recommended_cell(&name);
+            let before = previous.and_then(|p| p.map.get(&name)).map(|g| &**g);
+            // Computed when the recommendation starts to apply; the background task refreshes it after that.
+            if d.ip_access_limit.enabled
+                && d.ip_access_limit.qps.is_none()
+                && !before.is_some_and(DomainGuard::uses_recommendation)
+            {
                 self.refresh_recommendation(&name, &recommended);
             }
             let guard = DomainGuard::build(
                 d,
-                previous.and_then(|p| p.map.get(&name)).map(|g| &**g),
+                before,
                 self.domain_blocks(&name),
                 recommended,
                 Sink {

@@ -298,3 +298,25 @@ fn rfc3339_of_known_instants() {
     assert_eq!(http::rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
     assert_eq!(http::rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
 }
+
+#[test]
+fn a_status_trigger_acts_from_the_next_request() {
+    let rule = LOGIN.replace("'\"count\">5'", "'\"status_count|404\">=3'");
+    let g = guard(&domain(&custom(&rule)), None);
+    let a = ip("192.0.2.1");
+    let mut key = Vec::new();
+    for i in 0..3u64 {
+        let c = g.count(&a, "/login", None, T0 + i, &mut key).unwrap();
+        assert_eq!(c.triggered, None);
+        let fired = g.record_status(c.rule, &key, 404, T0 + i);
+        assert_eq!(fired.is_some(), i == 2, "status {}", i + 1);
+    }
+    assert_eq!(
+        g.in_force(&a, T0 + 3, &mut key).map(|f| f.action),
+        Some(Action::Block)
+    );
+    // A rule whose criteria reads no status ignores statuses.
+    let g = guard(&domain(&custom(LOGIN)), None);
+    let c = g.count(&a, "/login", None, T0, &mut key).unwrap();
+    assert!(g.record_status(c.rule, &key, 404, T0).is_none());
+}
