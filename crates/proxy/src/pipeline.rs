@@ -4,8 +4,8 @@
 //! by the body).
 //!
 //! Order: route -> blocks and challenges in force -> IP access limit -> rate-limiting rules -> limit_req ->
-//! limit_conn -> cache -> upstream. The three after route that are not built yet are no-op phases so they slot
-//! in without rewiring.
+//! limit_conn -> cache -> upstream. The protection phases (blocks, IP access limit, rules) and the challenge's
+//! verify endpoint live in `protect/http.rs`; `finish` hands each response head to it (statuses, statistics).
 //!
 //! Hot path: everything here runs per request. No `String` formatting unless a response is an error or the
 //! domain asked for explain headers; keys go to a stack buffer; the runtime snapshot is one `Arc` clone.

@@ -468,3 +468,53 @@ async fn statistics_count_requests_and_outcomes() {
     assert_eq!(p.max_ip_count, 12);
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_reload_keeps_counts_of_unchanged_rules_and_blocks_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = origin().await;
+    let clock = FakeClock::new(5_000_000);
+    let (node, addr) = start(
+        config(dir.path(), origin, &format!("{RULES}{LOGIN}")),
+        &clock,
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            get_from(addr, "192.0.2.60", "/login").await.status,
+            StatusCode::OK
+        );
+    }
+    for _ in 0..6 {
+        get_from(addr, "192.0.2.61", "/login").await;
+    }
+    // Same name, object, interval and criteria; another ttl and the IP access limit switched on.
+    let next = format!(
+        "[domain.ip_access_limit]\nenabled = true\nqps = 100\n{RULES}{}",
+        LOGIN.replace("ttl = 60", "ttl = 120")
+    );
+    node.reload(config(dir.path(), origin, &next)).unwrap();
+    let sixth = get_from(addr, "192.0.2.60", "/login").await;
+    assert_eq!(
+        sixth.status,
+        StatusCode::FORBIDDEN,
+        "the count survived the reload"
+    );
+    assert!(sixth.body.contains("120 s from now"), "{}", sixth.body);
+    assert_eq!(
+        get_from(addr, "192.0.2.61", "/").await.status,
+        StatusCode::FORBIDDEN
+    );
+    // Rate limiting switched off: blocks in force still end at their own time.
+    node.reload(config(dir.path(), origin, "")).unwrap();
+    assert_eq!(
+        get_from(addr, "192.0.2.61", "/").await.status,
+        StatusCode::FORBIDDEN
+    );
+    clock.advance(61_000);
+    assert_eq!(
+        get_from(addr, "192.0.2.61", "/").await.status,
+        StatusCode::OK
+    );
+    node.shutdown().await;
+}
