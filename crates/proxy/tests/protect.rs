@@ -518,3 +518,23 @@ async fn a_reload_keeps_counts_of_unchanged_rules_and_blocks_in_force() {
     );
     node.shutdown().await;
 }
+
+#[tokio::test]
+async fn without_qps_the_node_recommendation_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let cfg = config(
+        dir.path(),
+        origin().await,
+        "[domain.ip_access_limit]\nenabled = true\n",
+    );
+    let (node, addr) = start(cfg, &clock).await;
+    // A new node has no history: the floor of 10.
+    assert_eq!(node.recommended_qps("p.test").unwrap().qps, 10);
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(get_from(addr, "203.0.113.5", "/").await.status.as_u16());
+    }
+    assert_eq!(statuses.iter().filter(|&&s| s == 514).count(), 1);
+    node.shutdown().await;
+}

@@ -212,15 +212,18 @@ impl NodeProtection {
         let mut map = HashMap::with_capacity(config.domains.len());
         for d in &config.domains {
             let name = d.name.to_ascii_lowercase();
-            let recommended = self.recommended_cell(&name);
             let before = previous.and_then(|p| p.map.get(&name)).map(|g| &**g);
-            // Computed when the recommendation starts to apply; the background task refreshes it after that.
-            if d.ip_access_limit.enabled
-                && d.ip_access_limit.qps.is_none()
-                && !before.is_some_and(DomainGuard::uses_recommendation)
-            {
-                self.refresh_recommendation(&name, &recommended);
-            }
+            let recommended = if d.ip_access_limit.enabled && d.ip_access_limit.qps.is_none() {
+                let cell = self.recommended_cell(&name);
+                // Computed when the recommendation starts to apply; the background task refreshes it after that.
+                if !before.is_some_and(DomainGuard::uses_recommendation) {
+                    self.refresh_recommendation(&name, &cell);
+                }
+                cell
+            } else {
+                // Not read while the domain has a `qps` or no limit; not refreshed in the background either.
+                Arc::new(AtomicU32::new(MIN_QPS))
+            };
             let guard = DomainGuard::build(
                 d,
                 before,
