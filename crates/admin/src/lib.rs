@@ -8,7 +8,7 @@
 //! directly; the binary implements [`Control`] over the running node (applying live, persisting the file).
 //! [`MemoryControl`] is a stand-in for tests and demos. Endpoints and console are documented in `docs/admin.md`.
 
-mod api;
+pub(crate) mod api;
 mod console;
 pub mod control;
 mod edit;
@@ -18,6 +18,7 @@ pub mod openapi;
 mod reply;
 mod server;
 
+pub use api::node::{OriginAddresses, ParentAddresses, back_to_origin};
 pub use control::{ApplyError, BlockInfo, Control, block_id};
 pub use error::{ErrorBody, FieldError};
 pub use memory::MemoryControl;

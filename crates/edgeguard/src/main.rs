@@ -1,6 +1,7 @@
 //! The `edgeguard` binary: command-line parsing and wiring only. Each subcommand lives in its own module and
 //! calls into the library crates.
 
+mod control;
 mod demo;
 mod replay;
 mod run;
@@ -43,6 +44,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Compute the recommended IP access limit (qps) from an access log (nginx/Apache combined or JSON lines).
     Recommend(tools::RecommendArgs),
+    /// Print the addresses an origin should allow for a domain (its parents, or this node).
+    OriginAllowlist(tools::AllowlistArgs),
     /// What-if: run an access log through a domain's protection on the log's timestamps and report what would
     /// have been limited, blocked or challenged, per rule and per client IP.
     Replay(replay::ReplayArgs),
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Recommend(args) => tools::recommend(&args),
         Command::Export { config } => tools::export(&config),
         Command::Replay(args) => replay::replay(&args),
+        Command::OriginAllowlist(args) => tools::origin_allowlist(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,56 +1,58 @@
-//! `edgeguard run`: a node from a configuration file, reloaded on SIGHUP, stopped gracefully on SIGTERM/Ctrl-C.
+//! `edgeguard run`: a node from a configuration file with its admin listener; SIGHUP reloads the file, SIGTERM
+//! or Ctrl-C stops gracefully.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
-use edgeguard_proxy::{Node, RunningNode};
+use edgeguard_proxy::Node;
 use tokio::signal::unix::{SignalKind, signal};
+
+use crate::control::NodeControl;
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
     init_logging();
     let config =
         edgeguard_config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
     runtime()?.block_on(async {
-        let node = Node::start(config).await.context("cannot start the node")?;
+        let admin_addr = config.admin.listen;
+        let token = config.admin.token.clone();
+        let node = Arc::new(
+            Node::start(config.clone())
+                .await
+                .context("cannot start the node")?,
+        );
         for addr in node.local_addrs() {
             tracing::info!(%addr, "listening");
         }
-        serve_until_stopped(&node, path).await?;
-        node.shutdown().await;
+        let control = Arc::new(NodeControl::new(node.clone(), config, path));
+        let admin = edgeguard_admin::start(admin_addr, token, control.clone())
+            .await
+            .with_context(|| format!("cannot start the admin listener on {admin_addr}"))?;
+        tracing::info!(addr = %admin.local_addr(), "admin API and console listening");
+
+        wait_for_stop(&control).await?;
+        tracing::info!("shutting down: finishing requests in flight");
+        admin.stop().await;
+        drop(control);
+        match Arc::try_unwrap(node) {
+            Ok(node) => node.shutdown().await,
+            Err(_) => tracing::warn!("node still referenced at shutdown; stopping without waiting"),
+        }
         tracing::info!("stopped");
         Ok(())
     })
 }
 
-/// Waits for SIGTERM or Ctrl-C; on SIGHUP re-reads `path` and swaps it in, keeping the running configuration
-/// when the new one is invalid.
-pub async fn serve_until_stopped(node: &RunningNode, path: &Path) -> anyhow::Result<()> {
+/// Waits for SIGTERM or Ctrl-C, reloading the configuration file on every SIGHUP meanwhile.
+async fn wait_for_stop(control: &NodeControl) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(node, path),
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    tracing::info!("shutting down: finishing requests in flight");
-    Ok(())
-}
-
-fn reload(node: &RunningNode, path: &Path) {
-    match edgeguard_config::load(path) {
-        Ok(config) => match node.reload(config) {
-            Ok(()) => tracing::info!(path = %path.display(), "configuration reloaded"),
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "reload refused; keeping the running configuration")
-            }
-        },
-        Err(errors) => {
-            for e in &errors {
-                tracing::error!(path = %path.display(), line = e.line, key = %e.key, "{}", e.message);
-            }
-            tracing::error!(path = %path.display(), "invalid configuration; keeping the running one");
+            _ = hup.recv() => control.reload_from_file(),
+            _ = term.recv() => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
 }

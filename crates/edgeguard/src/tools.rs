@@ -101,3 +101,90 @@ pub fn export(path: &Path) -> anyhow::Result<()> {
     print!("{}", edgeguard_config::to_toml(&config));
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct AllowlistArgs {
+    /// Path to the TOML configuration.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The domain whose back-to-origin addresses to list.
+    #[arg(long)]
+    domain: String,
+    /// Output: nginx `allow` lines, iptables rules, or one address per line.
+    #[arg(long, value_enum, default_value = "plain")]
+    format: AllowlistFormat,
+    /// With `--format iptables`: the origin's port to open (default: every port).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum AllowlistFormat {
+    Nginx,
+    Iptables,
+    Plain,
+}
+
+/// `edgeguard origin-allowlist`: the addresses an origin should allow for a domain (seed 000's
+/// back-to-origin list), in a form the origin can paste.
+pub fn origin_allowlist(args: &AllowlistArgs) -> anyhow::Result<()> {
+    let path = &args.config;
+    let config =
+        edgeguard_config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
+    let wanted = args.domain.trim_end_matches('.').to_ascii_lowercase();
+    let Some(domain) = config.domains.iter().find(|d| d.name == wanted) else {
+        anyhow::bail!("{}: no domain named {:?}", path.display(), args.domain);
+    };
+    // This node's own addresses as configured; an unspecified listen address (0.0.0.0) says nothing about the
+    // source address towards the origin, so it is left out and mentioned.
+    let own: Vec<std::net::IpAddr> = config
+        .node
+        .listen
+        .iter()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    let list = edgeguard_admin::back_to_origin(&config, domain, &own);
+    for p in &list.parents {
+        if let Some(e) = &p.error {
+            eprintln!("warning: parent {}: {e}", p.upstream);
+        }
+    }
+    if list.addresses.is_empty() {
+        anyhow::bail!(
+            "no back-to-origin address is known for {}: the node listens on unspecified addresses and the domain has no parents; list the node's public addresses yourself",
+            domain.name
+        );
+    }
+    let comment = format!("back-to-origin addresses of {} ({})", domain.name, list.via);
+    match args.format {
+        AllowlistFormat::Plain => {
+            for a in &list.addresses {
+                println!("{a}");
+            }
+        }
+        AllowlistFormat::Nginx => {
+            println!("# {comment}");
+            for a in &list.addresses {
+                println!("allow {a};");
+            }
+            println!("deny all;");
+        }
+        AllowlistFormat::Iptables => {
+            println!("# {comment}");
+            let port = args
+                .port
+                .map(|p| format!(" -p tcp --dport {p}"))
+                .unwrap_or_default();
+            for a in &list.addresses {
+                let cmd = if a.contains(':') {
+                    "ip6tables"
+                } else {
+                    "iptables"
+                };
+                println!("{cmd} -A INPUT -s {a}{port} -j ACCEPT");
+            }
+        }
+    }
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! synchronous (they call [`Control`], which may block) and run on tokio's blocking pool.
 
 mod domains;
-mod node;
+pub(crate) mod node;
 mod protection;
 
 use std::sync::{Arc, Mutex};

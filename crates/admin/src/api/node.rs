@@ -44,17 +44,31 @@ pub struct ParentAddresses {
 pub(crate) fn origin_addresses(state: &State, name: &str) -> Result<Reply, ApiError> {
     let config = state.control.config();
     let d = &config.domains[find_domain(&config, name)?];
+    Ok(Reply::ok(&back_to_origin(
+        &config,
+        d,
+        &state.control.node_addresses(),
+    )))
+}
+
+/// The addresses an origin must allow for domain `d`: its parents' (names resolved now, as the edge will when
+/// it connects) when this is an edge with parents, else this node's own `node_addresses`. Shared by the API and
+/// `edgeguard origin-allowlist`.
+pub fn back_to_origin(
+    config: &edgeguard_config::Config,
+    d: &edgeguard_config::Domain,
+    node_addresses: &[IpAddr],
+) -> OriginAddresses {
     let mut addresses: Vec<String> = Vec::new();
     let mut parents = Vec::new();
     let via_node = config.node.tier == Tier::Parent || d.parents.is_empty();
     if via_node {
-        for ip in state.control.node_addresses() {
+        for ip in node_addresses {
             push_unique(&mut addresses, ip.to_string());
         }
     } else {
         for p in &d.parents {
             let upstream = format!("{}:{}", p.host, p.port);
-            // A literal address needs no lookup; a name is resolved now, as the edge will when it connects.
             let resolved: Result<Vec<IpAddr>, String> = match p.host.parse::<IpAddr>() {
                 Ok(ip) => Ok(vec![ip]),
                 Err(_) => (p.host.as_str(), p.port)
@@ -76,12 +90,12 @@ pub(crate) fn origin_addresses(state: &State, name: &str) -> Result<Reply, ApiEr
             });
         }
     }
-    Ok(Reply::ok(&OriginAddresses {
+    OriginAddresses {
         domain: d.name.clone(),
         via: if via_node { "node" } else { "parents" }.into(),
         addresses,
         parents,
-    }))
+    }
 }
 
 fn push_unique(list: &mut Vec<String>, s: String) {

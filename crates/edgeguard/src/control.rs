@@ -1,0 +1,157 @@
+//! The admin API's view of the running node ([`edgeguard_admin::Control`]): configuration changes are applied
+//! live and written back to the configuration file, so the file, the API and a restart always agree.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use edgeguard_admin::{ApplyError, BlockInfo, Control};
+use edgeguard_config::Config;
+use edgeguard_proxy::RunningNode;
+use edgeguard_store::{ActivityPage, ActivityQuery, Recommendation, StatsPoint};
+
+pub struct NodeControl {
+    node: Arc<RunningNode>,
+    /// The configuration in force; SIGHUP reloads and API changes both go through it.
+    current: Mutex<Config>,
+    path: PathBuf,
+}
+
+impl NodeControl {
+    pub fn new(node: Arc<RunningNode>, config: Config, path: &Path) -> Self {
+        Self {
+            node,
+            current: Mutex::new(config),
+            path: path.to_owned(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Config> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// SIGHUP: re-read the file; an invalid file or one the node refuses leaves the running configuration.
+    pub fn reload_from_file(&self) {
+        let path = self.path.display();
+        let config = match edgeguard_config::load(&self.path) {
+            Ok(config) => config,
+            Err(errors) => {
+                for e in &errors {
+                    tracing::error!(%path, line = e.line, key = %e.key, "{}", e.message);
+                }
+                tracing::error!(%path, "invalid configuration; keeping the running one");
+                return;
+            }
+        };
+        let mut current = self.lock();
+        match self.node.reload(config.clone()) {
+            Ok(()) => {
+                *current = config;
+                tracing::info!(%path, "configuration reloaded");
+            }
+            Err(e) => {
+                tracing::error!(%path, error = %e, "reload refused; keeping the running configuration")
+            }
+        }
+    }
+}
+
+impl Control for NodeControl {
+    fn config(&self) -> Config {
+        self.lock().clone()
+    }
+
+    fn apply(&self, next: Config) -> Result<(), ApplyError> {
+        let mut current = self.lock();
+        self.node
+            .reload(next.clone())
+            .map_err(|e| ApplyError::Rejected(e.to_string()))?;
+        *current = next;
+        persist(&self.path, &current).map_err(|e| {
+            ApplyError::Failed(format!(
+                "applied, but writing {} failed: {e}",
+                self.path.display()
+            ))
+        })
+    }
+
+    fn recommended_qps(&self, domain: &str) -> Result<Recommendation, String> {
+        self.node.recommended_qps(domain).map_err(|e| e.to_string())
+    }
+
+    fn activity(&self, query: &ActivityQuery) -> Result<ActivityPage, String> {
+        self.node
+            .activity_log()
+            .query(query)
+            .map_err(|e| e.to_string())
+    }
+
+    fn blocks(&self) -> Vec<BlockInfo> {
+        self.node
+            .blocks_in_force()
+            .into_iter()
+            .map(|b| BlockInfo {
+                id: edgeguard_admin::block_id(&b.domain, &b.object_type, &b.object_value),
+                domain: b.domain,
+                object_type: b.object_type,
+                object_value: b.object_value,
+                rule: b.rule,
+                action: b.action,
+                until_ms: b.until_ms,
+            })
+            .collect()
+    }
+
+    fn lift_block(&self, id: &str) -> bool {
+        let Some(found) =
+            self.node.blocks_in_force().into_iter().find(|b| {
+                edgeguard_admin::block_id(&b.domain, &b.object_type, &b.object_value) == id
+            })
+        else {
+            return false;
+        };
+        self.node
+            .lift_block(&found.domain, &found.object_type, &found.object_value)
+    }
+
+    fn stats_points(
+        &self,
+        domain: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<StatsPoint>, String> {
+        self.node
+            .traffic_stats()
+            .points(domain, from_ms, to_ms)
+            .map_err(|e| e.to_string())
+    }
+
+    fn metrics(&self) -> String {
+        self.node.metrics_text()
+    }
+
+    fn node_addresses(&self) -> Vec<IpAddr> {
+        let mut ips: Vec<IpAddr> = self.node.local_addrs().iter().map(|a| a.ip()).collect();
+        ips.sort();
+        ips.dedup();
+        ips
+    }
+}
+
+/// Writes the configuration back to its file atomically (a temporary file renamed over it). A token that came
+/// from `EDGEGUARD_ADMIN_TOKEN` is not written into the file.
+fn persist(path: &Path, config: &Config) -> std::io::Result<()> {
+    let mut to_write = config.clone();
+    if let Ok(env_token) = std::env::var("EDGEGUARD_ADMIN_TOKEN")
+        && to_write.admin.token.as_deref() == Some(env_token.as_str())
+    {
+        to_write.admin.token = None;
+    }
+    let text = format!(
+        "# Written by edgeguard after a change through the admin API; edit freely and send SIGHUP.\n{}",
+        edgeguard_config::to_toml(&to_write)
+    );
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
