@@ -52,7 +52,11 @@ async fn paths_nginx_refuses_are_400() {
         assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
     }
     assert_eq!(o.hits.load(Ordering::SeqCst), 0);
-    assert_eq!(get(addr, "a.test", "/a/../b", &[]).await.body, "ok /a/../b\n", "forwarded as received");
+    assert_eq!(
+        get(addr, "a.test", "/a/../b", &[]).await.body,
+        "ok /a/../b\n",
+        "forwarded as received"
+    );
 }
 
 #[tokio::test]

@@ -62,7 +62,7 @@ async fn start_fails_cleanly_on_a_taken_port_and_serves_several_listeners() {
         "[node]\nname = \"n\"\nlisten = [\"127.0.0.1:{port}\"]\n{}",
         SITE.replace("{origin}", &o.addr.to_string())
     );
-    let err = edgeguard_proxy::Node::start(edgeguard_config::parse(&text).unwrap())
+    let err = edgeguard_proxy::Node::start(isolated(edgeguard_config::parse(&text).unwrap()))
         .await
         .unwrap_err();
     assert!(err.to_string().contains(&port.to_string()), "{err}");
@@ -71,7 +71,7 @@ async fn start_fails_cleanly_on_a_taken_port_and_serves_several_listeners() {
         "[node]\nname = \"n\"\nlisten = [\"127.0.0.1:0\", \"127.0.0.2:0\"]\n{}",
         SITE.replace("{origin}", &o.addr.to_string())
     );
-    let node = edgeguard_proxy::Node::start(edgeguard_config::parse(&text).unwrap())
+    let node = edgeguard_proxy::Node::start(isolated(edgeguard_config::parse(&text).unwrap()))
         .await
         .unwrap();
     assert_eq!(node.local_addrs().len(), 2);

@@ -9,7 +9,7 @@ use edgeguard_limit::FakeClock;
 use edgeguard_proxy::Node;
 
 async fn node(text: String) -> edgeguard_proxy::RunningNode {
-    let config = edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let config = isolated(edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}")));
     Node::start_with_clock(config, Arc::new(FakeClock::new(1_000_000)))
         .await
         .unwrap()

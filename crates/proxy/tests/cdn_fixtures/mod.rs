@@ -183,7 +183,7 @@ pub fn serve_origin(listener: TcpListener) -> TestOrigin {
 /// A node from whole TOML text, on a fake clock at 1,000,000 ms.
 pub async fn node(text: &str) -> (RunningNode, FakeClock) {
     let clock = FakeClock::new(1_000_000);
-    let config = edgeguard_config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let config = isolated(edgeguard_config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}")));
     let node = Node::start_with_clock(config, Arc::new(clock.clone()))
         .await
         .unwrap();
@@ -191,7 +191,7 @@ pub async fn node(text: &str) -> (RunningNode, FakeClock) {
 }
 
 pub fn parse(text: &str) -> edgeguard_config::Config {
-    edgeguard_config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    isolated(edgeguard_config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}")))
 }
 
 /// A port nothing listens on (it was free a moment ago).
@@ -270,4 +270,18 @@ pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// Every test node gets its own data directory (activity log, challenge key), never the working directory.
+pub fn isolated(mut config: edgeguard_config::Config) -> edgeguard_config::Config {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if config.node.data_dir.is_relative() {
+        config.node.data_dir = std::env::temp_dir().join(format!(
+            "edgeguard-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+    }
+    config
 }

@@ -144,7 +144,7 @@ pub fn config(rest: &str, origin: SocketAddr) -> edgeguard_config::Config {
         rest.replace("{origin}", &origin.to_string())
     );
     match edgeguard_config::parse(&text) {
-        Ok(c) => c,
+        Ok(c) => isolated(c),
         Err(e) => panic!("test config does not parse: {e}\n{text}"),
     }
 }
@@ -239,4 +239,18 @@ pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     false
+}
+
+/// Every test node gets its own data directory (activity log, challenge key), never the working directory.
+pub fn isolated(mut config: edgeguard_config::Config) -> edgeguard_config::Config {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if config.node.data_dir.is_relative() {
+        config.node.data_dir = std::env::temp_dir().join(format!(
+            "edgeguard-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+    }
+    config
 }
