@@ -146,3 +146,18 @@ fn too_many_rules_is_a_list_error() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn a_query_in_a_rule_uri_needs_parameter_check() {
+    let rule = RULE.replace("uri = \"/register\"", "uri = \"/user?action=login\" # here");
+    one_error(
+        &rl("enabled = true\nmode = \"custom\"", &rule),
+        "domain[0].rate_limiting.rules[0].uri",
+        "parameter_check",
+    );
+    parse(&rl(
+        "enabled = true\nmode = \"custom\"\nparameter_check = true",
+        &rule,
+    ))
+    .unwrap();
+}

@@ -425,7 +425,9 @@ fn rate_limiting(sink: &mut Sink<'_>, path: &str, r: raw::RawRateLimiting) -> Ra
         .filter_map(|rule| rule.spec.clone())
         .collect();
     // Rule validation looks at the list as a whole (count, unique names), so it runs only on a complete list.
-    if complete && let Err(errors) = edgeguard_rules::validate_rules(&rules) {
+    // Compiling (not just validating) also refuses what can never match, such as a `?` in a rule's URI while
+    // parameter_check is off: the data plane would refuse that file.
+    if complete && let Err(errors) = edgeguard_rules::RuleSet::compile(&rules, parameter_check) {
         for e in errors {
             rule_error(sink, &rules_path, &r, &e);
         }
