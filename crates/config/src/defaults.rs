@@ -4,8 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::model::{
-    AccessLogFormat, Admin, CacheSpec, Domain, IpAccessLimitSpec, Mode, RateLimitingSpec, Tier,
-    Upstream,
+    AccessLogFormat, Admin, CacheSpec, ChallengeSpec, Domain, IpAccessLimitSpec, Mode,
+    RateLimitingSpec, Tier, Upstream,
 };
 
 /// `node.tier`.
@@ -65,6 +65,22 @@ pub const MODE: Mode = Mode::Normal;
 /// `domain.rate_limiting.parameter_check`.
 pub const PARAMETER_CHECK: bool = false;
 
+/// `domain.challenge.difficulty`: 20 bits, `edgeguard_challenge::Difficulty::DEFAULT` (the proxy tests that the
+/// two agree). About 0.7 s on one core of a browser, measured in docs/challenge.md.
+pub const CHALLENGE_DIFFICULTY: u8 = 20;
+/// Bounds of `domain.challenge.difficulty`, as `edgeguard_challenge::Difficulty`.
+pub const CHALLENGE_DIFFICULTY_MIN: u8 = 1;
+pub const CHALLENGE_DIFFICULTY_MAX: u8 = 32;
+/// `domain.challenge.clearance_ttl`.
+pub const CHALLENGE_CLEARANCE_TTL: Duration = Duration::from_secs(60 * 60);
+/// Bounds of `domain.challenge.clearance_ttl`, as the challenge crate clamps it.
+pub const CHALLENGE_CLEARANCE_TTL_MIN: Duration = Duration::from_secs(60);
+pub const CHALLENGE_CLEARANCE_TTL_MAX: Duration = Duration::from_secs(7 * 86_400);
+/// `domain.challenge.enabled`.
+pub const CHALLENGE_ENABLED: bool = false;
+/// Most entries of `domain.challenge.paths`: each is compared on every request of the domain.
+pub const CHALLENGE_MAX_PATHS: usize = 32;
+
 impl Default for Admin {
     fn default() -> Self {
         Self {
@@ -106,6 +122,17 @@ impl Default for RateLimitingSpec {
     }
 }
 
+impl Default for ChallengeSpec {
+    fn default() -> Self {
+        Self {
+            difficulty: CHALLENGE_DIFFICULTY,
+            clearance_ttl: CHALLENGE_CLEARANCE_TTL,
+            enabled: CHALLENGE_ENABLED,
+            paths: Vec::new(),
+        }
+    }
+}
+
 impl Domain {
     /// A domain with every optional setting at its default, as the file reads with only `name` and `origins`.
     /// `name` is taken as given (the file lower-cases it).
@@ -125,6 +152,7 @@ impl Domain {
             cache: CacheSpec::default(),
             ip_access_limit: IpAccessLimitSpec::default(),
             rate_limiting: RateLimitingSpec::default(),
+            challenge: ChallengeSpec::default(),
         }
     }
 }

@@ -195,6 +195,7 @@ pub struct Domain {
     pub cache: CacheSpec,
     pub ip_access_limit: IpAccessLimitSpec,
     pub rate_limiting: RateLimitingSpec,
+    pub challenge: ChallengeSpec,
 }
 
 /// `[[domain.location]]`: a list given here replaces the domain's list of the same kind.
@@ -239,4 +240,19 @@ pub struct RateLimitingSpec {
     pub parameter_check: bool,
     /// Validated by `edgeguard_rules` (at most 5, names unique, ...).
     pub rules: Vec<RuleSpec>,
+}
+
+/// `[domain.challenge]`: the bot-detection challenge of the domain (SPEC section 4): how hard the puzzle is, how
+/// long a pass lasts, and where the challenge applies without any rule having triggered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeSpec {
+    /// Leading zero bits the proof of work needs, 1..=32; expected work 2^bits hashes. Default 20.
+    pub difficulty: u8,
+    /// How long a clearance cookie lasts, 1m..=7d. Default 1h.
+    pub clearance_ttl: Duration,
+    /// Every request of the domain without a valid clearance is challenged.
+    pub enabled: bool,
+    /// Path prefixes (each starting with `/`) whose requests are always challenged without a clearance; empty =
+    /// none. Compared with the normalised path, as locations and rules are.
+    pub paths: Vec<String>,
 }

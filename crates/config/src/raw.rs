@@ -108,6 +108,7 @@ pub(crate) struct RawDomain {
     pub(crate) cache: Option<RawCache>,
     pub(crate) ip_access_limit: Option<RawIpAccessLimit>,
     pub(crate) rate_limiting: Option<RawRateLimiting>,
+    pub(crate) challenge: Option<RawChallenge>,
 }
 
 pub(crate) struct RawLocation {
@@ -128,6 +129,13 @@ pub(crate) struct RawCache {
 pub(crate) struct RawIpAccessLimit {
     pub(crate) enabled: Option<S<bool>>,
     pub(crate) qps: Option<S<i64>>,
+}
+
+pub(crate) struct RawChallenge {
+    pub(crate) difficulty: Option<S<i64>>,
+    pub(crate) clearance_ttl: Option<S<StrOrInt>>,
+    pub(crate) enabled: Option<S<bool>>,
+    pub(crate) paths: Option<S<Vec<S<String>>>>,
 }
 
 pub(crate) struct RawRateLimiting {
@@ -299,6 +307,7 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
             "cache",
             "ip_access_limit",
             "rate_limiting",
+            "challenge",
         ],
     );
     RawDomain {
@@ -358,6 +367,19 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
                 mode: string(sink, &t, "mode"),
                 parameter_check: boolean(sink, &t, "parameter_check"),
                 rules: rules(sink, &t),
+            }
+        }),
+        challenge: sub_table(sink, &t, "challenge").map(|t| {
+            check_keys(
+                sink,
+                &t,
+                &["difficulty", "clearance_ttl", "enabled", "paths"],
+            );
+            RawChallenge {
+                difficulty: integer(sink, &t, "difficulty"),
+                clearance_ttl: str_or_int(sink, &t, "clearance_ttl"),
+                enabled: boolean(sink, &t, "enabled"),
+                paths: string_list(sink, &t, "paths"),
             }
         }),
     }

@@ -188,6 +188,17 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
         writeln!(out, "qps = {qps}")?;
     }
 
+    let ch = &d.challenge;
+    writeln!(out, "\n[domain.challenge]")?;
+    writeln!(out, "enabled = {}", ch.enabled)?;
+    writeln!(out, "difficulty = {}", ch.difficulty)?;
+    writeln!(
+        out,
+        "clearance_ttl = {}",
+        q(&format_duration(ch.clearance_ttl))
+    )?;
+    writeln!(out, "paths = {}", list(&ch.paths, |p| q(p)))?;
+
     let r = &d.rate_limiting;
     writeln!(out, "\n[domain.rate_limiting]")?;
     writeln!(out, "enabled = {}", r.enabled)?;

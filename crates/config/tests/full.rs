@@ -98,6 +98,10 @@ fn full_example_reads_as_written() {
             qps: Some(10)
         }
     );
+    // No [domain.challenge] table: the defaults apply.
+    assert_eq!(d.challenge, ChallengeSpec::default());
+    assert_eq!(d.challenge.difficulty, 20);
+    assert!(!d.challenge.enabled);
     let r = &d.rate_limiting;
     assert!(r.enabled);
     assert_eq!(r.mode, Mode::Custom);

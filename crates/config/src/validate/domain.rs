@@ -145,6 +145,11 @@ pub(super) fn domain(
         .rate_limiting
         .map(|r| rate_limiting(sink, &k("rate_limiting"), r))
         .unwrap_or_default();
+    let challenge = d
+        .challenge
+        .as_ref()
+        .map(|c| challenge(sink, &k("challenge"), c))
+        .unwrap_or_default();
     Domain {
         name,
         origins,
@@ -160,6 +165,7 @@ pub(super) fn domain(
         cache,
         ip_access_limit,
         rate_limiting,
+        challenge,
     }
 }
 
@@ -384,6 +390,111 @@ fn cache(sink: &mut Sink<'_>, path: &str, c: &raw::RawCache) -> CacheSpec {
             values::duration,
         ),
     }
+}
+
+fn challenge(sink: &mut Sink<'_>, path: &str, c: &raw::RawChallenge) -> ChallengeSpec {
+    let k = |key: &str| format!("{path}.{key}");
+    let (lo, hi) = (
+        defaults::CHALLENGE_DIFFICULTY_MIN,
+        defaults::CHALLENGE_DIFFICULTY_MAX,
+    );
+    let difficulty = opt(
+        sink,
+        || k("difficulty"),
+        &c.difficulty,
+        defaults::CHALLENGE_DIFFICULTY,
+        |n| match u8::try_from(*n) {
+            Ok(b) if (lo..=hi).contains(&b) => Ok(b),
+            _ => Err(format!(
+                "difficulty is {lo}..={hi} bits of proof of work (each bit doubles the work; {} takes a \
+                 browser about a second); found {n}",
+                defaults::CHALLENGE_DIFFICULTY
+            )),
+        },
+    );
+    let (min, max) = (
+        defaults::CHALLENGE_CLEARANCE_TTL_MIN,
+        defaults::CHALLENGE_CLEARANCE_TTL_MAX,
+    );
+    let clearance_ttl = opt(
+        sink,
+        || k("clearance_ttl"),
+        &c.clearance_ttl,
+        defaults::CHALLENGE_CLEARANCE_TTL,
+        |v| {
+            let d = values::duration(v)?;
+            if d < min || d > max {
+                return Err(format!(
+                    "clearance_ttl must be 1m..=7d (how long a passed challenge lasts); found {}",
+                    values::format_duration(d)
+                ));
+            }
+            Ok(d)
+        },
+    );
+    let enabled = c
+        .enabled
+        .as_ref()
+        .map_or(defaults::CHALLENGE_ENABLED, |b| *b.get_ref());
+    let mut paths: Vec<String> = Vec::new();
+    if let Some(list) = &c.paths {
+        if list.get_ref().len() > defaults::CHALLENGE_MAX_PATHS {
+            sink.err(
+                k("paths"),
+                &list.span(),
+                format!(
+                    "at most {} path prefixes; found {}",
+                    defaults::CHALLENGE_MAX_PATHS,
+                    list.get_ref().len()
+                ),
+            );
+        }
+        for (i, p) in list.get_ref().iter().enumerate() {
+            match challenge_path(p.get_ref()) {
+                Ok(s) if paths.contains(&s) => sink.err(
+                    format!("{path}.paths[{i}]"),
+                    &p.span(),
+                    format!("{s:?} is listed twice"),
+                ),
+                Ok(s) => paths.push(s),
+                Err(m) => sink.err(format!("{path}.paths[{i}]"), &p.span(), m),
+            }
+        }
+    }
+    ChallengeSpec {
+        difficulty,
+        clearance_ttl,
+        enabled,
+        paths,
+    }
+}
+
+/// A path prefix of `challenge.paths`: starts with `/`, no query, fragment, spaces or control characters (it is
+/// compared with the request's normalised path, which has none of these).
+fn challenge_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') {
+        return Err(format!("a path prefix starts with '/', found {s:?}"));
+    }
+    if s.len() > 1024 {
+        return Err("a path prefix is at most 1024 bytes".into());
+    }
+    if s.contains(['?', '#']) {
+        return Err(format!(
+            "{s:?}: a path prefix is compared with the path only; leave out '?' and '#'"
+        ));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "{s:?}: a path prefix may not contain spaces or control characters"
+        ));
+    }
+    if s.contains('%') || s.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(format!(
+            "{s:?}: requests are compared after escapes and dot segments are resolved; write the prefix that \
+             way (no '%', '.' or '..' segments)"
+        ));
+    }
+    Ok(s.to_owned())
 }
 
 fn rate_limiting(sink: &mut Sink<'_>, path: &str, r: raw::RawRateLimiting) -> RateLimitingSpec {
