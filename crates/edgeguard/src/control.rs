@@ -56,6 +56,14 @@ impl NodeControl {
     }
 }
 
+impl NodeControl {
+    /// SIGUSR1: reopen the access log file, as nginx does, after a rotation moved it away.
+    pub fn reopen_logs(&self) {
+        self.node.reopen_logs();
+        tracing::info!("access log reopened");
+    }
+}
+
 impl Control for NodeControl {
     fn config(&self) -> Config {
         self.lock().clone()

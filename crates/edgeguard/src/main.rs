@@ -28,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a node from a configuration file (SIGHUP reloads it; SIGTERM or Ctrl-C stops gracefully).
+    /// Run a node from a configuration file (SIGHUP reloads it, SIGUSR1 reopens the access log, SIGTERM or
+    /// Ctrl-C stops gracefully).
     Run {
         /// Path to the TOML configuration.
         #[arg(long, short)]

@@ -1,5 +1,5 @@
-//! `edgeguard run`: a node from a configuration file with its admin listener; SIGHUP reloads the file, SIGTERM
-//! or Ctrl-C stops gracefully.
+//! `edgeguard run`: a node from a configuration file with its admin listener; SIGHUP reloads the file, SIGUSR1
+//! reopens the access log (after rotation), SIGTERM or Ctrl-C stops gracefully.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -44,13 +44,16 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     })
 }
 
-/// Waits for SIGTERM or Ctrl-C, reloading the configuration file on every SIGHUP meanwhile.
+/// Waits for SIGTERM or Ctrl-C, reloading the configuration file on every SIGHUP and reopening the access log
+/// on every SIGUSR1 meanwhile.
 async fn wait_for_stop(control: &NodeControl) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot watch SIGUSR1")?;
     loop {
         tokio::select! {
             _ = hup.recv() => control.reload_from_file(),
+            _ = usr1.recv() => control.reopen_logs(),
             _ = term.recv() => return Ok(()),
             _ = tokio::signal::ctrl_c() => return Ok(()),
         }

@@ -375,3 +375,51 @@ fn sighup_reload_keeps_counters_and_refuses_a_bad_file() {
     assert_eq!(r.status, 200, "{}", r.body);
     node.stop();
 }
+
+#[test]
+fn access_log_lines_and_reopen_on_sigusr1() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = origin();
+    let config = write_config(dir.path(), o, "");
+    let log = dir.path().join("access.log");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[admin]",
+        &format!("access_log = \"{}\"\n\n[admin]", log.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let node = Node::start(&config);
+    assert_eq!(node.get("/first?x=1", "10.0.0.9").status, 200);
+
+    // The line is written off the request path, within about a second.
+    let read_until = |path: &Path, needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.contains(needle) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let text = read_until(&log, "/first");
+    let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(line["client"], "10.0.0.9", "{line}");
+    assert_eq!(line["host"], "d.test");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["uri"], "/first?x=1");
+    assert_eq!(line["status"], 200);
+
+    // Rotation: move the file away, SIGUSR1, and the next line goes to a new file at the old path.
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    node.signal("USR1");
+    node.wait_log("access log reopened");
+    assert_eq!(node.get("/second", "10.0.0.9").status, 200);
+    assert!(read_until(&log, "/second").contains("/second"));
+    assert!(
+        !std::fs::read_to_string(&rotated)
+            .unwrap()
+            .contains("/second")
+    );
+    node.stop();
+}

@@ -20,7 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -163,7 +163,7 @@ impl AccessLog {
                 && s.path == p
                 && s.format == format
             {
-                s.reopen.store(true, Relaxed);
+                s.reopen.store(true, SeqCst);
                 return Ok(());
             }
         }
@@ -197,7 +197,7 @@ impl AccessLog {
     /// Asks the writer to reopen its file (after rotation).
     pub(crate) fn reopen(&self) {
         if let Some(s) = self.sink.load().as_ref() {
-            s.reopen.store(true, Relaxed);
+            s.reopen.store(true, SeqCst);
         }
     }
 
@@ -249,7 +249,17 @@ impl Writer {
     fn run(mut self, rx: Receiver<Record>) {
         let mut last_flush = std::time::Instant::now();
         loop {
-            match rx.recv_timeout(FLUSH_EVERY) {
+            let got = rx.recv_timeout(FLUSH_EVERY);
+            // Checked before writing what just arrived, so a request that starts after a reopen request (a
+            // rotation) is logged to the new file, not the rotated one.
+            if self.reopen.swap(false, SeqCst) {
+                self.flush();
+                match open(&self.path) {
+                    Ok(f) => self.out = BufWriter::with_capacity(64 * 1024, f),
+                    Err(e) => tracing::error!("access log not reopened: {e}"),
+                }
+            }
+            match got {
                 Ok(record) => self.write(&record),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -257,13 +267,6 @@ impl Writer {
             if last_flush.elapsed() >= FLUSH_EVERY {
                 self.flush();
                 last_flush = std::time::Instant::now();
-            }
-            if self.reopen.swap(false, Relaxed) {
-                self.flush();
-                match open(&self.path) {
-                    Ok(f) => self.out = BufWriter::with_capacity(64 * 1024, f),
-                    Err(e) => tracing::error!("access log not reopened: {e}"),
-                }
             }
         }
         self.flush();
