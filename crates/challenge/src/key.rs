@@ -5,6 +5,7 @@ use sha2::Sha256;
 use std::io::{self, Read, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -43,8 +44,22 @@ pub struct Challenger {
     pub(crate) token_mac: HmacSha256,
     pub(crate) cookie_mac: HmacSha256,
     pub(crate) clearance_ttl_s: u64,
-    /// Feeds the fallback token nonce when the OS random source fails.
-    pub(crate) counter: AtomicU64,
+    /// Feeds the fallback token nonce when the OS random source fails; shared by clones, so two clones never
+    /// derive the same fallback from the same count.
+    pub(crate) counter: Arc<AtomicU64>,
+}
+
+/// Same keys, same counter: a clone with another clearance TTL (one per domain) accepts and signs exactly what
+/// the original does, apart from the cookie's life.
+impl Clone for Challenger {
+    fn clone(&self) -> Self {
+        Challenger {
+            token_mac: self.token_mac.clone(),
+            cookie_mac: self.cookie_mac.clone(),
+            clearance_ttl_s: self.clearance_ttl_s,
+            counter: self.counter.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Challenger {
@@ -69,7 +84,7 @@ impl Challenger {
             token_mac: derive(&key, b"edgeguard challenge token v1"),
             cookie_mac: derive(&key, b"edgeguard clearance cookie v1"),
             clearance_ttl_s: DEFAULT_CLEARANCE_TTL.as_secs(),
-            counter: AtomicU64::new(0),
+            counter: Arc::new(AtomicU64::new(0)),
         }
     }
 

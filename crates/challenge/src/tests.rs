@@ -244,6 +244,23 @@ fn clearance_cookie_checks() {
 }
 
 #[test]
+fn a_clone_with_another_ttl_shares_the_keys() {
+    let c = challenger();
+    let per_domain = c.clone().with_clearance_ttl(Duration::from_secs(600));
+    assert_eq!(per_domain.clearance_ttl(), Duration::from_secs(600));
+    assert_eq!(c.clearance_ttl(), DEFAULT_CLEARANCE_TTL);
+    // A token of one answers at the other; the cookie gets the clone's life.
+    let t = c.issue(ip("192.0.2.9"), DOMAIN, NOW, low());
+    let n = solve(&t);
+    let cl = per_domain
+        .verify(t.as_str(), &n, ip("192.0.2.9"), DOMAIN, NOW)
+        .expect("same token key");
+    assert_eq!(cl.expires_unix_s(), NOW / 1000 + 600);
+    let h = format!("{COOKIE_NAME}={}", cl.cookie_value());
+    assert_eq!(c.check_clearance(&h, ip("192.0.2.9"), DOMAIN, NOW), Ok(()));
+}
+
+#[test]
 fn clearance_ipv6_binds_the_slash_64() {
     let c = challenger();
     let cl = cleared(&c, "2001:db8:1:2::10");
