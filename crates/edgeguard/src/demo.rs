@@ -1,5 +1,5 @@
-//! `edgeguard demo`: a local origin, a parent (L2) and an edge (L1) in one process, with the IP access limit and
-//! a limit_req on at the edge, and the curl lines to try. Runs until Ctrl-C or SIGTERM.
+//! `edgeguard demo`: a local origin, a parent (L2) and an edge (L1) in one process, with the IP access limit,
+//! rate limiting and a limit_req on at the edge, and the curl lines to try. Runs until Ctrl-C or SIGTERM.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -69,7 +69,6 @@ async fn serve(args: DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
 parents = ["{parent_addr}"]
 explain = true
 limit_req_status = 429
-limit_req = [{{ zone = "perip", burst = 5, nodelay = true }}]
 
 [[domain.location]]
 path = "/api/"
@@ -77,7 +76,11 @@ limit_req = [{{ zone = "perip", burst = 2, nodelay = true }}]
 
 [domain.ip_access_limit]
 enabled = true
-qps = 10"#
+qps = 10
+
+[domain.rate_limiting]
+enabled = true
+mode = "normal""#
         ),
     )?)
     .await
@@ -135,7 +138,8 @@ fn print_banner(edge: SocketAddr, parent: SocketAddr, origin: SocketAddr) {
     let url = format!("http://localhost:{}", edge.port());
     println!(
         r#"edgeguard demo is running (Ctrl-C to stop)
-  edge   (L1) {edge}   domain "localhost": IP access limit 10 qps, limit_req 5r/s burst=5 nodelay (/api/: burst=2)
+  edge   (L1) {edge}   domain "localhost": IP access limit 10 qps, rate limiting in normal mode,
+                                limit_req 5r/s burst=2 nodelay on /api/, cache on
   parent (L2) {parent}
   origin      {origin}
 edge: {url}/
@@ -144,10 +148,10 @@ Try:
   # a normal fetch (X-Cache: MISS), then the same again from the edge's cache (X-Cache: HIT)
   curl -si {url}/ | head -12
   curl -si {url}/ | grep -i x-cache
-  # a burst that trips limit_req (429 once the burst of 5 is used; X-Limit-Req-Status says why)
-  for i in $(seq 1 12); do curl -s -o /dev/null -w '%{{http_code}} ' {url}/api/time; done; echo
-  # 11 requests in one second trip the IP access limit (514)
-  for i in $(seq 1 11); do curl -s -o /dev/null -w '%{{http_code}} ' {url}/static.css; done; echo"#
+  # a burst on /api/ that trips limit_req: 429 once the burst of 2 is used (X-Limit-Req-Status says why)
+  for i in $(seq 1 8); do curl -s -o /dev/null -w '%{{http_code}} ' {url}/api/time; done; echo
+  # after a second's pause: 11 requests in one second trip the IP access limit (the 11th gets 514)
+  sleep 1; for i in $(seq 1 11); do curl -s -o /dev/null -w '%{{http_code}} ' {url}/static.css; done; echo"#
     );
 }
 
