@@ -21,6 +21,7 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use to_toml::to_toml;
+pub use validate::challenge_path;
 
 use error::{LineIndex, Sink};
 

@@ -22,9 +22,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::client::canonical;
 use crate::error::ProxyError;
 use crate::pipeline::{self, ConnInfo, Shared};
-use crate::protect::NodeProtection;
+use crate::protect::{NodeProtection, StartChallengeError};
 use crate::runtime::Runtime;
-use edgeguard_challenge::Difficulty;
 use edgeguard_store::{ActivityLog, BlockRecord, Recommendation, StoreError, TrafficStats};
 
 /// How long [`RunningNode::shutdown`] lets requests in flight finish.
@@ -215,9 +214,21 @@ impl RunningNode {
         self.protection.recommend(domain)
     }
 
-    /// Sets the proof-of-work difficulty of challenges issued from now on (default 20 bits).
-    pub fn set_challenge_difficulty(&self, difficulty: Difficulty) {
-        self.protection.set_difficulty(difficulty);
+    /// Starts a timed challenge of the whole `domain` (`path` absent) or of a path prefix for `ttl`, as an
+    /// operator's action: every request there without a valid clearance gets the challenge page until it ends
+    /// or is lifted ([`RunningNode::lift_block`] with the listed object type, `domain` or `prefix:/path`).
+    /// Listed with the blocks, stored across restarts, written to the activity log.
+    pub fn start_challenge(
+        &self,
+        domain: &str,
+        ttl: Duration,
+        path: Option<&str>,
+    ) -> Result<BlockRecord, StartChallengeError> {
+        let name = domain.to_ascii_lowercase();
+        if self.shared.runtime.load().protect.get(&name).is_none() {
+            return Err(StartChallengeError::UnknownDomain(domain.to_owned()));
+        }
+        self.protection.start_challenge(&name, ttl, path)
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use edgeguard_challenge::{Difficulty, VERIFY_PATH};
+use edgeguard_challenge::VERIFY_PATH;
 use edgeguard_limit::FakeClock;
 use edgeguard_proxy::{Node, RunningNode};
 use edgeguard_store::ActivityQuery;
@@ -330,9 +330,12 @@ async fn bot_detection_challenges_until_a_valid_clearance() {
     let clock = FakeClock::new(5_000_000);
     let rule = "[[domain.rate_limiting.rules]]\nname = \"bots01\"\nuri = \"/\"\nmatch = \"prefix\"\n\
                 object = \"ip\"\ninterval = 10\ncriteria = '\"count\">2'\naction = \"bot_detection\"\nttl = 600\n";
-    let cfg = config(dir.path(), origin().await, &format!("{RULES}{rule}"));
+    let cfg = config(
+        dir.path(),
+        origin().await,
+        &format!("{RULES}{rule}[domain.challenge]\ndifficulty = 8\n"),
+    );
     let (node, addr) = start(cfg, &clock).await;
-    node.set_challenge_difficulty(Difficulty::new(8).unwrap());
     let ip = "192.0.2.77";
     for _ in 0..2 {
         assert_eq!(get_from(addr, ip, "/shop").await.body, ORIGIN_BODY);
@@ -536,5 +539,192 @@ async fn without_qps_the_node_recommendation_applies() {
         statuses.push(get_from(addr, "203.0.113.5", "/").await.status.as_u16());
     }
     assert_eq!(statuses.iter().filter(|&&s| s == 514).count(), 1);
+    node.shutdown().await;
+}
+
+/// Answers the challenge page `page` for `ip` as its script would; returns the clearance cookie (`name=value`).
+async fn pass(addr: SocketAddr, ip: &str, page: &str) -> String {
+    let bits: u32 = attr(page, "data-difficulty").parse().unwrap();
+    let nonce = solve(attr(page, "data-challenge"), bits);
+    let form = format!(
+        "token={}&nonce={nonce}&elapsed_ms=7&return_to=%2F",
+        attr(page, "data-token")
+    );
+    let headers = [
+        ("x-forwarded-for", ip),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let v = send(addr, "POST", VERIFY_PATH, &headers, &form).await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.body);
+    let set = v.headers.get("set-cookie").unwrap().to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+fn challenged(r: &Reply) -> bool {
+    r.status == StatusCode::OK && r.body.contains("data-token=") && !r.body.contains(ORIGIN_BODY)
+}
+
+#[tokio::test]
+async fn configured_challenge_of_paths_or_the_domain_follows_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let origin = origin().await;
+    let ch = |extra: &str| format!("[domain.challenge]\ndifficulty = 8\n{extra}");
+    let cfg = config(dir.path(), origin, &ch("paths = [\"/login\"]\n"));
+    let (node, addr) = start(cfg, &clock).await;
+    let ip = "192.0.2.50";
+    let page = get_from(addr, ip, "/login?next=%2F").await;
+    assert!(challenged(&page), "{}", page.body);
+    assert_eq!(attr(&page.body, "data-difficulty"), "8");
+    assert!(challenged(&get_from(addr, ip, "/login/form").await));
+    assert!(challenged(&get_from(addr, ip, "/static/../login").await));
+    assert_eq!(get_from(addr, ip, "/shop").await.body, ORIGIN_BODY);
+    let post = send(addr, "POST", "/login", &[("x-forwarded-for", ip)], "u=1").await;
+    assert_eq!(post.status, StatusCode::FORBIDDEN);
+    assert!(post.body.contains("this part of the site"), "{}", post.body);
+
+    // The verify endpoint itself is never challenged, even when it falls under a prefix.
+    let cookie = pass(addr, ip, &page.body).await;
+    let with = [("x-forwarded-for", ip), ("cookie", cookie.as_str())];
+    assert_eq!(
+        send(addr, "GET", "/login", &with, "").await.body,
+        ORIGIN_BODY
+    );
+
+    // The whole domain: every path, the cleared client still through.
+    let whole = config(dir.path(), origin, &ch("enabled = true\n"));
+    node.reload(whole).unwrap();
+    assert!(challenged(&get_from(addr, "192.0.2.51", "/shop").await));
+    assert_eq!(
+        send(addr, "GET", "/shop", &with, "").await.body,
+        ORIGIN_BODY
+    );
+    let post = send(
+        addr,
+        "POST",
+        "/cart",
+        &[("x-forwarded-for", "192.0.2.51")],
+        "",
+    )
+    .await;
+    assert!(post.body.contains("whole site"), "{}", post.body);
+    // A shorter clearance_ttl applies at once to cookies already handed out (this one claims an hour).
+    let short = config(
+        dir.path(),
+        origin,
+        &ch("enabled = true\nclearance_ttl = \"1m\"\n"),
+    );
+    node.reload(short).unwrap();
+    assert!(challenged(&send(addr, "GET", "/shop", &with, "").await));
+    // Switched off: nobody is challenged.
+    node.reload(config(dir.path(), origin, "")).unwrap();
+    assert_eq!(
+        get_from(addr, "192.0.2.52", "/login").await.body,
+        ORIGIN_BODY
+    );
+
+    node.activity_log().sync().unwrap();
+    let log = node
+        .activity_log()
+        .query(&ActivityQuery::default())
+        .unwrap();
+    let pass = log
+        .records
+        .iter()
+        .find(|r| r.record.action == "challenge_pass")
+        .expect("pass logged");
+    assert_eq!(pass.record.rule, "challenge.paths");
+    assert_eq!(pass.record.ttl_s, 3600);
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_operator_challenge_is_timed_listed_lifted_and_kept_across_a_restart() {
+    use edgeguard_proxy::protect::StartChallengeError;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let cfg = config(
+        dir.path(),
+        origin().await,
+        "[domain.challenge]\ndifficulty = 8\n",
+    );
+    let (node, addr) = start(cfg.clone(), &clock).await;
+    let ip = "192.0.2.60";
+    assert_eq!(get_from(addr, ip, "/").await.body, ORIGIN_BODY);
+
+    let rec = node
+        .start_challenge("P.test", Duration::from_secs(600), None)
+        .unwrap();
+    assert_eq!(
+        (rec.object_type.as_str(), rec.object_value.as_str()),
+        ("domain", "p.test")
+    );
+    assert!(challenged(&get_from(addr, ip, "/").await));
+    assert!(challenged(&get_from(addr, "192.0.2.61", "/any?x=1").await));
+    let post = send(addr, "POST", "/f", &[("x-forwarded-for", ip)], "").await;
+    assert!(post.body.contains("operator"), "{}", post.body);
+    let listed = node.blocks_in_force();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].rule.as_str(), listed[0].action.as_str()),
+        ("admin-api", "bot_detection")
+    );
+    clock.advance(600_000);
+    assert_eq!(get_from(addr, ip, "/").await.body, ORIGIN_BODY);
+    assert!(node.blocks_in_force().is_empty());
+
+    // A prefix: only its paths; kept across a restart; lifted early.
+    node.start_challenge("p.test", Duration::from_secs(60), Some("/shop"))
+        .unwrap();
+    assert!(challenged(&get_from(addr, ip, "/shop/cart?id=2").await));
+    assert_eq!(get_from(addr, ip, "/news").await.body, ORIGIN_BODY);
+    assert_eq!(node.blocks_in_force()[0].object_type, "prefix:/shop");
+    assert_eq!(
+        node.start_challenge("nope.test", Duration::from_secs(60), None),
+        Err(StartChallengeError::UnknownDomain("nope.test".into()))
+    );
+    assert_eq!(
+        node.start_challenge("p.test", Duration::ZERO, None),
+        Err(StartChallengeError::Ttl(0))
+    );
+    assert!(matches!(
+        node.start_challenge("p.test", Duration::from_secs(60), Some("shop")),
+        Err(StartChallengeError::Path(_))
+    ));
+    node.activity_log().sync().unwrap();
+    let log = node
+        .activity_log()
+        .query(&ActivityQuery::default())
+        .unwrap();
+    let started: Vec<(&str, &str, u32)> = log
+        .records
+        .iter()
+        .filter(|r| r.record.rule == "admin-api")
+        .map(|r| {
+            (
+                r.record.object_type.as_str(),
+                r.record.action.as_str(),
+                r.record.ttl_s,
+            )
+        })
+        .collect();
+    assert_eq!(
+        started,
+        [
+            ("prefix:/shop", "bot_detection", 60),
+            ("domain", "bot_detection", 600)
+        ]
+    );
+    node.shutdown().await;
+
+    // The node's wall time follows its clock from the real time at start: bring it back to where it was.
+    let clock = FakeClock::new(5_000_000);
+    let (node, addr) = start(cfg, &clock).await;
+    clock.advance(600_000);
+    assert!(challenged(&get_from(addr, ip, "/shop").await));
+    assert_eq!(get_from(addr, ip, "/news").await.body, ORIGIN_BODY);
+    assert!(node.lift_block("p.test", "prefix:/shop", "p.test"));
+    assert_eq!(get_from(addr, ip, "/shop").await.body, ORIGIN_BODY);
+    assert!(node.blocks_in_force().is_empty());
     node.shutdown().await;
 }

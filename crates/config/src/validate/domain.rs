@@ -469,9 +469,10 @@ fn challenge(sink: &mut Sink<'_>, path: &str, c: &raw::RawChallenge) -> Challeng
     }
 }
 
-/// A path prefix of `challenge.paths`: starts with `/`, no query, fragment, spaces or control characters (it is
-/// compared with the request's normalised path, which has none of these).
-fn challenge_path(s: &str) -> Result<String, String> {
+/// Checks a path prefix for `challenge.paths` (and for a timed challenge started through the admin API): starts
+/// with `/`, no query, fragment, spaces, control characters, escapes or dot segments, since it is compared with
+/// the request's normalised path, which has none of these. Returns it unchanged, or the reason.
+pub fn challenge_path(s: &str) -> Result<String, String> {
     if !s.starts_with('/') {
         return Err(format!("a path prefix starts with '/', found {s:?}"));
     }

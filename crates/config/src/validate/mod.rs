@@ -19,6 +19,8 @@ type S<T> = Spanned<T>;
 
 mod domain;
 
+pub use domain::challenge_path;
+
 const MISSING: &str = "required key is missing";
 
 /// Checks `raw`; `None` when any error was reported (they are in `sink`).

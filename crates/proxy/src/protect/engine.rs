@@ -9,11 +9,13 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
-use edgeguard_config::{Domain, Mode as ConfigMode};
+use edgeguard_challenge::{Challenger, Difficulty};
+use edgeguard_config::{ChallengeSpec, Domain, Mode as ConfigMode};
 use edgeguard_limit::persec::PerSecondTable;
 use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
-use edgeguard_rules::{Mode, Rule, RuleSet, StatusSel, WindowView};
+use edgeguard_rules::{Action, Mode, Rule, RuleSet, StatusSel, WindowView};
 use edgeguard_store::{ActivityRecord, ActivityWriter};
 
 use super::blocks::{self, DomainBlocks, InForce, Inserted};
@@ -125,6 +127,47 @@ pub struct Counted {
     pub triggered: Option<InForce>,
 }
 
+/// The `rule` named by a challenge that `[domain.challenge] enabled = true` puts on the whole domain. Rule names
+/// are letters and digits only, so none of these can be mistaken for a custom rule.
+pub const RULE_CHALLENGE_ENABLED: &str = "challenge.enabled";
+/// The `rule` named by a challenge of one of `[domain.challenge] paths`.
+pub const RULE_CHALLENGE_PATHS: &str = "challenge.paths";
+/// The `rule` named by a timed challenge an operator started through the admin API.
+pub const RULE_OPERATOR: &str = "admin-api";
+
+/// A domain's `[domain.challenge]`, ready for the request path.
+#[derive(Debug, Clone)]
+pub struct ChallengeSettings {
+    pub difficulty: Difficulty,
+    pub clearance_ttl: Duration,
+    /// `enabled = true`: an entry for the whole domain that never ends.
+    all: Option<InForce>,
+    paths: Vec<Box<str>>,
+    paths_entry: InForce,
+}
+
+impl ChallengeSettings {
+    pub fn new(spec: &ChallengeSpec) -> Self {
+        let forever = |rule: &str| InForce {
+            rule: Arc::from(rule),
+            action: Action::BotDetection,
+            until_ms: u64::MAX,
+        };
+        ChallengeSettings {
+            difficulty: Difficulty::new(spec.difficulty).unwrap_or(Difficulty::DEFAULT),
+            clearance_ttl: spec.clearance_ttl,
+            all: spec.enabled.then(|| forever(RULE_CHALLENGE_ENABLED)),
+            paths: spec.paths.iter().map(|p| p.as_str().into()).collect(),
+            paths_entry: forever(RULE_CHALLENGE_PATHS),
+        }
+    }
+
+    /// Whether the whole domain is under challenge by configuration.
+    pub fn whole_domain(&self) -> bool {
+        self.all.is_some()
+    }
+}
+
 /// The protection of one domain.
 #[derive(Debug)]
 pub struct DomainGuard {
@@ -134,6 +177,9 @@ pub struct DomainGuard {
     rules: Vec<RuleRt>,
     blocks: Arc<DomainBlocks>,
     sink: Sink,
+    challenge: ChallengeSettings,
+    /// The node's challenger with this domain's clearance TTL; absent where nothing serves HTTP (replay, tests).
+    challenger: Option<Arc<Challenger>>,
 }
 
 /// The rule list a domain's `rate_limiting` section asks for (empty when it is off).
@@ -223,7 +269,47 @@ impl DomainGuard {
             rules,
             blocks,
             sink,
+            challenge: ChallengeSettings::new(&d.challenge),
+            challenger: None,
         })
+    }
+
+    /// Gives the guard the challenger its challenges are issued and checked with.
+    pub(crate) fn with_challenger(mut self, node: &Challenger) -> Self {
+        let ttl = self.challenge.clearance_ttl;
+        self.challenger = Some(Arc::new(node.clone().with_clearance_ttl(ttl)));
+        self
+    }
+
+    /// The challenger of this domain (its clearance TTL), when the guard serves HTTP.
+    pub fn challenger(&self) -> Option<&Challenger> {
+        self.challenger.as_deref()
+    }
+
+    pub fn challenge(&self) -> &ChallengeSettings {
+        &self.challenge
+    }
+
+    /// Whether [`DomainGuard::challenge_in_force`] needs the request's path.
+    #[inline]
+    pub fn challenge_needs_path(&self) -> bool {
+        !self.challenge.paths.is_empty() || self.blocks.has_prefixes()
+    }
+
+    /// A challenge in force for the whole domain by configuration, or for the normalised `path` by configuration
+    /// or an operator's timed prefix challenge. Timed challenges of the whole domain are objects (`domain`) and
+    /// come from [`DomainGuard::in_force`].
+    ///
+    /// Hot path: no allocation; a prefix scan only when the domain has prefixes.
+    pub fn challenge_in_force(&self, path: Option<&str>, now_ms: u64) -> Option<InForce> {
+        if let Some(all) = &self.challenge.all {
+            return Some(all.clone());
+        }
+        let path = path?;
+        if self.challenge.paths.iter().any(|p| path.starts_with(&**p)) {
+            return Some(self.challenge.paths_entry.clone());
+        }
+        self.blocks.lookup_prefix(path, now_ms)
     }
 
     pub fn name(&self) -> &str {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use edgeguard_challenge::{
-    ChallengeParams, MAX_VERIFY_BODY, VERIFY_PATH, content_security_policy, render_page,
+    ChallengeParams, Difficulty, MAX_VERIFY_BODY, VERIFY_PATH, content_security_policy, render_page,
 };
 use edgeguard_rules::{Action, RequestView};
 use edgeguard_store::{ActivityRecord, DecisionKind};
@@ -21,7 +21,10 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use super::{DomainGuard, InForce, NodeProtection};
+use super::{
+    DomainGuard, InForce, NodeProtection, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
+    RULE_OPERATOR,
+};
 use crate::body::ProxyBody;
 use crate::key::{self, KeyBuf};
 use crate::limits::{ConnStatus, ReqStatus};
@@ -72,7 +75,7 @@ fn node(ctx: &RequestCtx) -> Option<Arc<NodeProtection>> {
     ctx.rt.protect.node().cloned()
 }
 
-/// Phase 1: blocks and challenges in force for this request's objects.
+/// Phase 1: blocks and challenges in force for this request's objects, its path, or the whole domain.
 pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
     let (Some(domain), Some(node)) = (ctx.domain.as_ref(), ctx.rt.protect.node()) else {
         return Flow::Continue;
@@ -92,6 +95,19 @@ pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> 
             query: req.uri().query(),
         };
         guard.in_force(&view, now, &mut ctx.protect.key)
+    };
+    // A block on an object wins; otherwise any challenge will do, the object's or the path's or the domain's.
+    let hit = match hit {
+        Some(f) => Some(f),
+        None if guard.challenge_needs_path() => {
+            // Prefixes see the path as locations and rules do: `/a/../login` is `/login`.
+            let raw = req.uri().path();
+            let mut norm = KeyBuf::new();
+            key::push_normalized_path(raw.as_bytes(), &mut norm);
+            let path = std::str::from_utf8(&norm).unwrap_or(raw);
+            guard.challenge_in_force(Some(path), now)
+        }
+        None => guard.challenge_in_force(None, now),
     };
     ctx.protect.guard = Some(guard);
     match hit {
@@ -189,13 +205,20 @@ fn enforce(ctx: &mut RequestCtx, req: &Request<Incoming>, f: &InForce) -> Flow {
             let Some(node) = node(ctx) else {
                 return Flow::Continue;
             };
+            let guard = ctx.protect.guard.clone();
+            let challenger = guard
+                .as_deref()
+                .and_then(DomainGuard::challenger)
+                .unwrap_or_else(|| node.challenger());
+            let difficulty = guard
+                .as_deref()
+                .map_or(Difficulty::DEFAULT, |g| g.challenge().difficulty);
             let cookies = req
                 .headers()
                 .get_all(header::COOKIE)
                 .iter()
                 .filter_map(|v| v.to_str().ok());
-            if node
-                .challenger()
+            if challenger
                 .check_clearance_headers(cookies, ctx.client_ip, &domain.name, now)
                 .is_ok()
             {
@@ -213,15 +236,13 @@ fn enforce(ctx: &mut RequestCtx, req: &Request<Incoming>, f: &InForce) -> Flow {
                 return Flow::Answer(answer(
                     StatusCode::FORBIDDEN,
                     format!(
-                        "403 Forbidden\nedgeguard: bot detection (rule \"{}\") is in force for your requests; \
+                        "403 Forbidden\nedgeguard: bot detection ({}) is in force for your requests; \
                          load a page of this site in a browser to pass it, then retry\n",
-                        f.rule
+                        why(&f.rule)
                     ),
                 ));
             }
-            let token =
-                node.challenger()
-                    .issue(ctx.client_ip, &domain.name, now, node.difficulty());
+            let token = challenger.issue(ctx.client_ip, &domain.name, now, difficulty);
             let return_to = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
             let page = render_page(&ChallengeParams {
                 token: &token,
@@ -230,6 +251,16 @@ fn enforce(ctx: &mut RequestCtx, req: &Request<Incoming>, f: &InForce) -> Flow {
             });
             Flow::Answer(challenge_page(page))
         }
+    }
+}
+
+/// What put a challenge in force, for the 403 text.
+fn why(rule: &str) -> String {
+    match rule {
+        RULE_CHALLENGE_ENABLED => "set for the whole site".to_owned(),
+        RULE_CHALLENGE_PATHS => "set for this part of the site".to_owned(),
+        RULE_OPERATOR => "started by the site's operator".to_owned(),
+        rule => format!("rule \"{rule}\""),
     }
 }
 
@@ -269,11 +300,15 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
             );
         }
     };
-    let v = node
-        .challenger()
-        .handle_verify(&body, ctx.client_ip, &domain.name, now, false);
+    let guard = ctx.rt.protect.get(&domain.name).cloned();
+    let challenger = guard
+        .as_deref()
+        .and_then(DomainGuard::challenger)
+        .unwrap_or_else(|| node.challenger());
+    let v = challenger.handle_verify(&body, ctx.client_ip, &domain.name, now, false);
     if v.result.is_ok() {
-        record_pass(ctx, &node, &domain.name, v.claimed_solve_ms);
+        let ttl = challenger.clearance_ttl();
+        record_pass(ctx, &node, &domain.name, v.claimed_solve_ms, ttl);
     } else {
         tracing::info!(client = %ctx.client_ip, host = %domain.name, body = %v.body, "challenge answer refused");
     }
@@ -291,8 +326,16 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
     resp
 }
 
-/// One `challenge_pass` activity record, naming the rule whose challenge this client passed.
-fn record_pass(ctx: &RequestCtx, node: &NodeProtection, domain: &str, solve_ms: Option<u64>) {
+/// One `challenge_pass` activity record, naming what put this client under challenge: an object's entry (a
+/// rule's or the operator's), else the domain's configured challenge, else an operator's prefix challenge
+/// (the answer does not say which path the client came from).
+fn record_pass(
+    ctx: &RequestCtx,
+    node: &NodeProtection,
+    domain: &str,
+    solve_ms: Option<u64>,
+    ttl: Duration,
+) {
     let rule = ctx
         .rt
         .protect
@@ -305,8 +348,14 @@ fn record_pass(ctx: &RequestCtx, node: &NodeProtection, domain: &str, solve_ms: 
                 query: None,
             };
             g.in_force(&view, ctx.protect.now_ms, &mut Vec::new())
+                .or_else(|| g.challenge_in_force(Some("/"), ctx.protect.now_ms))
+                .map(|f| f.rule.to_string())
+                .or_else(|| {
+                    g.challenge_needs_path()
+                        .then(|| RULE_CHALLENGE_PATHS.to_owned())
+                })
         })
-        .map_or_else(|| "-".to_owned(), |f| f.rule.to_string());
+        .unwrap_or_else(|| "-".to_owned());
     let detail = match solve_ms {
         Some(ms) => format!("solve_ms={ms} (reported by the page)"),
         None => "solve_ms unknown".to_owned(),
@@ -319,7 +368,7 @@ fn record_pass(ctx: &RequestCtx, node: &NodeProtection, domain: &str, solve_ms: 
         object_type: "ip".to_owned(),
         object_value: ctx.client_ip.to_string(),
         action: "challenge_pass".to_owned(),
-        ttl_s: u32::try_from(node.challenger().clearance_ttl().as_secs()).unwrap_or(u32::MAX),
+        ttl_s: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
         detail,
     });
 }

@@ -15,21 +15,23 @@ pub mod replay;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use edgeguard_challenge::{Challenger, Difficulty};
+use edgeguard_challenge::Challenger;
 use edgeguard_config::Config;
 use edgeguard_limit::Clock;
 use edgeguard_rules::{Action, Object};
 use edgeguard_store::{
-    ActivityLog, BlockRecord, MIN_QPS, Recommendation, StatsOptions, StoreError, TrafficStats,
+    ActivityLog, ActivityRecord, BlockRecord, MIN_QPS, Recommendation, StatsOptions, StoreError,
+    TrafficStats,
 };
 
-pub use blocks::{DomainBlocks, InForce, Inserted};
+pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use engine::{
-    Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES, RULE_TABLE_BYTES, Sink, rule_set,
+    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES,
+    RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, RULE_TABLE_BYTES, Sink, rule_set,
 };
 pub use http::rfc3339;
 
@@ -54,7 +56,6 @@ pub struct NodeProtection {
     log: ActivityLog,
     stats: TrafficStats,
     challenger: Challenger,
-    difficulty: AtomicU8,
     blocks: Mutex<HashMap<String, Arc<DomainBlocks>>>,
     recommended: Mutex<HashMap<String, Arc<AtomicU32>>>,
 }
@@ -117,7 +118,6 @@ impl NodeProtection {
             log,
             stats,
             challenger,
-            difficulty: AtomicU8::new(Difficulty::DEFAULT.bits()),
             blocks: Mutex::new(HashMap::new()),
             recommended: Mutex::new(HashMap::new()),
         };
@@ -138,18 +138,31 @@ impl NodeProtection {
     }
 
     fn restore(&self, b: &BlockRecord, now: u64) {
-        let (Ok(object), Some(action)) = (Object::parse(&b.object_type), Action::parse(&b.action))
-        else {
-            tracing::warn!(?b, "stored block not understood; ignored");
-            return;
-        };
-        let entry = InForce {
+        let prefix = b.object_type.strip_prefix(PREFIX_TYPE);
+        let object = Object::parse(&b.object_type);
+        let action = Action::parse(&b.action);
+        let entry = |action| InForce {
             rule: Arc::from(b.rule.as_str()),
             action,
             until_ms: u64::try_from(b.until_ms).unwrap_or(0),
         };
-        self.domain_blocks(&b.domain)
-            .insert(&object, b.object_value.as_bytes(), entry, now);
+        match (prefix, object, action) {
+            (Some(prefix), _, Some(Action::BotDetection))
+                if edgeguard_config::challenge_path(prefix).is_ok() =>
+            {
+                self.domain_blocks(&b.domain)
+                    .set_prefix(prefix, entry(Action::BotDetection));
+            }
+            (None, Ok(object), Some(action)) => {
+                self.domain_blocks(&b.domain).insert(
+                    &object,
+                    b.object_value.as_bytes(),
+                    entry(action),
+                    now,
+                );
+            }
+            _ => tracing::warn!(?b, "stored block not understood; ignored"),
+        }
     }
 
     /// Unix milliseconds as the node's clock tells them.
@@ -172,14 +185,6 @@ impl NodeProtection {
 
     pub fn challenger(&self) -> &Challenger {
         &self.challenger
-    }
-
-    pub fn difficulty(&self) -> Difficulty {
-        Difficulty::new(self.difficulty.load(Ordering::Relaxed)).unwrap_or(Difficulty::DEFAULT)
-    }
-
-    pub fn set_difficulty(&self, d: Difficulty) {
-        self.difficulty.store(d.bits(), Ordering::Relaxed);
     }
 
     fn domain_blocks(&self, domain: &str) -> Arc<DomainBlocks> {
@@ -233,7 +238,8 @@ impl NodeProtection {
                     node: self.node.clone(),
                     writer: Some(self.log.writer()),
                 },
-            )?;
+            )?
+            .with_challenger(&self.challenger);
             map.insert(name, Arc::new(guard));
         }
         Ok(Guards {
@@ -263,16 +269,19 @@ impl NodeProtection {
 
     /// Lifts a block or challenge early, in memory and in the store. Returns whether one was in force.
     pub fn lift(&self, domain: &str, object_type: &str, object_value: &str) -> bool {
-        let Ok(object) = Object::parse(object_type) else {
-            return false;
-        };
         let Some(blocks) = lock(&self.blocks)
             .get(&domain.to_ascii_lowercase())
             .cloned()
         else {
             return false;
         };
-        let found = blocks.remove(&object, object_value.as_bytes());
+        let found = match object_type.strip_prefix(PREFIX_TYPE) {
+            Some(prefix) => blocks.remove_prefix(prefix),
+            None => match Object::parse(object_type) {
+                Ok(object) => blocks.remove(&object, object_value.as_bytes()),
+                Err(_) => false,
+            },
+        };
         if found {
             self.log
                 .writer()
@@ -280,6 +289,68 @@ impl NodeProtection {
             tracing::info!(domain, object_type, object_value, "block lifted");
         }
         found
+    }
+
+    /// Starts a challenge of the whole `domain` (`prefix` absent) or of one path prefix for `ttl` from now, as
+    /// an operator's action: in force at once, listed and liftable with the blocks, stored so it outlives a
+    /// restart, and written to the activity log. A new start replaces the TTL of the same challenge. The caller
+    /// checks that the node serves `domain`.
+    pub fn start_challenge(
+        &self,
+        domain: &str,
+        ttl: Duration,
+        prefix: Option<&str>,
+    ) -> Result<BlockRecord, StartChallengeError> {
+        if ttl < MIN_TIMED_CHALLENGE || ttl > MAX_TIMED_CHALLENGE {
+            return Err(StartChallengeError::Ttl(ttl.as_secs()));
+        }
+        if let Some(p) = prefix {
+            edgeguard_config::challenge_path(p).map_err(StartChallengeError::Path)?;
+        }
+        let domain = domain.to_ascii_lowercase();
+        let now = self.now_ms();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let entry = InForce {
+            rule: Arc::from(RULE_OPERATOR),
+            action: Action::BotDetection,
+            until_ms: now.saturating_add(ttl_ms),
+        };
+        let blocks = self.domain_blocks(&domain);
+        let record = match prefix {
+            Some(p) => {
+                blocks.set_prefix(p, entry.clone());
+                blocks::prefix_record(&domain, p, &entry)
+            }
+            None => {
+                blocks
+                    .replace(&Object::Domain, domain.as_bytes(), entry.clone(), now)
+                    .map_err(|b| StartChallengeError::Blocked {
+                        rule: b.rule.to_string(),
+                        until_ms: b.until_ms,
+                    })?;
+                blocks::record(&domain, &Object::Domain, domain.as_bytes(), &entry)
+            }
+        };
+        let writer = self.log.writer();
+        writer.submit(ActivityRecord {
+            time_ms: i64::try_from(now).unwrap_or(i64::MAX),
+            node: self.node.clone(),
+            domain: domain.clone(),
+            rule: RULE_OPERATOR.to_owned(),
+            object_type: record.object_type.clone(),
+            object_value: record.object_value.clone(),
+            action: Action::BotDetection.as_str().to_owned(),
+            ttl_s: u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX),
+            detail: "timed challenge started by an operator through the admin API".to_owned(),
+        });
+        writer.submit_block(record.clone());
+        tracing::warn!(
+            domain,
+            object_type = %record.object_type,
+            ttl_s = ttl.as_secs(),
+            "timed challenge started by an operator"
+        );
+        Ok(record)
     }
 
     /// One background round: flush statistics, sweep expired blocks; every `RECOMMEND_EVERY` recompute the
@@ -337,6 +408,26 @@ impl NodeProtection {
             tracing::warn!("activity log not synced at shutdown: {e}");
         }
     }
+}
+
+/// Shortest timed challenge an operator can start.
+pub const MIN_TIMED_CHALLENGE: Duration = Duration::from_secs(1);
+/// Longest timed challenge an operator can start (a permanent one is `[domain.challenge] enabled = true`).
+pub const MAX_TIMED_CHALLENGE: Duration = Duration::from_secs(30 * 86_400);
+
+/// Why a timed challenge was not started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartChallengeError {
+    #[error("no domain named {0:?} is served by this node")]
+    UnknownDomain(String),
+    #[error("ttl must be 1..=2592000 seconds (30 days); found {0}")]
+    Ttl(u64),
+    #[error("path: {0}")]
+    Path(String),
+    #[error(
+        "the domain is blocked by rule {rule:?} until {until_ms} (Unix ms); a challenge would be weaker"
+    )]
+    Blocked { rule: String, until_ms: u64 },
 }
 
 /// The guards of one configuration, by lower-case domain name.

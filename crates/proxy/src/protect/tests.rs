@@ -320,3 +320,141 @@ fn a_status_trigger_acts_from_the_next_request() {
     let c = g.count(&a, "/login", None, T0, &mut key).unwrap();
     assert!(g.record_status(c.rule, &key, 404, T0).is_none());
 }
+
+#[test]
+fn challenge_defaults_agree_with_the_challenge_crate() {
+    assert_eq!(
+        edgeguard_config::defaults::CHALLENGE_DIFFICULTY,
+        edgeguard_challenge::Difficulty::DEFAULT.bits()
+    );
+    assert_eq!(
+        edgeguard_config::defaults::CHALLENGE_CLEARANCE_TTL,
+        edgeguard_challenge::DEFAULT_CLEARANCE_TTL
+    );
+    let g = guard(&domain(""), None);
+    assert_eq!(g.challenge().difficulty.bits(), 20);
+    assert!(!g.challenge().whole_domain());
+    assert!(!g.challenge_needs_path());
+    assert_eq!(g.challenge_in_force(None, T0), None);
+}
+
+#[test]
+fn configured_challenges_cover_the_domain_or_its_prefixes() {
+    let g = guard(
+        &domain("[domain.challenge]\nenabled = true\ndifficulty = 12\nclearance_ttl = \"5m\"\n"),
+        None,
+    );
+    assert_eq!(g.challenge().difficulty.bits(), 12);
+    let f = g.challenge_in_force(None, T0).unwrap();
+    assert_eq!(
+        (&*f.rule, f.action, f.until_ms),
+        (RULE_CHALLENGE_ENABLED, Action::BotDetection, u64::MAX)
+    );
+    let node = edgeguard_challenge::Challenger::from_key([1; 32]);
+    let g = g.with_challenger(&node);
+    assert_eq!(
+        g.challenger().unwrap().clearance_ttl(),
+        std::time::Duration::from_secs(300)
+    );
+
+    let g = guard(
+        &domain("[domain.challenge]\npaths = [\"/login\", \"/api/\"]\n"),
+        None,
+    );
+    assert!(g.challenge_needs_path());
+    for (path, hit) in [
+        ("/login", true),
+        ("/login/x", true),
+        ("/api/v1", true),
+        ("/api", false),
+        ("/", false),
+        ("/shop", false),
+    ] {
+        let f = g.challenge_in_force(Some(path), T0);
+        assert_eq!(f.is_some(), hit, "{path}");
+        if let Some(f) = f {
+            assert_eq!(&*f.rule, RULE_CHALLENGE_PATHS);
+        }
+    }
+}
+
+#[test]
+fn timed_prefix_challenges_expire_are_listed_and_lifted() {
+    let g = guard(&domain(""), None);
+    let b = g.blocks();
+    let entry = |until_ms| InForce {
+        rule: Arc::from(RULE_OPERATOR),
+        action: Action::BotDetection,
+        until_ms,
+    };
+    b.set_prefix("/shop", entry(T0 + 1000));
+    assert!(!b.is_empty() && b.has_prefixes() && g.challenge_needs_path());
+    assert!(g.challenge_in_force(Some("/shop/cart"), T0).is_some());
+    assert!(g.challenge_in_force(Some("/"), T0).is_none());
+    assert!(g.challenge_in_force(Some("/shop"), T0 + 1000).is_none());
+    // A new start replaces the TTL rather than adding an entry.
+    b.set_prefix("/shop", entry(T0 + 9000));
+    let listed = b.list(T0 + 1000);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].object_type.as_str(),
+            listed[0].object_value.as_str()
+        ),
+        ("prefix:/shop", "www.example.com")
+    );
+    assert_eq!(listed[0].until_ms, i64::try_from(T0 + 9000).unwrap());
+    assert_eq!(b.sweep(T0 + 8999), 0);
+    assert_eq!(b.sweep(T0 + 9000), 1);
+    assert!(b.is_empty() && !b.has_prefixes());
+    b.set_prefix("/a", entry(T0 + 10));
+    assert!(b.remove_prefix("/a") && !b.remove_prefix("/a"));
+    assert!(b.is_empty());
+}
+
+#[test]
+fn an_operator_challenge_replaces_a_challenge_but_not_a_block() {
+    let b = DomainBlocks::new("www.example.com");
+    let entry = |action, until_ms| InForce {
+        rule: Arc::from("r"),
+        action,
+        until_ms,
+    };
+    let key = b"www.example.com";
+    b.replace(
+        &Object::Domain,
+        key,
+        entry(Action::BotDetection, T0 + 5000),
+        T0,
+    )
+    .unwrap();
+    // Shorter counts: the operator's new TTL starts now.
+    b.replace(
+        &Object::Domain,
+        key,
+        entry(Action::BotDetection, T0 + 100),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(b.get(&Object::Domain, key, T0).unwrap().until_ms, T0 + 100);
+    b.insert(&Object::Domain, key, entry(Action::Block, T0 + 600), T0);
+    let refused = b
+        .replace(
+            &Object::Domain,
+            key,
+            entry(Action::BotDetection, T0 + 9000),
+            T0,
+        )
+        .unwrap_err();
+    assert_eq!(refused.action, Action::Block);
+    assert!(
+        b.replace(
+            &Object::Domain,
+            key,
+            entry(Action::BotDetection, T0 + 9000),
+            T0 + 600
+        )
+        .is_ok()
+    );
+    assert_eq!(b.list(T0 + 700).len(), 1);
+}
