@@ -35,6 +35,18 @@ pub trait Control: Send + Sync + 'static {
     /// Lifts the block or challenge whose [`BlockInfo::id`] is `id`; false when there is none (any more).
     fn lift_block(&self, id: &str) -> bool;
 
+    /// Starts a timed challenge of the whole `domain` (`path` absent) or of one path prefix for `ttl_s` seconds
+    /// from now, as an operator's action: in force at once, listed by [`blocks`](Control::blocks) (object type
+    /// `domain` or `prefix:/path`) and liftable there, kept across a restart, written to the activity log. A new
+    /// start of the same challenge replaces its end. `ttl_s` and `path` have been checked by the caller
+    /// ([`TIMED_CHALLENGE_TTL_S`], `edgeguard_config::challenge_path`), the domain exists in the configuration.
+    fn start_challenge(
+        &self,
+        domain: &str,
+        ttl_s: u64,
+        path: Option<&str>,
+    ) -> Result<BlockInfo, StartError>;
+
     /// Closed five-minute statistics points of `domain` starting in `[from_ms, to_ms)`, oldest first.
     fn stats_points(
         &self,
@@ -69,15 +81,35 @@ pub enum ApplyError {
     Failed(String),
 }
 
+/// Shortest and longest timed challenge the API starts, in seconds (1 s ..= 30 days); a permanent one is
+/// `[domain.challenge] enabled = true`.
+pub const TIMED_CHALLENGE_TTL_S: std::ops::RangeInclusive<u64> = 1..=30 * 86_400;
+
+/// Why [`Control::start_challenge`] did not start a challenge.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The node does not serve the domain (yet). Answered as 404.
+    #[error("{0}")]
+    NoDomain(String),
+    /// The node refused it, e.g. a block of the whole domain is in force. Answered as 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request was out of range for the node. Answered as 400.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// A block or challenge in force for one object of one domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BlockInfo {
     /// Opaque, stable while the block lasts; `DELETE /api/v1/blocks/{id}` lifts it.
     pub id: String,
     pub domain: String,
-    /// `ip`, `header:NAME`, `domain` or `param:NAME`.
+    /// `ip`, `header:NAME`, `domain` or `param:NAME`; `prefix:/path` for an operator's challenge of a path
+    /// prefix (its object value is then the domain).
     pub object_type: String,
     pub object_value: String,
+    /// The rule that triggered it; `admin-api` for a challenge started through the API.
     pub rule: String,
     /// `block` or `bot_detection`.
     pub action: String,
@@ -104,3 +136,18 @@ pub fn block_id(domain: &str, object_type: &str, object_value: &str) -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+impl BlockInfo {
+    /// The listing of a stored block, with its [`block_id`].
+    pub fn from_record(b: edgeguard_store::BlockRecord) -> Self {
+        BlockInfo {
+            id: block_id(&b.domain, &b.object_type, &b.object_value),
+            domain: b.domain,
+            object_type: b.object_type,
+            object_value: b.object_value,
+            rule: b.rule,
+            action: b.action,
+            until_ms: b.until_ms,
+        }
+    }
+}

@@ -9,11 +9,11 @@ use std::sync::{Mutex, RwLock};
 
 use edgeguard_config::Config;
 use edgeguard_store::{
-    ActivityLog, ActivityPage, ActivityQuery, Recommendation, StatsOptions, StatsPoint, StoreError,
-    TrafficStats,
+    ActivityLog, ActivityPage, ActivityQuery, ActivityRecord, BlockRecord, Recommendation,
+    StatsOptions, StatsPoint, StoreError, TrafficStats,
 };
 
-use crate::control::{ApplyError, BlockInfo, Control, block_id};
+use crate::control::{ApplyError, BlockInfo, Control, StartError};
 
 /// A node made of memory: the configuration applies instantly and nothing serves traffic.
 pub struct MemoryControl {
@@ -112,16 +112,53 @@ impl Control for MemoryControl {
             .load_blocks(self.now_ms())
             .unwrap_or_default()
             .into_iter()
-            .map(|b| BlockInfo {
-                id: block_id(&b.domain, &b.object_type, &b.object_value),
-                domain: b.domain,
-                object_type: b.object_type,
-                object_value: b.object_value,
-                rule: b.rule,
-                action: b.action,
-                until_ms: b.until_ms,
-            })
+            .map(BlockInfo::from_record)
             .collect()
+    }
+
+    /// Stores the challenge as a block and an activity record, as the node does (nothing serves traffic here).
+    fn start_challenge(
+        &self,
+        domain: &str,
+        ttl_s: u64,
+        path: Option<&str>,
+    ) -> Result<BlockInfo, StartError> {
+        let domain = domain.to_ascii_lowercase();
+        if !self
+            .config()
+            .domains
+            .iter()
+            .any(|d| d.name.eq_ignore_ascii_case(&domain))
+        {
+            return Err(StartError::NoDomain(format!("no domain named {domain:?}")));
+        }
+        let now = self.now_ms();
+        let object_type = path.map_or_else(|| "domain".to_owned(), |p| format!("prefix:{p}"));
+        let block = BlockRecord {
+            domain: domain.clone(),
+            object_type: object_type.clone(),
+            object_value: domain.clone(),
+            rule: "admin-api".to_owned(),
+            action: "bot_detection".to_owned(),
+            until_ms: now
+                .saturating_add(i64::try_from(ttl_s.saturating_mul(1000)).unwrap_or(i64::MAX)),
+        };
+        let failed = |e: StoreError| StartError::Invalid(e.to_string());
+        self.log.save_block(&block).map_err(failed)?;
+        self.log
+            .record(&ActivityRecord {
+                time_ms: now,
+                node: "memory".to_owned(),
+                domain: domain.clone(),
+                rule: block.rule.clone(),
+                object_type,
+                object_value: domain,
+                action: block.action.clone(),
+                ttl_s: u32::try_from(ttl_s).unwrap_or(u32::MAX),
+                detail: "timed challenge started by an operator through the admin API".to_owned(),
+            })
+            .map_err(failed)?;
+        Ok(BlockInfo::from_record(block))
     }
 
     fn lift_block(&self, id: &str) -> bool {

@@ -61,6 +61,21 @@ pub struct IpAccessLimitDoc {
     pub qps: Option<u32>,
 }
 
+/// `[domain.challenge]`: the bot-detection challenge of the domain.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeDoc {
+    /// Every request without a valid clearance is challenged (default false).
+    pub enabled: Option<bool>,
+    /// Proof-of-work bits, 1..=32 (default 20: about 0.7 s on one browser core).
+    #[schema(example = 20)]
+    pub difficulty: Option<u8>,
+    /// How long a pass lasts, 1m..=7d, e.g. `"1h"` (the default).
+    pub clearance_ttl: Option<String>,
+    /// Path prefixes always challenged, e.g. `["/login"]`.
+    pub paths: Option<Vec<String>>,
+}
+
 /// A custom rate-limiting rule (SPEC section 4).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +140,7 @@ pub struct DomainDoc {
     pub cache: Option<CacheDoc>,
     pub ip_access_limit: Option<IpAccessLimitDoc>,
     pub rate_limiting: Option<RateLimitingDoc>,
+    pub challenge: Option<ChallengeDoc>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -208,12 +224,13 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edgeguard admin API", description = "Domains, IP access limit, rate limiting and custom rules, \
-        activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
+        the bot-detection challenge, activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
     paths(
         crate::api::list_domains, crate::api::create_domain, crate::api::get_domain, crate::api::put_domain,
         crate::api::patch_domain, crate::api::delete_domain,
         crate::api::get_ip_access_limit, crate::api::put_ip_access_limit,
         crate::api::get_rate_limiting, crate::api::put_rate_limiting,
+        crate::api::get_challenge, crate::api::put_challenge, crate::api::start_challenge,
         crate::api::list_rules, crate::api::add_rule, crate::api::get_rule, crate::api::put_rule,
         crate::api::delete_rule, crate::api::order_rules,
         crate::api::origin_addresses, crate::api::stats, crate::api::activity,

@@ -5,9 +5,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use edgeguard_admin::{ApplyError, BlockInfo, Control};
+use edgeguard_admin::{ApplyError, BlockInfo, Control, StartError};
 use edgeguard_config::Config;
 use edgeguard_proxy::RunningNode;
+use edgeguard_proxy::protect::StartChallengeError;
 use edgeguard_store::{ActivityPage, ActivityQuery, Recommendation, StatsPoint};
 
 pub struct NodeControl {
@@ -98,16 +99,26 @@ impl Control for NodeControl {
         self.node
             .blocks_in_force()
             .into_iter()
-            .map(|b| BlockInfo {
-                id: edgeguard_admin::block_id(&b.domain, &b.object_type, &b.object_value),
-                domain: b.domain,
-                object_type: b.object_type,
-                object_value: b.object_value,
-                rule: b.rule,
-                action: b.action,
-                until_ms: b.until_ms,
-            })
+            .map(BlockInfo::from_record)
             .collect()
+    }
+
+    fn start_challenge(
+        &self,
+        domain: &str,
+        ttl_s: u64,
+        path: Option<&str>,
+    ) -> Result<BlockInfo, StartError> {
+        self.node
+            .start_challenge(domain, std::time::Duration::from_secs(ttl_s), path)
+            .map(BlockInfo::from_record)
+            .map_err(|e| match e {
+                StartChallengeError::UnknownDomain(_) => StartError::NoDomain(e.to_string()),
+                StartChallengeError::Blocked { .. } => StartError::Conflict(e.to_string()),
+                StartChallengeError::Ttl(_) | StartChallengeError::Path(_) => {
+                    StartError::Invalid(e.to_string())
+                }
+            })
     }
 
     fn lift_block(&self, id: &str) -> bool {

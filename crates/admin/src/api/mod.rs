@@ -1,6 +1,7 @@
 //! The `/api/v1/` endpoints: routing and the edit-validate-apply cycle every change goes through. Handlers are
 //! synchronous (they call [`Control`], which may block) and run on tokio's blocking pool.
 
+mod challenge;
 mod domains;
 pub(crate) mod node;
 mod protection;
@@ -14,6 +15,7 @@ use crate::control::{ApplyError, Control};
 use crate::error::{ApiError, FieldError};
 use crate::reply::{Reply, Req};
 
+pub(crate) use challenge::*;
 pub(crate) use domains::*;
 pub(crate) use node::*;
 pub(crate) use protection::*;
@@ -64,6 +66,8 @@ pub enum Route {
     Domain(String),
     IpAccessLimit(String),
     RateLimiting(String),
+    Challenge(String),
+    ChallengeStart(String),
     Rules(String),
     RulesOrder(String),
     Rule(String, String),
@@ -86,6 +90,8 @@ impl Route {
             ["domains", _] => Route::Domain(name(1)),
             ["domains", _, "ip-access-limit"] => Route::IpAccessLimit(name(1)),
             ["domains", _, "rate-limiting"] => Route::RateLimiting(name(1)),
+            ["domains", _, "challenge"] => Route::Challenge(name(1)),
+            ["domains", _, "challenge", "start"] => Route::ChallengeStart(name(1)),
             ["domains", _, "rate-limiting", "rules"] => Route::Rules(name(1)),
             ["domains", _, "rate-limiting", "rules", "order"] => Route::RulesOrder(name(1)),
             ["domains", _, "rate-limiting", "rules", _] => Route::Rule(name(1), name(4)),
@@ -106,8 +112,11 @@ impl Route {
             OpenApi | OriginAddresses(_) | Stats(_) | Activity | Blocks => &[Method::GET],
             Domains | Rules(_) => &[Method::GET, Method::POST],
             Domain(_) => &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE],
-            IpAccessLimit(_) | RateLimiting(_) | Config => &[Method::GET, Method::PUT],
+            IpAccessLimit(_) | RateLimiting(_) | Challenge(_) | Config => {
+                &[Method::GET, Method::PUT]
+            }
             RulesOrder(_) => &[Method::PUT],
+            ChallengeStart(_) => &[Method::POST],
             Rule(..) => &[Method::GET, Method::PUT, Method::DELETE],
             Block(_) => &[Method::DELETE],
         }
@@ -137,6 +146,9 @@ pub fn handle(state: &State, route: Route, req: &Req) -> Reply {
         IpAccessLimit(name) => get_ip_access_limit(state, &name),
         RateLimiting(name) if m == Method::PUT => put_rate_limiting(state, &name, req),
         RateLimiting(name) => get_rate_limiting(state, &name),
+        Challenge(name) if m == Method::PUT => put_challenge(state, &name, req),
+        Challenge(name) => get_challenge(state, &name),
+        ChallengeStart(name) => start_challenge(state, &name, req),
         Rules(name) if m == Method::POST => add_rule(state, &name, req),
         Rules(name) => list_rules(state, &name),
         RulesOrder(name) => order_rules(state, &name, req),
