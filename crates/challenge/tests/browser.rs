@@ -182,18 +182,20 @@ async fn launch(profile: &Path) -> Option<(Browser, tokio::task::JoinHandle<()>)
         eprintln!("skipping: {CHROMIUM} is not installed (apt-get install chromium)");
         return None;
     }
+    // chromiumoxide writes each argument as `--KEY`, so keys go without dashes (`--disable-gpu` would reach
+    // Chromium as `----disable-gpu` and be ignored); `--headless` and `--no-sandbox` come from the builder.
     let config = BrowserConfig::builder()
         .chrome_executable(CHROMIUM)
         .disable_default_args()
         .no_sandbox()
         .user_data_dir(profile)
         .args([
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
+            "disable-gpu",
+            "no-first-run",
+            "disable-background-networking",
+            "disable-component-update",
+            "disable-sync",
+            "disable-quic",
         ])
         .launch_timeout(Duration::from_secs(20))
         .build()
