@@ -26,14 +26,31 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             tracing::info!(%addr, "listening");
         }
         let control = Arc::new(NodeControl::new(node.clone(), config, path));
-        let admin = edgeguard_admin::start(admin_addr, token, control.clone())
-            .await
-            .with_context(|| format!("cannot start the admin listener on {admin_addr}"))?;
-        tracing::info!(addr = %admin.local_addr(), "admin API and console listening");
+        let admin = match edgeguard_admin::start(admin_addr, token, control.clone()).await {
+            Ok(admin) => {
+                tracing::info!(addr = %admin.local_addr(), "admin API and console listening");
+                Some(admin)
+            }
+            // Several nodes on one machine (an edge and a parent, say) that leave `[admin]` out would all
+            // want the default address; the data plane of the second must not fail for that.
+            Err(e) if admin_addr == edgeguard_config::defaults::ADMIN_LISTEN => {
+                tracing::error!(
+                    addr = %admin_addr,
+                    error = %e,
+                    "admin API not started: the default admin address is taken; set [admin] listen to run it"
+                );
+                None
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot start the admin listener on {admin_addr}"));
+            }
+        };
 
         wait_for_stop(&control).await?;
         tracing::info!("shutting down: finishing requests in flight");
-        admin.stop().await;
+        if let Some(admin) = admin {
+            admin.stop().await;
+        }
         drop(control);
         match Arc::try_unwrap(node) {
             Ok(node) => node.shutdown().await,
