@@ -262,6 +262,28 @@ async fn lifting_a_block_serves_the_ip_again() {
             .unwrap()
             .is_none()
     );
+    let lifts = node
+        .activity_log()
+        .query(&ActivityQuery {
+            action: Some("lift".into()),
+            ..ActivityQuery::default()
+        })
+        .unwrap();
+    assert_eq!(lifts.total, 1, "only the lift that found a block is logged");
+    let rec = &lifts.records[0].record;
+    assert_eq!(
+        (
+            rec.domain.as_str(),
+            rec.rule.as_str(),
+            rec.object_type.as_str(),
+            rec.object_value.as_str()
+        ),
+        ("p.test", "login01", "ip", "198.51.100.9")
+    );
+    assert_eq!(
+        (rec.ttl_s, rec.detail.as_str()),
+        (0, "by=admin-api was=block")
+    );
     node.shutdown().await;
 }
 

@@ -127,17 +127,14 @@ impl DomainBlocks {
         self.prefix_held.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Lifts the challenge of `prefix`; returns whether there was one.
-    pub fn remove_prefix(&self, prefix: &str) -> bool {
+    /// Lifts the challenge of `prefix`; returns the one there was.
+    pub fn remove_prefix(&self, prefix: &str) -> Option<InForce> {
         let mut list = self.write_prefixes();
-        let before = list.len();
-        list.retain(|(p, _)| &**p != prefix);
-        let found = list.len() < before;
-        if found {
-            self.held.fetch_sub(1, Ordering::Relaxed);
-            self.prefix_held.fetch_sub(1, Ordering::Relaxed);
-        }
-        found
+        let at = list.iter().position(|(p, _)| &**p == prefix)?;
+        let (_, entry) = list.remove(at);
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        self.prefix_held.fetch_sub(1, Ordering::Relaxed);
+        Some(entry)
     }
 
     /// Puts `entry` in force for `object`/`key`, replacing whatever is there, unless a stronger action is in
@@ -221,14 +218,12 @@ impl DomainBlocks {
         Inserted::New
     }
 
-    /// Lifts the entry of `object`/`key`; returns whether there was one.
-    pub fn remove(&self, object: &Object, key: &[u8]) -> bool {
+    /// Lifts the entry of `object`/`key`; returns the one there was.
+    pub fn remove(&self, object: &Object, key: &[u8]) -> Option<InForce> {
         let mut map = self.write();
-        let Some(keys) = map.get_mut(object) else {
-            return false;
-        };
-        let found = keys.remove(key).is_some();
-        if found {
+        let keys = map.get_mut(object)?;
+        let found = keys.remove(key);
+        if found.is_some() {
             self.held.fetch_sub(1, Ordering::Relaxed);
         }
         if keys.is_empty() {

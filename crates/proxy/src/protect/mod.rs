@@ -45,6 +45,8 @@ pub const RECOMMEND_EVERY: Duration = Duration::from_secs(300);
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Age past which activity records are pruned.
 pub const ACTIVITY_RETENTION_MS: i64 = 30 * 86_400_000;
+/// The activity log's action of a block or challenge lifted before its TTL.
+pub const ACTION_LIFT: &str = "lift";
 
 /// The node's protection services, shared by every configuration it runs.
 pub struct NodeProtection {
@@ -267,8 +269,21 @@ impl NodeProtection {
         out
     }
 
-    /// Lifts a block or challenge early, in memory and in the store. Returns whether one was in force.
+    /// Lifts a block or challenge early on the operator's word (the admin API), as [`NodeProtection::lift_by`]
+    /// with `admin-api`. Returns whether one was in force.
     pub fn lift(&self, domain: &str, object_type: &str, object_value: &str) -> bool {
+        self.lift_by(domain, object_type, object_value, RULE_OPERATOR)
+    }
+
+    /// Lifts a block or challenge early, in memory and in the store, and writes a `lift` activity record naming
+    /// the block's rule and `lifter` (who asked) in its detail. Returns whether one was in force.
+    pub fn lift_by(
+        &self,
+        domain: &str,
+        object_type: &str,
+        object_value: &str,
+        lifter: &str,
+    ) -> bool {
         let Some(blocks) = lock(&self.blocks)
             .get(&domain.to_ascii_lowercase())
             .cloned()
@@ -279,16 +294,27 @@ impl NodeProtection {
             Some(prefix) => blocks.remove_prefix(prefix),
             None => match Object::parse(object_type) {
                 Ok(object) => blocks.remove(&object, object_value.as_bytes()),
-                Err(_) => false,
+                Err(_) => None,
             },
         };
-        if found {
-            self.log
-                .writer()
-                .submit_unblock(blocks.domain(), object_type, object_value);
-            tracing::info!(domain, object_type, object_value, "block lifted");
-        }
-        found
+        let Some(entry) = found else {
+            return false;
+        };
+        let writer = self.log.writer();
+        writer.submit_unblock(blocks.domain(), object_type, object_value);
+        writer.submit(ActivityRecord {
+            time_ms: i64::try_from(self.now_ms()).unwrap_or(i64::MAX),
+            node: self.node.clone(),
+            domain: blocks.domain().to_owned(),
+            rule: entry.rule.to_string(),
+            object_type: object_type.to_owned(),
+            object_value: object_value.to_owned(),
+            action: ACTION_LIFT.to_owned(),
+            ttl_s: 0,
+            detail: format!("by={lifter} was={}", entry.action.as_str()),
+        });
+        tracing::info!(domain, object_type, object_value, lifter, "block lifted");
+        true
     }
 
     /// Starts a challenge of the whole `domain` (`prefix` absent) or of one path prefix for `ttl` from now, as
