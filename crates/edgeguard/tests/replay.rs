@@ -196,3 +196,57 @@ fn generated_log_known_answers() {
     assert_eq!(r["rules"]["shop01"]["challenged"], 3);
     assert_eq!(r["ips"].as_array().unwrap().len(), 3);
 }
+
+/// `[domain.challenge]` challenges every line (`enabled`) or the lines under its `paths`, reported per IP and in
+/// the totals under the rules `challenge.enabled` / `challenge.paths`.
+#[test]
+fn configured_challenges_are_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.jsonl");
+    let mut text = String::new();
+    // 192.0.2.10: three lines under /login (one through `..`), one elsewhere; 192.0.2.11: two elsewhere.
+    for (i, (ip, uri)) in [
+        ("192.0.2.10", "/login"),
+        ("192.0.2.10", "/login/step2?x=1"),
+        ("192.0.2.10", "/a/../login"),
+        ("192.0.2.10", "/shop"),
+        ("192.0.2.11", "/"),
+        ("192.0.2.11", "/loginx"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        text.push_str(&format!(
+            "{{\"ts\":{},\"host\":\"ch.test\",\"client\":\"{ip}\",\"method\":\"GET\",\"uri\":\"{uri}\",\"status\":200}}\n",
+            1_700_000_000 + i
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let site = "[[domain]]\nname = \"ch.test\"\norigins = [\"127.0.0.1:9\"]\n[domain.challenge]\n";
+    let ip = |r: &Value, addr: &str| {
+        r["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["ip"] == addr)
+            .map(|i| i["challenged"].clone())
+    };
+
+    let paths = replay(
+        dir.path(),
+        &format!("{site}paths = [\"/login\"]\n"),
+        &log,
+        &[],
+    );
+    assert_eq!(paths["totals"]["challenged"], 4, "{paths}");
+    assert_eq!(paths["totals"]["passed"], 2);
+    assert_eq!(paths["rules"]["challenge.paths"]["challenged"], 4);
+    assert_eq!(ip(&paths, "192.0.2.10"), Some(Value::from(3)));
+    assert_eq!(ip(&paths, "192.0.2.11"), Some(Value::from(1)));
+
+    let all = replay(dir.path(), &format!("{site}enabled = true\n"), &log, &[]);
+    assert_eq!(all["totals"]["challenged"], 6, "{all}");
+    assert_eq!(all["totals"]["passed"], 0);
+    assert_eq!(all["rules"]["challenge.enabled"]["challenged"], 6);
+    assert_eq!(ip(&all, "192.0.2.10"), Some(Value::from(4)));
+}

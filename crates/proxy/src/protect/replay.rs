@@ -2,6 +2,9 @@
 //! engine as the node ([`DomainGuard`]) plus the nginx `limit_req` decisions of the domain's (or location's)
 //! limits. Used by `edgeguard replay`.
 //!
+//! `[domain.challenge]` applies as on the node: with `enabled = true` every request is challenged, with `paths`
+//! every request under one of them (rule `challenge.enabled` / `challenge.paths`).
+//!
 //! Differences from a live node, by necessity: a challenged client is assumed never to pass the challenge (a log
 //! cannot say whether a browser was behind it); `limit_conn` is not simulated (a log has no concurrency, so every
 //! request is taken as released before the next); a request refused in the replay has no status, while a request
@@ -185,7 +188,15 @@ impl Replayer {
         let host = self.domain.name.as_str();
         let view = LineView { line, host, query };
 
-        if let Some(f) = self.guard.in_force(&view, now, &mut self.key) {
+        let mut norm = KeyBuf::new();
+        key::push_normalized_path(path.as_bytes(), &mut norm);
+        let norm_path = std::str::from_utf8(&norm).unwrap_or(path);
+        // As on the node: a block on an object wins, else a challenge by configuration (whole domain or path).
+        let hit = self
+            .guard
+            .in_force(&view, now, &mut self.key)
+            .or_else(|| self.guard.challenge_in_force(Some(norm_path), now));
+        if let Some(f) = hit {
             return Step {
                 verdict: refused(&f),
                 trigger: None,
@@ -197,9 +208,6 @@ impl Replayer {
                 trigger: None,
             };
         }
-        let mut norm = KeyBuf::new();
-        key::push_normalized_path(path.as_bytes(), &mut norm);
-        let norm_path = std::str::from_utf8(&norm).unwrap_or(path);
         let counted = self
             .guard
             .count(&view, norm_path, query, now, &mut self.key);
