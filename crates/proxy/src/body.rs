@@ -5,13 +5,18 @@
 //! a short local answer or an upstream body. It carries the request's `limit_conn` counts, so they are released
 //! exactly when the body has been sent or dropped (client gone, HTTP/2 stream reset), and the upstream
 //! connection, which goes back to its pool only after the whole body was read.
+//!
+//! An upstream body of unknown length that the cache may store is teed ([`ProxyBody::fill`]): streamed to
+//! the client while copied into a buffer up to the cache's object limit, and stored when it ends cleanly.
+//! Bodies that are not being cached are never copied.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use edgeguard_cache::FillGuard;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::sync::Notify;
@@ -147,12 +152,40 @@ impl Body for RequestBody {
     }
 }
 
+/// The cache fill riding on a streamed body: the copy so far and what `FillGuard::complete` needs.
+/// Dropping it (limit passed, upstream failed, client gone) drops the guard, so followers go upstream.
+struct Tee {
+    fill: FillGuard,
+    parts: http::response::Parts,
+    now: SystemTime,
+    buf: BytesMut,
+}
+
+impl Tee {
+    /// Copies `data`; `false` once the object would pass the cache's object limit.
+    fn copy(&mut self, data: &Bytes) -> bool {
+        if self.buf.len() + data.len() > self.fill.max_object_size() {
+            return false;
+        }
+        self.buf.extend_from_slice(data);
+        true
+    }
+
+    fn complete(self) {
+        if let Err(why) = self.fill.complete(&self.parts, self.buf.freeze(), self.now) {
+            tracing::debug!("streamed response not stored: {why}");
+        }
+    }
+}
+
 enum Inner {
     Full(Option<Bytes>),
     Upstream {
         body: Incoming,
         idle: Idle,
         done: bool,
+        /// Boxed: a body that is not being cached carries one null pointer.
+        tee: Option<Box<Tee>>,
     },
 }
 
@@ -181,9 +214,27 @@ impl ProxyBody {
                 body,
                 idle: Idle::new(read_timeout),
                 done: false,
+                tee: None,
             },
             guard: None,
             pooled: Some(pooled),
+        }
+    }
+
+    /// Stores this upstream body in the cache through `fill` as it streams: `parts` is the response head as
+    /// received (before `X-Cache`/`Via`), `now` the fill's time. The copy stops, and the guard is dropped,
+    /// when the body passes `fill.max_object_size()`; nothing is stored unless the body ends cleanly.
+    pub(crate) fn fill(&mut self, fill: FillGuard, parts: http::response::Parts, now: SystemTime) {
+        match &mut self.inner {
+            Inner::Upstream { tee, .. } => {
+                *tee = Some(Box::new(Tee {
+                    fill,
+                    parts,
+                    now,
+                    buf: BytesMut::new(),
+                }));
+            }
+            Inner::Full(_) => drop(fill),
         }
     }
 
@@ -206,8 +257,17 @@ impl Drop for ProxyBody {
     fn drop(&mut self) {
         // A body hyper never polled because it was known empty (HEAD, 204, Content-Length: 0) still leaves its
         // upstream connection reusable.
-        let reusable = match &self.inner {
-            Inner::Upstream { body, done, .. } => *done || body.is_end_stream(),
+        let reusable = match &mut self.inner {
+            Inner::Upstream {
+                body, done, tee, ..
+            } => {
+                let ended = *done || body.is_end_stream();
+                // Such a body ended too, its last frame (if any) copied: its fill stands.
+                if ended && let Some(t) = tee.take() {
+                    t.complete();
+                }
+                ended
+            }
             Inner::Full(_) => false,
         };
         self.finish(reusable);
@@ -225,17 +285,38 @@ impl Body for ProxyBody {
         let this = self.get_mut();
         let step = match &mut this.inner {
             Inner::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream { body, idle, done } => match Pin::new(body).poll_frame(cx) {
+            Inner::Upstream {
+                body,
+                idle,
+                done,
+                tee,
+            } => match Pin::new(body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     idle.progress();
+                    if let (Some(t), Some(data)) = (tee.as_mut(), frame.data_ref())
+                        && !t.copy(data)
+                    {
+                        *tee = None;
+                    }
                     return Poll::Ready(Some(Ok(frame)));
                 }
-                Poll::Ready(Some(Err(e))) => Err(BodyError::Upstream(e)),
+                Poll::Ready(Some(Err(e))) => {
+                    *tee = None;
+                    Err(BodyError::Upstream(e))
+                }
                 Poll::Ready(None) => {
                     *done = true;
+                    // Stored before the end reaches the client, so a request that follows this one's end
+                    // finds the object.
+                    if let Some(t) = tee.take() {
+                        t.complete();
+                    }
                     Ok(())
                 }
-                Poll::Pending if idle.expired(cx) => Err(BodyError::UpstreamTimeout),
+                Poll::Pending if idle.expired(cx) => {
+                    *tee = None;
+                    Err(BodyError::UpstreamTimeout)
+                }
                 Poll::Pending => return Poll::Pending,
             },
         };

@@ -9,8 +9,10 @@
 //!
 //! Filling: a response whose `Content-Length` is within the object limit and that the cache would store is
 //! read whole, stored, then sent (small objects: one write to the client, and a body that breaks midway can
-//! still fall back on a stale copy). Anything else — too large, not storable, or of unknown length (chunked) —
-//! is streamed and not stored; the guard is dropped at once so followers do not wait for it.
+//! still fall back on a stale copy). One of unknown length (chunked) that the cache would store is streamed
+//! and copied as it goes (`ProxyBody::fill`), stored when it ends within the object limit; followers wait
+//! for that end. Anything else — too large or not storable — is streamed and not stored; the guard is
+//! dropped at once so followers do not wait for it.
 //!
 //! Hot path (a hit): one key allocation, one short lock in the cache, a header-map clone; no body copy.
 
@@ -233,6 +235,11 @@ pub(crate) async fn upstream_answered(
                     );
                 }
             }
+        }
+        Some(fill) if !has_length(&parts) && fill.check(&parts, now).is_ok() => {
+            let mut body = body;
+            body.fill(fill, parts.clone(), now);
+            body
         }
         _ => body,
     };

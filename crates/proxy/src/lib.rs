@@ -30,6 +30,7 @@ mod access_log;
 mod body;
 mod cache_phase;
 mod client;
+mod cookie;
 mod error;
 mod health;
 mod key;

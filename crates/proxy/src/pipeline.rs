@@ -531,6 +531,7 @@ async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Response<Prox
         parts.headers.remove(header::CONTENT_LENGTH);
     }
     strip_hop_by_hop(&mut parts.headers);
+    crate::cookie::strip_clearance(&mut parts.headers);
     add_forwarded_for(&mut parts.headers, &ctx.conn.peer_text);
     parts.headers.append(header::VIA, ctx.rt.via.clone());
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {

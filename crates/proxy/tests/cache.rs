@@ -1,6 +1,6 @@
 //! The cache phase through a whole node: MISS then HIT, HEAD from a cached GET, coalescing of a burst of
-//! misses into one origin request, STALE when the origin fails, what is not stored, limits on hits, and a
-//! reload that keeps the cache.
+//! misses into one origin request, bodies of unknown length stored as they stream, STALE when the origin
+//! fails, what is not stored, limits on hits, and a reload that keeps the cache.
 
 mod cdn_fixtures;
 
@@ -86,6 +86,98 @@ async fn a_burst_of_misses_makes_one_origin_request() {
 }
 
 #[tokio::test]
+async fn a_chunked_body_is_stored_as_it_streams() {
+    let o = test_origin().await;
+    // Object limit 8 KiB: 5,000 bytes fit.
+    let (n, _) = node(&site(o.addr, "max_size = \"64k\"")).await;
+    let addr = n.local_addrs()[0];
+    let r = get(addr, "a.test", "/chunked").await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));
+    assert_eq!(
+        r.header("content-length"),
+        None,
+        "streamed to the first client"
+    );
+    assert_eq!(r.body, "chunk1\nchunk2\n");
+    let r = get(addr, "a.test", "/chunked").await;
+    assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
+    assert_eq!(r.body, "chunk1\nchunk2\n");
+    assert_eq!(r.header("content-length"), Some("14"));
+    assert_eq!(o.hits_of("/chunked"), 1);
+
+    for want in ["MISS", "HIT"] {
+        let r = get(addr, "a.test", "/chunked-big?n=5000").await;
+        assert_eq!((r.x_cache(), r.body.len()), (want, 5000));
+    }
+    assert_eq!(o.hits_of("/chunked-big"), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_misses_for_a_chunked_body_makes_one_origin_request() {
+    let o = test_origin().await;
+    let (n, _) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+    let burst: Vec<_> = (0..20)
+        .map(|_| tokio::spawn(async move { get(addr, "a.test", "/chunked-gate").await }))
+        .collect();
+    // The leader's head and first chunk are on their way; the body is not finished until the gate opens.
+    assert!(eventually(|| o.hits_of("/chunked-gate") == 1).await);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    o.open_gate(1);
+    let mut statuses = Vec::new();
+    for t in burst {
+        let r = t.await.unwrap();
+        assert_eq!(
+            (r.status.as_u16(), r.body.as_str()),
+            (200, "chunk1\nchunk2\n")
+        );
+        statuses.push(r.x_cache().to_string());
+    }
+    assert_eq!(o.hits_of("/chunked-gate"), 1, "exactly one origin request");
+    assert_eq!(statuses.iter().filter(|s| *s == "MISS").count(), 1);
+}
+
+#[tokio::test]
+async fn a_client_gone_mid_body_stores_nothing_and_frees_the_fill() {
+    let o = test_origin().await;
+    let (n, _) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+
+    // The first client reads the head and the first chunk, then hangs up; its origin never finishes.
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get("/chunked-hold")
+        .header("host", "a.test")
+        .header("x-hold", "1")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = tokio::time::timeout(WAIT, sender.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.headers()["x-cache"], "MISS");
+    let mut body = resp.into_body();
+    let first = tokio::time::timeout(WAIT, http_body_util::BodyExt::frame(&mut body))
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap().unwrap().into_data().unwrap(), "chunk1\n");
+    drop((body, sender));
+    conn.abort();
+
+    // The next request is not held behind the abandoned fill (it would wait out read_timeout, past WAIT),
+    // and finds nothing stored.
+    let r = get(addr, "a.test", "/chunked-hold").await;
+    assert_eq!((r.x_cache(), r.body.as_str()), ("MISS", "chunk1\nchunk2\n"));
+    let r = get(addr, "a.test", "/chunked-hold").await;
+    assert_eq!((r.x_cache(), r.body.as_str()), ("HIT", "chunk1\nchunk2\n"));
+    assert_eq!(o.hits_of("/chunked-hold"), 2);
+}
+
+#[tokio::test]
 async fn stale_copy_when_the_origin_fails() {
     let o = test_origin().await;
     let (n, clock) = node(&site(o.addr, "stale_grace = \"10m\"")).await;
@@ -137,17 +229,23 @@ async fn what_is_not_stored() {
     // Object limit: max_size / 8 = 8 KiB.
     let (n, _) = node(&site(o.addr, "max_size = \"64k\"")).await;
     let addr = n.local_addrs()[0];
-    for path in ["/cookie", "/nocache", "/chunked", "/big?n=20000"] {
+    for path in [
+        "/cookie",
+        "/nocache",
+        "/big?n=20000",
+        "/chunked-big?n=20000",
+    ] {
         for _ in 0..2 {
             let r = get(addr, "a.test", path).await;
             assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"), "{path}");
         }
     }
-    assert_eq!(
-        get(addr, "a.test", "/chunked").await.body,
-        "chunk1\nchunk2\n"
-    );
     assert_eq!(get(addr, "a.test", "/big?n=20000").await.body.len(), 20000);
+    assert_eq!(
+        get(addr, "a.test", "/chunked-big?n=20000").await.body.len(),
+        20000
+    );
+    assert_eq!(o.hits_of("/chunked-big"), 3, "over the limit: never stored");
     // A POST goes through and does not fill.
     let r = send(addr, Method::POST, "a.test", "/post", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));

@@ -27,7 +27,10 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// An origin on 127.0.0.1:0.
 ///
 /// Paths: `/gate` answers only when [`TestOrigin::open_gate`] lets it; `/big?n=N` answers N bytes; `/cookie`
-/// sets a cookie; `/chunked` streams a body of unknown length; `/slow` waits 5 s; `/nocache` says `no-store`;
+/// sets a cookie; `/chunked` streams a body of unknown length; `/chunked-big?n=N` streams N bytes in chunks;
+/// `/chunked-gate` streams `chunk1` and sends `chunk2` when the gate lets it; `/chunked-hold` streams
+/// `chunk1` then `chunk2`, or never `chunk2` when the request carries `x-hold`; `/echo-cookie` answers the
+/// `Cookie` headers it received, one a line; `/slow` waits 5 s; `/nocache` says `no-store`;
 /// anything else answers `ok <path and query>`. Everything cacheable says `max-age=60`. While
 /// [`TestOrigin::fail`] is on, every request gets 503.
 pub struct TestOrigin {
@@ -117,6 +120,47 @@ async fn handle(
                 .insert("cache-control", "max-age=60".parse().unwrap());
             r
         }
+        "/chunked-big" => {
+            let n: usize = query
+                .strip_prefix("n=")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            streamed(move |mut tx| async move {
+                let mut left = n;
+                while left > 0 {
+                    let step = left.min(1000);
+                    if tx.send_data(Bytes::from(vec![b'x'; step])).await.is_err() {
+                        return;
+                    }
+                    left -= step;
+                }
+            })
+        }
+        "/chunked-gate" => streamed(move |mut tx| async move {
+            let _ = tx.send_data(Bytes::from_static(b"chunk1\n")).await;
+            if let Ok(p) = gate.acquire().await {
+                p.forget();
+            }
+            let _ = tx.send_data(Bytes::from_static(b"chunk2\n")).await;
+        }),
+        "/chunked-hold" => {
+            let hold = req.headers().contains_key("x-hold");
+            streamed(move |mut tx| async move {
+                let _ = tx.send_data(Bytes::from_static(b"chunk1\n")).await;
+                if hold {
+                    std::future::pending::<()>().await;
+                }
+                let _ = tx.send_data(Bytes::from_static(b"chunk2\n")).await;
+            })
+        }
+        "/echo-cookie" => {
+            let mut text = String::new();
+            for v in req.headers().get_all("cookie") {
+                text.push_str(&String::from_utf8_lossy(v.as_bytes()));
+                text.push('\n');
+            }
+            reply(200, "no-store", text)
+        }
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             reply(200, "max-age=60", "slow\n")
@@ -130,6 +174,20 @@ async fn handle(
             reply(200, "max-age=60", text)
         }
     }
+}
+
+/// A cacheable response of unknown length whose body `send` writes.
+fn streamed<F, Fut>(send: F) -> Response<OBody>
+where
+    F: FnOnce(http_body_util::channel::Sender<Bytes, Infallible>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(2);
+    tokio::spawn(send(tx));
+    let mut r = Response::new(body.boxed());
+    r.headers_mut()
+        .insert("cache-control", "max-age=60".parse().unwrap());
+    r
 }
 
 pub async fn test_origin() -> TestOrigin {
