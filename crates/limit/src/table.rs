@@ -250,8 +250,8 @@ fn default_shards(size: usize, per_state: usize) -> usize {
     if size < SINGLE_SHARD_BELOW {
         return 1;
     }
-    // Enough shards that a few threads rarely meet on a lock or a shard's LRU head; few enough that each shard's arrays span several
-    // huge pages and each LRU stays long.
+    // Enough shards that a few threads rarely meet on a lock or a shard's LRU head; few enough that each
+    // shard's arrays span several huge pages and each LRU stays long.
     let mut n = (size / (512 * 1024)).clamp(2, 32);
     n = 1 << n.ilog2();
     while size / n / per_state > MAX_SLOTS_PER_SHARD {
