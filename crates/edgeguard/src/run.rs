@@ -77,8 +77,18 @@ async fn wait_for_stop(control: &NodeControl) -> anyhow::Result<()> {
     }
 }
 
+/// The async runtime: one worker per CPU this process may use. With a single CPU (a container limit, or
+/// `taskset` pinning), a current-thread runtime serves without the work-stealing machinery a one-worker
+/// multi-thread runtime still pays for on every wake-up; blocking work (SQLite, file writes) goes to the blocking
+/// pool either way.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
