@@ -15,6 +15,12 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let config =
         edgeguard_config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
     runtime()?.block_on(async {
+        if let Some(cluster) = &config.cluster {
+            tracing::warn!(
+                redis_url = %cluster.redis_url,
+                "[cluster] is not used yet: limits, blocks and statistics are kept per node"
+            );
+        }
         let admin_addr = config.admin.listen;
         let token = config.admin.token.clone();
         let node = Arc::new(
