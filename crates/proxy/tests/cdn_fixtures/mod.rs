@@ -2,6 +2,12 @@
 //! fake clock, and a one-request client for any method.
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
+#[allow(unused_imports)] // Not every test file that uses these fixtures polls.
+pub use common::{eventually, isolated};
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -317,29 +323,4 @@ pub async fn send(
 
 pub async fn get(addr: SocketAddr, host: &str, path: &str) -> Reply {
     send(addr, Method::GET, host, path, &[]).await
-}
-
-/// Polls `f` until it holds (bounded).
-pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..300 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
-/// Every test node gets its own data directory (activity log, challenge key), never the working directory.
-pub fn isolated(mut config: edgeguard_config::Config) -> edgeguard_config::Config {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    if config.node.data_dir.is_relative() {
-        config.node.data_dir = std::env::temp_dir().join(format!(
-            "edgeguard-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-    }
-    config
 }

@@ -230,9 +230,10 @@ pub fn statuses(raw: &str) -> Vec<u16> {
         .collect()
 }
 
-/// Polls `f` until it holds (bounded), for state that changes on another task.
+/// Polls `f` until it holds (bounded: 3 s, longer than a health-check round), for state that changes on another
+/// task.
 pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..200 {
+    for _ in 0..300 {
         if f() {
             return true;
         }
