@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -14,12 +15,16 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::control::NodeControl;
 use crate::run::{init_logging, runtime};
+
+/// The admin token of the demo's edge.
+const DEMO_TOKEN: &str = "demo";
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// The edge listens on this port of 127.0.0.1, the parent on the next, the origin on the one after;
-    /// 0 picks free ports.
+    /// The edge listens on this port of 127.0.0.1, the parent on the next, the origin on the one after and the
+    /// edge's admin API and console on the fourth; 0 picks free ports.
     #[arg(long, default_value_t = 8080)]
     port: u16,
 }
@@ -48,22 +53,28 @@ async fn serve(args: DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
     let origin_addr = origin.local_addr()?;
     tokio::spawn(origin_loop(origin));
 
-    let parent = edgeguard_proxy::Node::start(node_config(
+    let (parent_config, _) = node_config(
         "demo-parent",
         "parent",
         port(args.port, 1),
         &dir.join("parent"),
+        "",
         &format!(r#"origins = ["{origin_addr}"]"#),
-    )?)
-    .await
-    .context("cannot start the demo parent")?;
+    )?;
+    let parent = edgeguard_proxy::Node::start(parent_config)
+        .await
+        .context("cannot start the demo parent")?;
     let parent_addr = parent.local_addrs()[0];
 
-    let edge = edgeguard_proxy::Node::start(node_config(
+    let (edge_config, edge_text) = node_config(
         "demo-edge",
         "edge",
         args.port,
         &dir.join("edge"),
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:{}\"\ntoken = \"{DEMO_TOKEN}\"",
+            port(args.port, 3)
+        ),
         &format!(
             r#"origins = ["{origin_addr}"]
 parents = ["{parent_addr}"]
@@ -82,30 +93,47 @@ qps = 10
 enabled = true
 mode = "normal""#
         ),
-    )?)
-    .await
-    .context("cannot start the demo edge")?;
+    )?;
+    let edge_file = dir.join("edge.toml");
+    std::fs::write(&edge_file, edge_text)
+        .with_context(|| format!("cannot write {}", edge_file.display()))?;
+    let admin_addr = edge_config.admin.listen;
+    let edge = Arc::new(
+        edgeguard_proxy::Node::start(edge_config.clone())
+            .await
+            .context("cannot start the demo edge")?,
+    );
     let edge_addr = edge.local_addrs()[0];
+    let control = Arc::new(NodeControl::new(edge.clone(), edge_config, &edge_file));
+    let admin = edgeguard_admin::start(admin_addr, Some(DEMO_TOKEN.to_owned()), control.clone())
+        .await
+        .with_context(|| format!("cannot start the demo admin listener on {admin_addr}"))?;
 
-    print_banner(edge_addr, parent_addr, origin_addr);
+    print_banner(edge_addr, parent_addr, origin_addr, admin.local_addr());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
     println!("stopping");
-    edge.shutdown().await;
+    admin.stop().await;
+    drop(control);
+    if let Ok(edge) = Arc::try_unwrap(edge) {
+        edge.shutdown().await;
+    }
     parent.shutdown().await;
     Ok(())
 }
 
+/// A node's configuration, and its text (the edge's is written to a file the admin API persists changes to).
 fn node_config(
     name: &str,
     tier: &str,
     port: u16,
     data_dir: &std::path::Path,
+    admin: &str,
     domain: &str,
-) -> anyhow::Result<edgeguard_config::Config> {
+) -> anyhow::Result<(edgeguard_config::Config, String)> {
     let text = format!(
         r#"[node]
 name = "{name}"
@@ -113,6 +141,7 @@ tier = "{tier}"
 listen = ["127.0.0.1:{port}"]
 trusted_proxies = ["127.0.0.0/8"]
 data_dir = "{dir}"
+{admin}
 
 [[limit_req_zone]]
 name = "perip"
@@ -130,11 +159,12 @@ default_ttl = "1m"
 "#,
         dir = data_dir.display(),
     );
-    edgeguard_config::parse(&text)
-        .map_err(|e| anyhow::anyhow!("demo configuration of {name}:\n{e}"))
+    let config = edgeguard_config::parse(&text)
+        .map_err(|e| anyhow::anyhow!("demo configuration of {name}:\n{e}"))?;
+    Ok((config, text))
 }
 
-fn print_banner(edge: SocketAddr, parent: SocketAddr, origin: SocketAddr) {
+fn print_banner(edge: SocketAddr, parent: SocketAddr, origin: SocketAddr, admin: SocketAddr) {
     let url = format!("http://localhost:{}", edge.port());
     println!(
         r#"edgeguard demo is running (Ctrl-C to stop)
@@ -143,6 +173,7 @@ fn print_banner(edge: SocketAddr, parent: SocketAddr, origin: SocketAddr) {
   parent (L2) {parent}
   origin      {origin}
 edge: {url}/
+console: http://{admin}/console/ (token: {DEMO_TOKEN}); admin API: http://{admin}/api/v1/
 
 Try:
   # a normal fetch (X-Cache: MISS), then the same again from the edge's cache (X-Cache: HIT)
