@@ -100,6 +100,18 @@ impl TrafficStats {
         });
     }
 
+    /// Hot path: counts one request and its outcome under a single domain lookup and lock (what
+    /// [`record_request`](Self::record_request) and [`record_decision`](Self::record_decision) do together).
+    pub fn record_outcome(&self, domain: &str, ip: IpAddr, kind: DecisionKind, now_ms: i64) {
+        self.with_domain(domain, |d| {
+            if let Some(closed) = d.counter.record(ip, now_ms) {
+                d.push_closed(closed);
+            }
+            // Same point as the request just counted: nothing more can close here.
+            let _ = d.counter.record_decision(kind, now_ms);
+        });
+    }
+
     /// Hot path: counts the outcome of one request.
     pub fn record_decision(&self, domain: &str, kind: DecisionKind, now_ms: i64) {
         self.with_domain(domain, |d| {

@@ -268,3 +268,35 @@ fn the_node_recommends_from_its_own_statistics() {
     assert_eq!(r.qps, 19);
     assert_eq!(stats.recommend("nobody.example", now).unwrap().qps, 10);
 }
+
+#[test]
+fn record_outcome_counts_like_request_and_decision_together() {
+    let opts = || StatsOptions {
+        slots: 8,
+        max_domains: 4,
+    };
+    let (one, two) = (
+        TrafficStats::in_memory(opts()),
+        TrafficStats::in_memory(opts()),
+    );
+    let events = [
+        (v4(1), DecisionKind::Passed, T0),
+        (v4(1), DecisionKind::Limited, T0 + 10),
+        (v4(2), DecisionKind::Blocked, T0 + 20),
+        // The next point: the first is closed by this event.
+        (v4(3), DecisionKind::Challenged, T0 + POINT_MS + 1),
+    ];
+    for (ip, kind, t) in events {
+        one.record_outcome("a.example", ip, kind, t);
+        two.record_request("a.example", ip, t);
+        two.record_decision("a.example", kind, t);
+    }
+    assert_eq!(one.current("a.example"), two.current("a.example"));
+    assert_eq!(
+        one.points("a.example", T0, T0 + 2 * POINT_MS).unwrap(),
+        two.points("a.example", T0, T0 + 2 * POINT_MS).unwrap()
+    );
+    let first = &one.points("a.example", T0, T0 + POINT_MS).unwrap()[0];
+    assert_eq!((first.requests, first.max_ip_count), (3, 2));
+    assert_eq!((first.passed, first.limited, first.blocked), (1, 1, 1));
+}

@@ -413,8 +413,6 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
         g.record_status(rule, &ctx.protect.key, resp.status().as_u16(), now);
     }
     let now_i = i64::try_from(now).unwrap_or(i64::MAX);
-    let stats = node.traffic_stats();
-    stats.record_request(&domain.name, ctx.client_ip, now_i);
     let limited = matches!(
         ctx.req_decision.and_then(|d| d.status),
         Some(ReqStatus::Rejected)
@@ -424,7 +422,8 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
     } else {
         DecisionKind::Passed
     });
-    stats.record_decision(&domain.name, kind, now_i);
+    node.traffic_stats()
+        .record_outcome(&domain.name, ctx.client_ip, kind, now_i);
     // A later phase's explanation (limit_req after a passed challenge) is kept unless protection answered.
     let later_phase_said = ctx.protect.outcome.is_none()
         && resp
