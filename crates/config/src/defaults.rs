@@ -4,8 +4,8 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::model::{
-    AccessLogFormat, Admin, CacheSpec, ChallengeSpec, Domain, IpAccessLimitSpec, Mode,
-    RateLimitingSpec, Tier, Upstream,
+    AccessControlSpec, AccessLogFormat, Admin, CacheSpec, ChallengeSpec, Domain, IpAccessLimitSpec,
+    Mode, RateLimitingSpec, Scope, Tier, Upstream, UpstreamTlsSpec,
 };
 
 /// `node.tier`.
@@ -25,6 +25,16 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
 /// `node.access_log_format`.
 pub const ACCESS_LOG_FORMAT: AccessLogFormat = AccessLogFormat::Json;
 
+/// `node.ipv6_prefix`: an IPv6 client is its /64, the smallest network a host is normally given.
+pub const IPV6_PREFIX: u8 = 64;
+/// Bounds of `node.ipv6_prefix`.
+pub const IPV6_PREFIX_MIN: u8 = 48;
+pub const IPV6_PREFIX_MAX: u8 = 128;
+/// `node.blocks_size`: 16 MiB of blocks and challenges in force.
+pub const BLOCKS_SIZE: u64 = 16 * 1024 * 1024;
+/// Smallest `node.blocks_size`, `table_size` of the protection tables.
+pub const MIN_TABLE_SIZE: u64 = 64 * 1024;
+
 /// `admin.listen`: loopback only.
 pub const ADMIN_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
 /// Environment variable read for `admin.token` when the file has none.
@@ -37,6 +47,8 @@ pub const MIN_ZONE_SIZE: u64 = 32 * 1024;
 pub const LIMIT_STATUS: u16 = 503;
 /// `domain.explain`.
 pub const EXPLAIN: bool = false;
+/// `domain.https_redirect`.
+pub const HTTPS_REDIRECT: bool = false;
 /// `domain.connect_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// `domain.read_timeout`.
@@ -52,6 +64,21 @@ pub const CACHE_IGNORE_QUERY: bool = false;
 pub const CACHE_MAX_SIZE: u64 = 64 * 1024 * 1024;
 /// `domain.cache.stale_grace`.
 pub const CACHE_STALE_GRACE: Duration = Duration::from_secs(60 * 60);
+
+/// `domain.cache.disk_size`: 1 GiB when `disk_path` is set.
+pub const CACHE_DISK_SIZE: u64 = 1024 * 1024 * 1024;
+
+/// `cluster.sync_interval_ms`.
+pub const SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// Bounds of `cluster.sync_interval_ms`.
+pub const SYNC_INTERVAL_MIN_MS: u64 = 10;
+pub const SYNC_INTERVAL_MAX_MS: u64 = 10_000;
+
+/// `domain.ip_access_limit.table_size`: 64 MiB, room for 1,000,000 clients at 64 bytes each.
+pub const IP_ACCESS_LIMIT_TABLE_SIZE: u64 = 64 * 1024 * 1024;
+/// `domain.rate_limiting.table_size`: 160 MiB shared by the domain's rules (with the IP access limit's
+/// table, at most 256 MiB per domain with the defaults).
+pub const RATE_LIMITING_TABLE_SIZE: u64 = 160 * 1024 * 1024;
 
 /// `domain.ip_access_limit.enabled`.
 pub const IP_ACCESS_LIMIT_ENABLED: bool = false;
@@ -98,6 +125,8 @@ impl Default for CacheSpec {
             ignore_query: CACHE_IGNORE_QUERY,
             max_size: CACHE_MAX_SIZE,
             stale_grace: CACHE_STALE_GRACE,
+            disk_path: None,
+            disk_size: CACHE_DISK_SIZE,
         }
     }
 }
@@ -107,6 +136,8 @@ impl Default for IpAccessLimitSpec {
         Self {
             enabled: IP_ACCESS_LIMIT_ENABLED,
             qps: None,
+            scope: Scope::Node,
+            table_size: IP_ACCESS_LIMIT_TABLE_SIZE,
         }
     }
 }
@@ -117,6 +148,7 @@ impl Default for RateLimitingSpec {
             enabled: RATE_LIMITING_ENABLED,
             mode: MODE,
             parameter_check: PARAMETER_CHECK,
+            table_size: RATE_LIMITING_TABLE_SIZE,
             rules: Vec::new(),
         }
     }
@@ -153,6 +185,10 @@ impl Domain {
             ip_access_limit: IpAccessLimitSpec::default(),
             rate_limiting: RateLimitingSpec::default(),
             challenge: ChallengeSpec::default(),
+            https_redirect: HTTPS_REDIRECT,
+            tls: None,
+            upstream_tls: UpstreamTlsSpec::default(),
+            access_control: AccessControlSpec::default(),
         }
     }
 }

@@ -36,6 +36,15 @@ pub fn parse_with_env(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_in(text, Path::new("."), env)
+}
+
+/// [`parse_with_env`] for a file in the folder `base`: relative certificate and key paths are taken from it.
+pub fn parse_in(
+    text: &str,
+    base: &Path,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
     let lines = LineIndex::new(text);
     let mut sink = Sink::new(&lines);
     let (doc, syntax) = toml::de::DeTable::parse_recoverable(text);
@@ -52,7 +61,7 @@ pub fn parse_with_env(
         return Err(ConfigErrors::new(sink.errors));
     }
     let raw = raw::read(&mut sink, &doc);
-    match validate::validate(&mut sink, raw, &env) {
+    match validate::validate(&mut sink, raw, &env, base) {
         Some(config) if sink.errors.is_empty() => Ok(config),
         _ => Err(ConfigErrors::new(sink.errors)),
     }
@@ -61,7 +70,12 @@ pub fn parse_with_env(
 /// Reads and parses the file at `path`. An unreadable file is one error keyed by the path, with line 0.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text),
+        Ok(text) => {
+            let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+            parse_in(&text, base.unwrap_or(Path::new(".")), |name| {
+                std::env::var(name).ok()
+            })
+        }
         Err(e) => Err(ConfigErrors::new(vec![ConfigError {
             key: path.display().to_string(),
             line: 0,

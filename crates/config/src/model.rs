@@ -7,6 +7,7 @@ use std::time::Duration;
 
 pub use edgeguard_limit::{DelayMode, Rate};
 use edgeguard_rules::RuleSpec;
+pub use edgeguard_rules::Scope;
 
 /// A whole node's configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,9 @@ pub struct Node {
     pub name: String,
     pub tier: Tier,
     pub listen: Vec<SocketAddr>,
+    /// `listen_tls`: HTTPS listeners (HTTP/1.1 and HTTP/2 by ALPN); the certificate is chosen by SNI from the
+    /// domains' `[domain.tls]`.
+    pub listen_tls: Vec<SocketAddr>,
     pub trusted_proxies: Vec<IpNet>,
     pub data_dir: PathBuf,
     /// Largest request head (request line + headers) accepted; larger gets 431. `max_header_size`, default 16k.
@@ -48,6 +52,11 @@ pub struct Node {
     pub access_log: Option<PathBuf>,
     /// `access_log_format`: JSON lines (default) or nginx combined.
     pub access_log_format: AccessLogFormat,
+    /// `ipv6_prefix`, 48..=128, default 64: the IP access limit, `object = "ip"` rules and blocks count an IPv6
+    /// client by this prefix (an IPv4-mapped address is its IPv4 address).
+    pub ipv6_prefix: u8,
+    /// `blocks_size`: memory budget in bytes of the blocks and challenges in force, all domains.
+    pub blocks_size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,7 +111,34 @@ pub struct Admin {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
-    pub redis_url: String,
+    /// One `redis://` URL for a single instance, or the seed nodes of a Redis Cluster.
+    pub redis_urls: Vec<String>,
+    /// `sync_interval_ms`, 10..=10000, default 100.
+    pub sync_interval: Duration,
+    /// `on_redis_failure`, default local.
+    pub on_redis_failure: RedisFailure,
+}
+
+/// What a node does while Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RedisFailure {
+    /// Keep deciding on the node's own counts (as `scope = "node"`).
+    #[default]
+    Local,
+    /// Let cluster-scoped limits pass.
+    Open,
+    /// Refuse what cluster-scoped limits cover.
+    Closed,
+}
+
+impl RedisFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisFailure::Local => "local",
+            RedisFailure::Open => "open",
+            RedisFailure::Closed => "closed",
+        }
+    }
 }
 
 /// One part of an nginx-style key such as `$binary_remote_addr` or `$host$uri` or `user-$arg_id`.
@@ -137,6 +173,8 @@ pub struct ReqZoneSpec {
     /// Bytes, >= 32 KiB.
     pub size: u64,
     pub rate: Rate,
+    /// `scope`, default node (as nginx).
+    pub scope: Scope,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +234,39 @@ pub struct Domain {
     pub ip_access_limit: IpAccessLimitSpec,
     pub rate_limiting: RateLimitingSpec,
     pub challenge: ChallengeSpec,
+    /// `https_redirect`: plain-HTTP requests get 308 to the same URL on https (after the challenge and limits).
+    pub https_redirect: bool,
+    /// `[domain.tls]`: the certificate SNI picks for this domain.
+    pub tls: Option<TlsSpec>,
+    /// `[domain.upstream_tls]`: HTTPS towards this domain's parents and origins.
+    pub upstream_tls: UpstreamTlsSpec,
+    /// `[domain.access_control]`.
+    pub access_control: AccessControlSpec,
+}
+
+/// `[domain.tls]`: a PEM certificate chain and its private key. Relative paths are taken from the
+/// configuration file's folder when the file is loaded with [`crate::load`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSpec {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[domain.upstream_tls]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamTlsSpec {
+    pub enabled: bool,
+    /// PEM roots to verify the upstream with; `None`: the system's roots.
+    pub ca: Option<PathBuf>,
+    /// SNI and the name verified; `None`: the domain name.
+    pub server_name: Option<String>,
+}
+
+/// `[domain.access_control]`: `allow` is never limited, blocked or challenged; `deny` always gets 403.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessControlSpec {
+    pub allow: Vec<IpNet>,
+    pub deny: Vec<IpNet>,
 }
 
 /// `[[domain.location]]`: a list given here replaces the domain's list of the same kind.
@@ -216,6 +287,10 @@ pub struct CacheSpec {
     pub max_size: u64,
     /// `stale_grace`: how long past expiry an object may be served when the upstream fails, default 1h.
     pub stale_grace: Duration,
+    /// `disk_path`: a disk tier under this folder that survives restarts; `None`: memory only.
+    pub disk_path: Option<PathBuf>,
+    /// `disk_size`: the disk tier's byte budget, default 1g.
+    pub disk_size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +298,10 @@ pub struct IpAccessLimitSpec {
     pub enabled: bool,
     /// `None`: the recommended default from the node's statistics, at least 10.
     pub qps: Option<u32>,
+    /// `scope`, default node.
+    pub scope: Scope,
+    /// `table_size`: memory budget in bytes of the per-client table.
+    pub table_size: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -238,6 +317,8 @@ pub struct RateLimitingSpec {
     pub enabled: bool,
     pub mode: Mode,
     pub parameter_check: bool,
+    /// `table_size`: memory budget in bytes of the rule windows of the domain, shared by its rules.
+    pub table_size: u64,
     /// Validated by `edgeguard_rules` (at most 5, names unique, ...).
     pub rules: Vec<RuleSpec>,
 }

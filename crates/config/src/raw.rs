@@ -15,6 +15,13 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::error::Sink;
 
+mod walk;
+
+use walk::{
+    Tbl, array_of_tables, boolean, check_keys, contains, integer, join, missing_field, str_or_int,
+    string, string_list, string_or_list, sub_table, type_name, unknown_key,
+};
+
 pub(crate) type Span = Range<usize>;
 type S<T> = Spanned<T>;
 
@@ -40,6 +47,7 @@ pub(crate) struct RawNode {
     pub(crate) name: Option<S<String>>,
     pub(crate) tier: Option<S<String>>,
     pub(crate) listen: Option<S<Vec<S<String>>>>,
+    pub(crate) listen_tls: Option<S<Vec<S<String>>>>,
     pub(crate) trusted_proxies: Option<S<Vec<S<String>>>>,
     pub(crate) data_dir: Option<S<String>>,
     pub(crate) max_header_size: Option<S<StrOrInt>>,
@@ -49,6 +57,8 @@ pub(crate) struct RawNode {
     pub(crate) keepalive_timeout: Option<S<StrOrInt>>,
     pub(crate) access_log: Option<S<String>>,
     pub(crate) access_log_format: Option<S<String>>,
+    pub(crate) ipv6_prefix: Option<S<i64>>,
+    pub(crate) blocks_size: Option<S<StrOrInt>>,
 }
 
 pub(crate) struct RawAdmin {
@@ -58,7 +68,9 @@ pub(crate) struct RawAdmin {
 
 pub(crate) struct RawCluster {
     pub(crate) span: Span,
-    pub(crate) redis_url: Option<S<String>>,
+    pub(crate) redis_url: Option<S<Vec<S<String>>>>,
+    pub(crate) sync_interval_ms: Option<S<i64>>,
+    pub(crate) on_redis_failure: Option<S<String>>,
 }
 
 pub(crate) struct RawReqZone {
@@ -67,6 +79,7 @@ pub(crate) struct RawReqZone {
     pub(crate) key: Option<S<String>>,
     pub(crate) size: Option<S<StrOrInt>>,
     pub(crate) rate: Option<S<String>>,
+    pub(crate) scope: Option<S<String>>,
 }
 
 pub(crate) struct RawConnZone {
@@ -109,6 +122,27 @@ pub(crate) struct RawDomain {
     pub(crate) ip_access_limit: Option<RawIpAccessLimit>,
     pub(crate) rate_limiting: Option<RawRateLimiting>,
     pub(crate) challenge: Option<RawChallenge>,
+    pub(crate) https_redirect: Option<S<bool>>,
+    pub(crate) tls: Option<RawTls>,
+    pub(crate) upstream_tls: Option<RawUpstreamTls>,
+    pub(crate) access_control: Option<RawAccessControl>,
+}
+
+pub(crate) struct RawTls {
+    pub(crate) span: Span,
+    pub(crate) cert: Option<S<String>>,
+    pub(crate) key: Option<S<String>>,
+}
+
+pub(crate) struct RawUpstreamTls {
+    pub(crate) enabled: Option<S<bool>>,
+    pub(crate) ca: Option<S<String>>,
+    pub(crate) server_name: Option<S<String>>,
+}
+
+pub(crate) struct RawAccessControl {
+    pub(crate) allow: Option<S<Vec<S<String>>>>,
+    pub(crate) deny: Option<S<Vec<S<String>>>>,
 }
 
 pub(crate) struct RawLocation {
@@ -124,11 +158,15 @@ pub(crate) struct RawCache {
     pub(crate) ignore_query: Option<S<bool>>,
     pub(crate) max_size: Option<S<StrOrInt>>,
     pub(crate) stale_grace: Option<S<StrOrInt>>,
+    pub(crate) disk_path: Option<S<String>>,
+    pub(crate) disk_size: Option<S<StrOrInt>>,
 }
 
 pub(crate) struct RawIpAccessLimit {
     pub(crate) enabled: Option<S<bool>>,
     pub(crate) qps: Option<S<i64>>,
+    pub(crate) scope: Option<S<String>>,
+    pub(crate) table_size: Option<S<StrOrInt>>,
 }
 
 pub(crate) struct RawChallenge {
@@ -143,6 +181,7 @@ pub(crate) struct RawRateLimiting {
     pub(crate) enabled: Option<S<bool>>,
     pub(crate) mode: Option<S<String>>,
     pub(crate) parameter_check: Option<S<bool>>,
+    pub(crate) table_size: Option<S<StrOrInt>>,
     pub(crate) rules: Vec<RawRule>,
 }
 
@@ -152,43 +191,6 @@ pub(crate) struct RawRule {
     pub(crate) spec: Option<RuleSpec>,
     /// Where each field of the rule was written, to give rule-validation errors a line.
     pub(crate) fields: Vec<(String, Span)>,
-}
-
-/// One table of the document, with the path used in error keys.
-struct Tbl<'t, 'i> {
-    path: String,
-    span: Span,
-    table: &'t DeTable<'i>,
-}
-
-impl<'t, 'i> Tbl<'t, 'i> {
-    fn get(&self, key: &str) -> Option<&'t S<DeValue<'i>>> {
-        self.table.get(key)
-    }
-
-    fn key(&self, key: &str) -> String {
-        join(&self.path, key)
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
-}
-
-fn type_name(v: &DeValue<'_>) -> &'static str {
-    match v {
-        DeValue::String(_) => "a string",
-        DeValue::Integer(_) => "an integer",
-        DeValue::Float(_) => "a float",
-        DeValue::Boolean(_) => "a boolean",
-        DeValue::Datetime(_) => "a date-time",
-        DeValue::Array(_) => "an array",
-        DeValue::Table(_) => "a table",
-    }
 }
 
 /// Reads the parsed document. Errors go to `sink`; whatever could be read is returned.
@@ -221,20 +223,27 @@ pub(crate) fn read(sink: &mut Sink<'_>, doc: &S<DeTable<'_>>) -> RawFile {
             }
         }),
         cluster: sub_table(sink, &root, "cluster").map(|t| {
-            check_keys(sink, &t, &["redis_url"]);
+            check_keys(
+                sink,
+                &t,
+                &["redis_url", "sync_interval_ms", "on_redis_failure"],
+            );
             RawCluster {
                 span: t.span.clone(),
-                redis_url: string(sink, &t, "redis_url"),
+                redis_url: string_or_list(sink, &t, "redis_url"),
+                sync_interval_ms: integer(sink, &t, "sync_interval_ms"),
+                on_redis_failure: string(sink, &t, "on_redis_failure"),
             }
         }),
         limit_req_zone: array_of_tables(sink, &root, "limit_req_zone", |sink, t| {
-            check_keys(sink, &t, &["name", "key", "size", "rate"]);
+            check_keys(sink, &t, &["name", "key", "size", "rate", "scope"]);
             RawReqZone {
                 span: t.span.clone(),
                 name: string(sink, &t, "name"),
                 key: string(sink, &t, "key"),
                 size: str_or_int(sink, &t, "size"),
                 rate: string(sink, &t, "rate"),
+                scope: string(sink, &t, "scope"),
             }
         })
         .unwrap_or_default(),
@@ -260,6 +269,7 @@ fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
             "name",
             "tier",
             "listen",
+            "listen_tls",
             "trusted_proxies",
             "data_dir",
             "max_header_size",
@@ -269,6 +279,8 @@ fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
             "keepalive_timeout",
             "access_log",
             "access_log_format",
+            "ipv6_prefix",
+            "blocks_size",
         ],
     );
     RawNode {
@@ -276,6 +288,7 @@ fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
         name: string(sink, t, "name"),
         tier: string(sink, t, "tier"),
         listen: string_list(sink, t, "listen"),
+        listen_tls: string_list(sink, t, "listen_tls"),
         trusted_proxies: string_list(sink, t, "trusted_proxies"),
         data_dir: string(sink, t, "data_dir"),
         max_header_size: str_or_int(sink, t, "max_header_size"),
@@ -285,6 +298,8 @@ fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
         keepalive_timeout: str_or_int(sink, t, "keepalive_timeout"),
         access_log: string(sink, t, "access_log"),
         access_log_format: string(sink, t, "access_log_format"),
+        ipv6_prefix: integer(sink, t, "ipv6_prefix"),
+        blocks_size: str_or_int(sink, t, "blocks_size"),
     }
 }
 
@@ -308,6 +323,10 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
             "ip_access_limit",
             "rate_limiting",
             "challenge",
+            "https_redirect",
+            "tls",
+            "upstream_tls",
+            "access_control",
         ],
     );
     RawDomain {
@@ -342,6 +361,8 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
                     "ignore_query",
                     "max_size",
                     "stale_grace",
+                    "disk_path",
+                    "disk_size",
                 ],
             );
             RawCache {
@@ -350,22 +371,31 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
                 ignore_query: boolean(sink, &t, "ignore_query"),
                 max_size: str_or_int(sink, &t, "max_size"),
                 stale_grace: str_or_int(sink, &t, "stale_grace"),
+                disk_path: string(sink, &t, "disk_path"),
+                disk_size: str_or_int(sink, &t, "disk_size"),
             }
         }),
         ip_access_limit: sub_table(sink, &t, "ip_access_limit").map(|t| {
-            check_keys(sink, &t, &["enabled", "qps"]);
+            check_keys(sink, &t, &["enabled", "qps", "scope", "table_size"]);
             RawIpAccessLimit {
                 enabled: boolean(sink, &t, "enabled"),
                 qps: integer(sink, &t, "qps"),
+                scope: string(sink, &t, "scope"),
+                table_size: str_or_int(sink, &t, "table_size"),
             }
         }),
         rate_limiting: sub_table(sink, &t, "rate_limiting").map(|t| {
-            check_keys(sink, &t, &["enabled", "mode", "parameter_check", "rules"]);
+            check_keys(
+                sink,
+                &t,
+                &["enabled", "mode", "parameter_check", "table_size", "rules"],
+            );
             RawRateLimiting {
                 span: t.span.clone(),
                 enabled: boolean(sink, &t, "enabled"),
                 mode: string(sink, &t, "mode"),
                 parameter_check: boolean(sink, &t, "parameter_check"),
+                table_size: str_or_int(sink, &t, "table_size"),
                 rules: rules(sink, &t),
             }
         }),
@@ -380,6 +410,30 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
                 clearance_ttl: str_or_int(sink, &t, "clearance_ttl"),
                 enabled: boolean(sink, &t, "enabled"),
                 paths: string_list(sink, &t, "paths"),
+            }
+        }),
+        https_redirect: boolean(sink, &t, "https_redirect"),
+        tls: sub_table(sink, &t, "tls").map(|t| {
+            check_keys(sink, &t, &["cert", "key"]);
+            RawTls {
+                span: t.span.clone(),
+                cert: string(sink, &t, "cert"),
+                key: string(sink, &t, "key"),
+            }
+        }),
+        upstream_tls: sub_table(sink, &t, "upstream_tls").map(|t| {
+            check_keys(sink, &t, &["enabled", "ca", "server_name"]);
+            RawUpstreamTls {
+                enabled: boolean(sink, &t, "enabled"),
+                ca: string(sink, &t, "ca"),
+                server_name: string(sink, &t, "server_name"),
+            }
+        }),
+        access_control: sub_table(sink, &t, "access_control").map(|t| {
+            check_keys(sink, &t, &["allow", "deny"]);
+            RawAccessControl {
+                allow: string_list(sink, &t, "allow"),
+                deny: string_list(sink, &t, "deny"),
             }
         }),
     }
@@ -497,218 +551,5 @@ fn rules(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> Vec<RawRule> {
 }
 
 const RULE_KEYS: &[&str] = &[
-    "name", "uri", "match", "priority", "object", "interval", "criteria", "action", "ttl",
+    "name", "uri", "match", "priority", "object", "interval", "criteria", "action", "ttl", "scope",
 ];
-
-fn missing_field(message: &str) -> Option<&str> {
-    message.strip_prefix("missing field `")?.split('`').next()
-}
-
-fn contains(span: &Span, offset: usize) -> bool {
-    span.start <= offset && offset < span.end.max(span.start + 1)
-}
-
-fn check_keys(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, known: &[&str]) {
-    for (k, _) in t.table.iter() {
-        let name: &str = k.get_ref();
-        if !known.contains(&name) {
-            let message = unknown_key(sink, &t.path, name, known);
-            sink.err(t.key(name), &k.span(), message);
-        }
-    }
-}
-
-/// The message for an unknown key; a close known key is suggested and marked covered in `sink`, so its
-/// absence is not reported a second time.
-fn unknown_key(sink: &mut Sink<'_>, path: &str, name: &str, known: &[&str]) -> String {
-    let close = known
-        .iter()
-        .filter(|k| edit_distance(name, k) <= 2)
-        .min_by_key(|k| edit_distance(name, k));
-    match close {
-        Some(k) => {
-            sink.covered.push(join(path, k));
-            format!("unknown key {name:?} (did you mean {k:?}?)")
-        }
-        None => format!("unknown key {name:?}; expected one of {}", known.join(", ")),
-    }
-}
-
-/// Levenshtein distance, for "did you mean" hints on short key names.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-fn sub_table<'t, 'i>(sink: &mut Sink<'_>, t: &Tbl<'t, 'i>, key: &str) -> Option<Tbl<'t, 'i>> {
-    let v = t.get(key)?;
-    match v.get_ref() {
-        DeValue::Table(table) => Some(Tbl {
-            path: t.key(key),
-            span: v.span(),
-            table,
-        }),
-        other => {
-            sink.err(
-                t.key(key),
-                &v.span(),
-                format!("expected a table, found {}", type_name(other)),
-            );
-            None
-        }
-    }
-}
-
-/// An array of tables, `[[key]]` sections or an inline `[{ ... }, ...]`; `None` when the key is absent.
-fn array_of_tables<'t, 'i, R>(
-    sink: &mut Sink<'_>,
-    t: &Tbl<'t, 'i>,
-    key: &str,
-    mut f: impl FnMut(&mut Sink<'_>, Tbl<'t, 'i>) -> R,
-) -> Option<Vec<R>> {
-    let v = t.get(key)?;
-    let path = t.key(key);
-    let DeValue::Array(items) = v.get_ref() else {
-        sink.err(
-            &path,
-            &v.span(),
-            format!(
-                "expected an array of tables, found {}",
-                type_name(v.get_ref())
-            ),
-        );
-        return Some(Vec::new());
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let item_path = format!("{path}[{i}]");
-        match item.get_ref() {
-            DeValue::Table(table) => out.push(f(
-                sink,
-                Tbl {
-                    path: item_path,
-                    span: item.span(),
-                    table,
-                },
-            )),
-            other => sink.err(
-                item_path,
-                &item.span(),
-                format!("expected a table, found {}", type_name(other)),
-            ),
-        }
-    }
-    Some(out)
-}
-
-fn string(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<String>> {
-    let v = t.get(key)?;
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), s.to_string())),
-        other => {
-            sink.err(
-                t.key(key),
-                &v.span(),
-                format!("expected a string, found {}", type_name(other)),
-            );
-            None
-        }
-    }
-}
-
-fn boolean(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<bool>> {
-    let v = t.get(key)?;
-    match v.get_ref() {
-        DeValue::Boolean(b) => Some(Spanned::new(v.span(), *b)),
-        other => {
-            sink.err(
-                t.key(key),
-                &v.span(),
-                format!("expected true or false, found {}", type_name(other)),
-            );
-            None
-        }
-    }
-}
-
-fn integer(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<i64>> {
-    let v = t.get(key)?;
-    match v.get_ref() {
-        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) => Some(Spanned::new(v.span(), n)),
-            Err(_) => {
-                sink.err(t.key(key), &v.span(), "integer out of range");
-                None
-            }
-        },
-        other => {
-            sink.err(
-                t.key(key),
-                &v.span(),
-                format!("expected an integer, found {}", type_name(other)),
-            );
-            None
-        }
-    }
-}
-
-fn str_or_int(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<StrOrInt>> {
-    let v = t.get(key)?;
-    match v.get_ref() {
-        DeValue::String(s) => Some(Spanned::new(v.span(), StrOrInt::Str(s.to_string()))),
-        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-            Ok(n) => Some(Spanned::new(v.span(), StrOrInt::Int(n))),
-            Err(_) => {
-                sink.err(t.key(key), &v.span(), "integer out of range");
-                None
-            }
-        },
-        other => {
-            sink.err(
-                t.key(key),
-                &v.span(),
-                format!(
-                    "expected a string with a unit or an integer, found {}",
-                    type_name(other)
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn string_list(sink: &mut Sink<'_>, t: &Tbl<'_, '_>, key: &str) -> Option<S<Vec<S<String>>>> {
-    let v = t.get(key)?;
-    let DeValue::Array(items) = v.get_ref() else {
-        sink.err(
-            t.key(key),
-            &v.span(),
-            format!(
-                "expected an array of strings, found {}",
-                type_name(v.get_ref())
-            ),
-        );
-        return None;
-    };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        match item.get_ref() {
-            DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
-            other => sink.err(
-                format!("{}[{i}]", t.key(key)),
-                &item.span(),
-                format!("expected a string, found {}", type_name(other)),
-            ),
-        }
-    }
-    Some(Spanned::new(v.span(), out))
-}

@@ -77,6 +77,11 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
     writeln!(out, "listen = {}", list(&n.listen, |a| q(&a.to_string())))?;
     writeln!(
         out,
+        "listen_tls = {}",
+        list(&n.listen_tls, |a| q(&a.to_string()))
+    )?;
+    writeln!(
+        out,
         "trusted_proxies = {}",
         list(&n.trusted_proxies, |p| q(&format!(
             "{}/{}",
@@ -113,6 +118,8 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
         AccessLogFormat::Combined => "combined",
     };
     writeln!(out, "access_log_format = {}", q(format))?;
+    writeln!(out, "ipv6_prefix = {}", n.ipv6_prefix)?;
+    writeln!(out, "blocks_size = {}", q(&format_size(n.blocks_size)))?;
 
     writeln!(out, "\n[admin]")?;
     writeln!(out, "listen = {}", q(&c.admin.listen.to_string()))?;
@@ -122,7 +129,20 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
 
     if let Some(cluster) = &c.cluster {
         writeln!(out, "\n[cluster]")?;
-        writeln!(out, "redis_url = {}", q(&cluster.redis_url))?;
+        match cluster.redis_urls.as_slice() {
+            [one] => writeln!(out, "redis_url = {}", q(one))?,
+            many => writeln!(out, "redis_url = {}", list(many, |u| q(u)))?,
+        }
+        writeln!(
+            out,
+            "sync_interval_ms = {}",
+            cluster.sync_interval.as_millis()
+        )?;
+        writeln!(
+            out,
+            "on_redis_failure = {}",
+            q(cluster.on_redis_failure.as_str())
+        )?;
     }
 
     for z in &c.limit_req_zones {
@@ -131,6 +151,7 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
         writeln!(out, "key = {}", q(&z.key.source))?;
         writeln!(out, "size = {}", q(&format_size(z.size)))?;
         writeln!(out, "rate = {}", q(&z.rate.to_string()))?;
+        writeln!(out, "scope = {}", q(z.scope.as_str()))?;
     }
     for z in &c.limit_conn_zones {
         writeln!(out, "\n[[limit_conn_zone]]")?;
@@ -150,6 +171,7 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
     writeln!(out, "origins = {}", list(&d.origins, upstream))?;
     writeln!(out, "parents = {}", list(&d.parents, upstream))?;
     writeln!(out, "explain = {}", d.explain)?;
+    writeln!(out, "https_redirect = {}", d.https_redirect)?;
     writeln!(out, "limit_req_status = {}", d.limit_req_status)?;
     writeln!(out, "limit_conn_status = {}", d.limit_conn_status)?;
     writeln!(out, "limit_req = {}", limit_req(&d.limit_req))?;
@@ -174,6 +196,25 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
             writeln!(out, "limit_conn = {}", limit_conn(specs))?;
         }
     }
+    if let Some(tls) = &d.tls {
+        writeln!(out, "\n[domain.tls]")?;
+        writeln!(out, "cert = {}", path(&tls.cert))?;
+        writeln!(out, "key = {}", path(&tls.key))?;
+    }
+    let u = &d.upstream_tls;
+    writeln!(out, "\n[domain.upstream_tls]")?;
+    writeln!(out, "enabled = {}", u.enabled)?;
+    if let Some(ca) = &u.ca {
+        writeln!(out, "ca = {}", path(ca))?;
+    }
+    if let Some(name) = &u.server_name {
+        writeln!(out, "server_name = {}", q(name))?;
+    }
+    let a = &d.access_control;
+    let net = |p: &IpNet| q(&format!("{}/{}", p.addr, p.prefix));
+    writeln!(out, "\n[domain.access_control]")?;
+    writeln!(out, "allow = {}", list(&a.allow, net))?;
+    writeln!(out, "deny = {}", list(&a.deny, net))?;
     let c = &d.cache;
     writeln!(out, "\n[domain.cache]")?;
     writeln!(out, "enabled = {}", c.enabled)?;
@@ -181,12 +222,22 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
     writeln!(out, "ignore_query = {}", c.ignore_query)?;
     writeln!(out, "max_size = {}", q(&format_size(c.max_size)))?;
     writeln!(out, "stale_grace = {}", q(&format_duration(c.stale_grace)))?;
+    if let Some(p) = &c.disk_path {
+        writeln!(out, "disk_path = {}", path(p))?;
+    }
+    writeln!(out, "disk_size = {}", q(&format_size(c.disk_size)))?;
 
     writeln!(out, "\n[domain.ip_access_limit]")?;
     writeln!(out, "enabled = {}", d.ip_access_limit.enabled)?;
     if let Some(qps) = d.ip_access_limit.qps {
         writeln!(out, "qps = {qps}")?;
     }
+    writeln!(out, "scope = {}", q(d.ip_access_limit.scope.as_str()))?;
+    writeln!(
+        out,
+        "table_size = {}",
+        q(&format_size(d.ip_access_limit.table_size))
+    )?;
 
     let ch = &d.challenge;
     writeln!(out, "\n[domain.challenge]")?;
@@ -209,6 +260,7 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
     };
     writeln!(out, "mode = {}", q(mode))?;
     writeln!(out, "parameter_check = {}", r.parameter_check)?;
+    writeln!(out, "table_size = {}", q(&format_size(r.table_size)))?;
     for rule in &r.rules {
         writeln!(out, "\n[[domain.rate_limiting.rules]]")?;
         // Through serde, so the rule crate's field names (and any field it adds) are written as it reads them.

@@ -169,8 +169,8 @@ fn cluster_redis_url() {
     one_error(&text, "cluster.redis_url", "missing");
     let text = format!("{BASE}\n[cluster]\nredis_url = \"rediss://r.example:6380\"\n");
     assert_eq!(
-        parse(&text).unwrap().cluster.unwrap().redis_url,
-        "rediss://r.example:6380"
+        parse(&text).unwrap().cluster.unwrap().redis_urls,
+        vec!["rediss://r.example:6380".to_owned()]
     );
 }
 

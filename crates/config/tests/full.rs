@@ -29,8 +29,8 @@ fn full_example_reads_as_written() {
     assert_eq!(c.admin.listen, "127.0.0.1:9090".parse().unwrap());
     assert_eq!(c.admin.token.as_deref(), Some("change-me"));
     assert_eq!(
-        c.cluster.as_ref().unwrap().redis_url,
-        "redis://127.0.0.1:6379"
+        c.cluster.as_ref().unwrap().redis_urls,
+        vec!["redis://127.0.0.1:6379".to_owned()]
     );
 
     assert_eq!(c.limit_req_zones.len(), 1);
@@ -95,7 +95,8 @@ fn full_example_reads_as_written() {
         d.ip_access_limit,
         IpAccessLimitSpec {
             enabled: true,
-            qps: Some(10)
+            qps: Some(10),
+            ..IpAccessLimitSpec::default()
         }
     );
     // No [domain.challenge] table: the defaults apply.

@@ -10,6 +10,7 @@ pub mod criteria;
 mod object;
 mod preset;
 mod ruleset;
+mod scope;
 mod spec;
 mod uri;
 
@@ -21,5 +22,6 @@ pub use preset::{EMERGENCY_CRITERIA, Mode, NORMAL_CRITERIA, preset};
 pub use ruleset::{
     Action, INTERVAL_S, MAX_RULES, MAX_URI_LEN, NAME_LEN, PRIORITY, Rule, RuleSet, TTL_S,
 };
+pub use scope::Scope;
 pub use spec::{RuleError, RuleSpec, validate_rules};
 pub use uri::{MatchKind, RequestUri, UriMatcher};

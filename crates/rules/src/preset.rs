@@ -40,6 +40,7 @@ pub fn preset(mode: Mode) -> Vec<RuleSpec> {
         criteria: criteria.to_owned(),
         action: action.to_owned(),
         ttl,
+        scope: None,
     }]
 }
 

@@ -5,6 +5,7 @@
 
 use crate::criteria::Criteria;
 use crate::object::Object;
+use crate::scope::Scope;
 use crate::spec::{RuleError, RuleSpec};
 use crate::uri::{MatchKind, RequestUri, UriMatcher};
 
@@ -30,6 +31,8 @@ pub enum Action {
     Block,
     /// HTTP 200 challenge page to every request of the object that carries no valid pass.
     BotDetection,
+    /// Nothing refused: the trigger is counted and written to the activity log, to try a rule on live traffic.
+    Log,
 }
 
 impl Action {
@@ -37,6 +40,7 @@ impl Action {
         match s {
             "block" => Some(Action::Block),
             "bot_detection" => Some(Action::BotDetection),
+            "log" => Some(Action::Log),
             _ => None,
         }
     }
@@ -45,15 +49,22 @@ impl Action {
         match self {
             Action::Block => "block",
             Action::BotDetection => "bot_detection",
+            Action::Log => "log",
         }
     }
 
-    /// The status of the answer while the action is in force.
+    /// The status of the answer while the action is in force (a `log` rule refuses nothing: its requests are
+    /// served).
     pub fn http_status(self) -> u16 {
         match self {
             Action::Block => 403,
-            Action::BotDetection => 200,
+            Action::BotDetection | Action::Log => 200,
         }
+    }
+
+    /// Whether the action refuses or challenges the object's requests while in force.
+    pub fn enforces(self) -> bool {
+        !matches!(self, Action::Log)
     }
 }
 
@@ -69,6 +80,8 @@ pub struct Rule {
     pub criteria: Criteria,
     pub action: Action,
     pub ttl_s: u32,
+    /// `scope` as written; `None`: the node decides (cluster when it is in one).
+    pub scope: Option<Scope>,
     /// Position of the rule in the list it was compiled from (0-based).
     pub position: usize,
 }
@@ -176,11 +189,20 @@ impl Rule {
             fail(
                 "action",
                 format!(
-                    "action must be \"block\" or \"bot_detection\"; found \"{}\"",
+                    "action must be \"block\", \"bot_detection\" or \"log\"; found \"{}\"",
                     spec.action
                 ),
             );
         }
+
+        let scope = match spec.scope.as_deref().map(Scope::parse) {
+            None => None,
+            Some(Ok(s)) => Some(s),
+            Some(Err(m)) => {
+                fail("scope", m);
+                None
+            }
+        };
 
         let ttl_s = in_range(spec.ttl, &TTL_S).map_err(|()| {
             let message = if spec.ttl < *TTL_S.start() {
@@ -212,6 +234,7 @@ impl Rule {
                     criteria,
                     action,
                     ttl_s,
+                    scope,
                     position: index,
                 })
             }

@@ -21,10 +21,13 @@ pub struct RuleSpec {
     pub interval: i64,
     /// e.g. `"status_ratio|404">60% && "count">50`.
     pub criteria: String,
-    /// `block` | `bot_detection`.
+    /// `block` | `bot_detection` | `log`.
     pub action: String,
     /// Seconds, 60..=2592000 (30 days).
     pub ttl: i64,
+    /// `node` | `cluster`; absent = cluster when the node is in a cluster, else node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// One violation of the rule model: which rule (by position and name), which field, and why.

@@ -15,6 +15,7 @@ fn rule(name: &str, match_: &str, uri: &str, priority: Option<i64>) -> RuleSpec 
         criteria: r#""count">50"#.to_owned(),
         action: "block".to_owned(),
         ttl: 600,
+        scope: None,
     }
 }
 

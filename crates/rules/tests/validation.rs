@@ -13,6 +13,7 @@ fn spec(name: &str) -> RuleSpec {
         criteria: r#""count">50"#.to_owned(),
         action: "block".to_owned(),
         ttl: 600,
+        scope: None,
     }
 }
 
@@ -320,7 +321,7 @@ fn action() {
         one(|s| s.action = "deny".to_owned()),
         (
             "action",
-            "action must be \"block\" or \"bot_detection\"; found \"deny\"".to_owned()
+            "action must be \"block\", \"bot_detection\" or \"log\"; found \"deny\"".to_owned()
         )
     );
 }
@@ -362,6 +363,7 @@ fn every_violation_is_reported_at_once() {
         criteria: "count".to_owned(),
         action: "kill".to_owned(),
         ttl: 1,
+        scope: None,
     };
     let mut specs: Vec<RuleSpec> = (0..5).map(|i| spec(&format!("rule{i}"))).collect();
     specs.insert(1, bad);
@@ -383,4 +385,36 @@ fn every_violation_is_reported_at_once() {
         ]
     );
     assert!(errs.iter().skip(1).all(|e| e.rule == "x"));
+}
+
+#[test]
+fn log_action_and_scope() {
+    assert!(
+        validate_rules(&[RuleSpec {
+            action: "log".to_owned(),
+            scope: Some("cluster".to_owned()),
+            ..spec("trial")
+        }])
+        .is_ok()
+    );
+    let set = RuleSet::compile(
+        &[RuleSpec {
+            action: "log".to_owned(),
+            scope: Some("node".to_owned()),
+            ..spec("trial")
+        }],
+        false,
+    )
+    .unwrap();
+    let rule = set.rules().first().unwrap();
+    assert_eq!(rule.action, edgeguard_rules::Action::Log);
+    assert!(!rule.action.enforces());
+    assert_eq!(rule.scope, Some(edgeguard_rules::Scope::Node));
+    assert_eq!(
+        one(|s| s.scope = Some("global".to_owned())),
+        (
+            "scope",
+            "expected \"node\" or \"cluster\", found \"global\"".to_owned()
+        )
+    );
 }

@@ -2,10 +2,9 @@
 //! limiting with its custom rules.
 
 use std::collections::HashMap;
+use std::path::Path;
 
-use edgeguard_rules::{RuleError, RuleSpec};
-
-use super::{MISSING, S, ZoneNames, opt, positive_duration, req};
+use super::{MISSING, S, ZoneNames, edge, opt, positive_duration, req};
 use crate::defaults;
 use crate::error::Sink;
 use crate::model::*;
@@ -17,6 +16,8 @@ pub(super) fn domain(
     path: &str,
     d: raw::RawDomain,
     zones: &ZoneNames,
+    node: &Node,
+    base: &Path,
 ) -> Domain {
     let k = |key: &str| format!("{path}.{key}");
     let name = req(sink, k("name"), &d.span, &d.name, |s| {
@@ -139,16 +140,45 @@ pub(super) fn domain(
                     )),
                 },
             ),
+            scope: opt(
+                sink,
+                || k("ip_access_limit.scope"),
+                &c.scope,
+                Scope::Node,
+                edge::scope,
+            ),
+            table_size: opt(
+                sink,
+                || k("ip_access_limit.table_size"),
+                &c.table_size,
+                defaults::IP_ACCESS_LIMIT_TABLE_SIZE,
+                edge::table_size,
+            ),
         })
         .unwrap_or_default();
     let rate_limiting = d
         .rate_limiting
-        .map(|r| rate_limiting(sink, &k("rate_limiting"), r))
+        .map(|r| super::rate_limiting::rate_limiting(sink, &k("rate_limiting"), r))
         .unwrap_or_default();
     let challenge = d
         .challenge
         .as_ref()
         .map(|c| challenge(sink, &k("challenge"), c))
+        .unwrap_or_default();
+    let https_redirect = edge::https_redirect(sink, path, &d.https_redirect, &node.listen_tls);
+    let tls = d
+        .tls
+        .as_ref()
+        .and_then(|t| edge::tls(sink, &k("tls"), t, base));
+    let upstream_tls = d
+        .upstream_tls
+        .as_ref()
+        .map(|t| edge::upstream_tls(sink, &k("upstream_tls"), t, base))
+        .unwrap_or_default();
+    let access_control = d
+        .access_control
+        .as_ref()
+        .map(|a| edge::access_control(sink, &k("access_control"), a))
         .unwrap_or_default();
     Domain {
         name,
@@ -166,6 +196,10 @@ pub(super) fn domain(
         ip_access_limit,
         rate_limiting,
         challenge,
+        https_redirect,
+        tls,
+        upstream_tls,
+        access_control,
     }
 }
 
@@ -389,6 +423,8 @@ fn cache(sink: &mut Sink<'_>, path: &str, c: &raw::RawCache) -> CacheSpec {
             defaults::CACHE_STALE_GRACE,
             values::duration,
         ),
+        disk_path: edge::disk_path(sink, path, c),
+        disk_size: edge::disk_size(sink, path, c),
     }
 }
 
@@ -496,86 +532,4 @@ pub fn challenge_path(s: &str) -> Result<String, String> {
         ));
     }
     Ok(s.to_owned())
-}
-
-fn rate_limiting(sink: &mut Sink<'_>, path: &str, r: raw::RawRateLimiting) -> RateLimitingSpec {
-    let enabled = r
-        .enabled
-        .as_ref()
-        .map_or(defaults::RATE_LIMITING_ENABLED, |b| *b.get_ref());
-    let mode = opt(
-        sink,
-        || format!("{path}.mode"),
-        &r.mode,
-        defaults::MODE,
-        |s| match s.as_str() {
-            "normal" => Ok(Mode::Normal),
-            "emergency" => Ok(Mode::Emergency),
-            "custom" => Ok(Mode::Custom),
-            other => Err(format!(
-                "expected \"normal\", \"emergency\" or \"custom\", found {other:?}"
-            )),
-        },
-    );
-    let parameter_check = r
-        .parameter_check
-        .as_ref()
-        .map_or(defaults::PARAMETER_CHECK, |b| *b.get_ref());
-    let rules_path = format!("{path}.rules");
-    if enabled && mode == Mode::Custom && r.rules.is_empty() {
-        let at = r.mode.as_ref().map(|m| m.span()).unwrap_or(r.span.clone());
-        sink.err(
-            &rules_path,
-            &at,
-            "custom mode is enabled but has no rules: add [[domain.rate_limiting.rules]] or choose another mode",
-        );
-    }
-    let complete = r.rules.iter().all(|rule| rule.spec.is_some());
-    let rules: Vec<RuleSpec> = r
-        .rules
-        .iter()
-        .filter_map(|rule| rule.spec.clone())
-        .collect();
-    // Rule validation looks at the list as a whole (count, unique names), so it runs only on a complete list.
-    // Compiling (not just validating) also refuses what can never match, such as a `?` in a rule's URI while
-    // parameter_check is off: the data plane would refuse that file.
-    if complete && let Err(errors) = edgeguard_rules::RuleSet::compile(&rules, parameter_check) {
-        for e in errors {
-            rule_error(sink, &rules_path, &r, &e);
-        }
-    }
-    RateLimitingSpec {
-        enabled,
-        mode,
-        parameter_check,
-        rules,
-    }
-}
-
-fn rule_error(sink: &mut Sink<'_>, rules_path: &str, r: &raw::RawRateLimiting, e: &RuleError) {
-    match e.index.and_then(|i| r.rules.get(i).map(|rule| (i, rule))) {
-        Some((i, rule)) => {
-            let span = rule
-                .fields
-                .iter()
-                .find(|(name, _)| name == e.field)
-                .map(|(_, s)| s.clone())
-                .unwrap_or(rule.span.clone());
-            sink.err(
-                format!("{rules_path}[{i}].{}", e.field),
-                &span,
-                e.message.clone(),
-            );
-        }
-        None => {
-            // A list-level error (such as too many rules) points at the first rule past the limit, if any.
-            let span = r
-                .rules
-                .get(5)
-                .or(r.rules.first())
-                .map(|rule| rule.span.clone())
-                .unwrap_or(r.span.clone());
-            sink.err(rules_path, &span, e.message.clone());
-        }
-    }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use edgeguard_limit::Rate;
@@ -18,6 +18,8 @@ use crate::values;
 type S<T> = Spanned<T>;
 
 mod domain;
+mod edge;
+mod rate_limiting;
 
 pub use domain::challenge_path;
 
@@ -28,11 +30,12 @@ pub(crate) fn validate(
     sink: &mut Sink<'_>,
     raw: raw::RawFile,
     env: &dyn Fn(&str) -> Option<String>,
+    base: &Path,
 ) -> Option<Config> {
     let before = sink.errors.len();
     let node = node(sink, raw.node, &raw.span);
     let admin = admin(sink, raw.admin, env, &node.listen);
-    let cluster = raw.cluster.map(|c| cluster(sink, c));
+    let cluster = raw.cluster.map(|c| edge::cluster(sink, c));
     // Names as written, even of zones with other errors, so references to them do not add errors of their own.
     let written = |names: Vec<Option<&S<String>>>| -> Vec<String> {
         names
@@ -56,7 +59,7 @@ pub(crate) fn validate(
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, d) in raw.domain.into_iter().enumerate() {
         let name_span = d.name.as_ref().map(|n| n.span());
-        let domain = domain::domain(sink, &format!("domain[{i}]"), d, &zones);
+        let domain = domain::domain(sink, &format!("domain[{i}]"), d, &zones, &node, base);
         if let Some(span) = name_span
             && !domain.name.is_empty()
         {
@@ -163,6 +166,9 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
         keepalive_timeout: defaults::KEEPALIVE_TIMEOUT,
         access_log: None,
         access_log_format: defaults::ACCESS_LOG_FORMAT,
+        listen_tls: Vec::new(),
+        ipv6_prefix: defaults::IPV6_PREFIX,
+        blocks_size: defaults::BLOCKS_SIZE,
     };
     let Some(n) = raw else {
         sink.err(
@@ -314,10 +320,22 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
             )),
         },
     );
+    let listen_tls = edge::listen_tls(sink, &n.listen_tls, &listen);
+    let ipv6_prefix = edge::ipv6_prefix(sink, &n.ipv6_prefix);
+    let blocks_size = opt(
+        sink,
+        || k("blocks_size"),
+        &n.blocks_size,
+        defaults::BLOCKS_SIZE,
+        edge::table_size,
+    );
     Node {
         name,
         tier,
         listen,
+        listen_tls,
+        ipv6_prefix,
+        blocks_size,
         trusted_proxies,
         data_dir,
         max_header_size,
@@ -384,28 +402,6 @@ fn admin(
         );
     }
     Admin { listen, token }
-}
-
-fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster) -> Cluster {
-    let redis_url = req(
-        sink,
-        "cluster.redis_url".into(),
-        &raw.span,
-        &raw.redis_url,
-        |s| {
-            let rest = s
-                .strip_prefix("redis://")
-                .or_else(|| s.strip_prefix("rediss://"));
-            match rest {
-                Some(r) if !r.is_empty() => Ok(s.clone()),
-                _ => Err(format!(
-                    "expected a URL starting with redis:// or rediss://, e.g. \"redis://127.0.0.1:6379\", found {s:?}"
-                )),
-            }
-        },
-    )
-    .unwrap_or_default();
-    Cluster { redis_url }
 }
 
 fn zone_name(
@@ -476,12 +472,20 @@ fn req_zones(sink: &mut Sink<'_>, raw: Vec<raw::RawReqZone>) -> Vec<ReqZoneSpec>
         let rate = req(sink, format!("{path}.rate"), &z.span, &z.rate, |s| {
             s.parse::<Rate>().map_err(|e| e.to_string())
         });
+        let scope = opt(
+            sink,
+            || format!("{path}.scope"),
+            &z.scope,
+            Scope::Node,
+            edge::scope,
+        );
         if let Some(rate) = rate {
             out.push(ReqZoneSpec {
                 name,
                 key,
                 size,
                 rate,
+                scope,
             });
         }
     }

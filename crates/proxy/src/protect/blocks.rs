@@ -53,6 +53,7 @@ pub enum Inserted {
 
 fn strength(a: Action) -> u8 {
     match a {
+        Action::Log => 0,
         Action::BotDetection => 1,
         Action::Block => 2,
     }
@@ -266,7 +267,11 @@ impl DomainBlocks {
     pub fn list(&self, now_ms: u64) -> Vec<BlockRecord> {
         let mut out = Vec::new();
         for (object, keys) in self.read().iter() {
-            for (key, e) in keys.iter().filter(|(_, e)| e.until_ms > now_ms) {
+            // A `log` rule's mark only keeps the rule from logging the same key again within its TTL.
+            for (key, e) in keys
+                .iter()
+                .filter(|(_, e)| e.until_ms > now_ms && e.action.enforces())
+            {
                 out.push(record(&self.domain, object, key, e));
             }
         }

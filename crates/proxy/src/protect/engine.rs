@@ -458,7 +458,9 @@ impl DomainGuard {
                 ttl_s: r.rule.ttl_s,
                 detail: r.rule.criteria.explain(&view),
             });
-            w.submit_block(blocks::record(&self.name, &r.rule.object, key, &entry));
+            if r.rule.action.enforces() {
+                w.submit_block(blocks::record(&self.name, &r.rule.object, key, &entry));
+            }
         }
         tracing::warn!(
             domain = %self.name,

@@ -185,6 +185,8 @@ fn enforce(ctx: &mut RequestCtx, req: &Request<Incoming>, f: &InForce) -> Flow {
     };
     let now = ctx.protect.now_ms;
     match f.action {
+        // Logged, not refused.
+        Action::Log => Flow::Continue,
         Action::Block => {
             ctx.protect.outcome = Some(DecisionKind::Blocked);
             if explain {

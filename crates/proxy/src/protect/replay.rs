@@ -300,6 +300,7 @@ impl Replayer {
 
 fn refused(f: &InForce) -> Verdict {
     match f.action {
+        Action::Log => Verdict::Passed,
         Action::Block => Verdict::Blocked {
             rule: f.rule.clone(),
         },
