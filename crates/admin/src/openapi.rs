@@ -51,6 +51,10 @@ pub struct CacheDoc {
     pub max_size: Option<String>,
     /// e.g. `"1h"`.
     pub stale_grace: Option<String>,
+    /// A disk tier under this folder; absent: memory only.
+    pub disk_path: Option<String>,
+    /// e.g. `"1g"`.
+    pub disk_size: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -59,6 +63,10 @@ pub struct IpAccessLimitDoc {
     pub enabled: Option<bool>,
     /// Absent or null: the recommended default.
     pub qps: Option<u32>,
+    /// `node` | `cluster`.
+    pub scope: Option<String>,
+    /// Memory budget of the per-client table, e.g. `"64m"`.
+    pub table_size: Option<String>,
 }
 
 /// `[domain.challenge]`: the bot-detection challenge of the domain.
@@ -99,12 +107,14 @@ pub struct RuleDoc {
     pub interval: i64,
     #[schema(example = "\"count\">50")]
     pub criteria: String,
-    /// `block` | `bot_detection`.
+    /// `block` | `bot_detection` | `log` (counted and logged, nothing refused).
     #[schema(example = "block")]
     pub action: String,
     /// Seconds, at least 60.
     #[schema(example = 600)]
     pub ttl: i64,
+    /// `node` | `cluster`; absent: cluster when the node is in a cluster.
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -114,6 +124,8 @@ pub struct RateLimitingDoc {
     /// `normal` | `emergency` | `custom`.
     pub mode: Option<String>,
     pub parameter_check: Option<bool>,
+    /// Memory budget of the rules' windows, e.g. `"160m"`.
+    pub table_size: Option<String>,
     pub rules: Option<Vec<RuleDoc>>,
     /// Read only (GET): rule names in the order they are tried.
     pub evaluation_order: Option<Vec<String>>,
@@ -141,6 +153,40 @@ pub struct DomainDoc {
     pub ip_access_limit: Option<IpAccessLimitDoc>,
     pub rate_limiting: Option<RateLimitingDoc>,
     pub challenge: Option<ChallengeDoc>,
+    /// Plain-HTTP requests get 308 to https.
+    pub https_redirect: Option<bool>,
+    pub tls: Option<TlsDoc>,
+    pub upstream_tls: Option<UpstreamTlsDoc>,
+    pub access_control: Option<AccessControlDoc>,
+}
+
+/// `[domain.tls]`: the certificate SNI picks for the domain.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TlsDoc {
+    /// PEM certificate chain (path on the node).
+    pub cert: String,
+    /// PEM private key (path on the node).
+    pub key: String,
+}
+
+/// `[domain.upstream_tls]`: HTTPS towards parents and origins.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsDoc {
+    pub enabled: Option<bool>,
+    /// PEM roots (path on the node); absent: the system's roots.
+    pub ca: Option<String>,
+    /// SNI and verified name; absent: the domain name.
+    pub server_name: Option<String>,
+}
+
+/// `[domain.access_control]`: address ranges never limited (`allow`) or always refused (`deny`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessControlDoc {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
