@@ -1,15 +1,9 @@
-//! The OpenAPI document, generated from the handlers' annotations, and the schemas of the JSON the API
-//! exchanges. A domain's JSON is its `[[domain]]` table of the configuration file; the `*Doc` types here
+//! The schemas of the JSON the API exchanges, for the OpenAPI document (assembled from the handlers'
+//! annotations in `api/doc.rs`). A domain's JSON is its `[[domain]]` table of the configuration file; the `*Doc` types here
 //! describe that shape (a test checks that what the API writes reads back into them).
 
-use std::sync::OnceLock;
-
-use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
-
-use crate::reply::Reply;
+use utoipa::ToSchema;
 
 /// `limit_req` entry.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -253,51 +247,4 @@ pub struct StatsDoc {
     pub to: i64,
     pub point_ms: i64,
     pub points: Vec<StatsPointDoc>,
-}
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "edgeguard admin API", description = "Domains, IP access limit, rate limiting and custom rules, \
-        the bot-detection challenge, activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
-    paths(
-        crate::api::list_domains, crate::api::create_domain, crate::api::get_domain, crate::api::put_domain,
-        crate::api::patch_domain, crate::api::delete_domain,
-        crate::api::get_ip_access_limit, crate::api::put_ip_access_limit,
-        crate::api::get_rate_limiting, crate::api::put_rate_limiting,
-        crate::api::get_challenge, crate::api::put_challenge, crate::api::start_challenge,
-        crate::api::list_rules, crate::api::add_rule, crate::api::get_rule, crate::api::put_rule,
-        crate::api::delete_rule, crate::api::order_rules,
-        crate::api::origin_addresses, crate::api::stats, crate::api::activity,
-        crate::api::list_blocks, crate::api::lift_block, crate::api::get_config, crate::api::put_config,
-    ),
-    components(schemas(crate::error::ErrorBody, crate::error::FieldError)),
-    modifiers(&BearerAuth),
-    security(("bearer" = [])),
-)]
-struct ApiDoc;
-
-/// The document as JSON, built once.
-pub fn document() -> &'static str {
-    static DOC: OnceLock<String> = OnceLock::new();
-    DOC.get_or_init(|| {
-        ApiDoc::openapi().to_pretty_json().unwrap_or_else(|e| {
-            format!("{{\"error\": \"cannot write the OpenAPI document: {e}\"}}")
-        })
-    })
-}
-
-pub fn reply() -> Reply {
-    Reply::bytes(StatusCode::OK, crate::reply::JSON, document())
 }

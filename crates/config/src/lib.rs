@@ -3,7 +3,8 @@
 //! linkerd: the document is read into raw file-shaped structs whose fields are all optional and keep their
 //! spans (unknown keys and wrong types are reported there), then those are checked against nginx's rules and
 //! SPEC section 8 and turned into the model. [`to_toml`] writes a model back as a file that reads back equal,
-//! for the admin API's export. Every default lives in [`defaults`].
+//! for the admin API's export; [`edit_toml`] writes a changed model into the operator's file, keeping its
+//! comments and order. Every default lives in [`defaults`].
 //!
 //! Not here: applying a configuration (the proxy does that), watching files or handling SIGHUP (the binary
 //! does), and the meaning of rules beyond their validation (`edgeguard-rules`).
@@ -15,6 +16,7 @@ mod raw;
 mod to_toml;
 mod validate;
 mod values;
+mod write_back;
 
 use std::path::Path;
 
@@ -22,6 +24,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::*;
 pub use to_toml::to_toml;
 pub use validate::challenge_path;
+pub use write_back::edit_toml;
 
 use error::{LineIndex, Sink};
 

@@ -157,8 +157,10 @@ impl Control for NodeControl {
     }
 }
 
-/// Writes the configuration back to its file atomically (a temporary file renamed over it). A token that came
-/// from `EDGEGUARD_ADMIN_TOKEN` is not written into the file.
+/// Writes the configuration back to its file atomically (a temporary file renamed over it). Only the settings that
+/// changed are rewritten, in place, so the operator's comments and order stay; a file that cannot be edited so
+/// (it no longer parses, say) is replaced by the canonical form. A token that came from `EDGEGUARD_ADMIN_TOKEN` is
+/// not written into the file.
 fn persist(path: &Path, config: &Config) -> std::io::Result<()> {
     let mut to_write = config.clone();
     if let Ok(env_token) = std::env::var("EDGEGUARD_ADMIN_TOKEN")
@@ -166,10 +168,15 @@ fn persist(path: &Path, config: &Config) -> std::io::Result<()> {
     {
         to_write.admin.token = None;
     }
-    let text = format!(
-        "# Written by edgeguard after a change through the admin API; edit freely and send SIGHUP.\n{}",
-        edgeguard_config::to_toml(&to_write)
-    );
+    let edited = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|original| edgeguard_config::edit_toml(&original, &to_write));
+    let text = edited.unwrap_or_else(|| {
+        format!(
+            "# Written by edgeguard after a change through the admin API; edit freely and send SIGHUP.\n{}",
+            edgeguard_config::to_toml(&to_write)
+        )
+    });
     let tmp = path.with_extension("toml.tmp");
     std::fs::write(&tmp, text)?;
     std::fs::rename(&tmp, path)

@@ -214,10 +214,11 @@ key = "$binary_remote_addr"
 size = "1m"
 rate = "1r/m"
 
+# The domain under test.
 [[domain]]
 name = "d.test"
 origins = ["{origin}"]
-explain = true
+explain = true # the decision headers
 {domain_extra}
 [domain.cache]
 enabled = false
@@ -310,6 +311,17 @@ fn a_rule_added_through_the_api_applies_live_persists_and_logs_its_triggers() {
     // The API's change was written to the file: a restart runs it, and the blocks in force survive.
     let text = std::fs::read_to_string(&config).unwrap();
     assert!(text.contains("login01"), "{text}");
+    // Edited in place: the operator's comments and layout stay, defaults the file left out stay out.
+    assert!(text.starts_with("[node]\nname = \"edge-test\"\n"), "{text}");
+    assert!(
+        text.contains("# The domain under test.\n[[domain]]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("explain = true # the decision headers"),
+        "{text}"
+    );
+    assert!(!text.contains("max_body_size"), "{text}");
     let node = Node::start(&config);
     assert_eq!(node.get("/", "10.0.0.1").status, 403);
     assert_eq!(node.get("/", "10.0.0.2").status, 200);

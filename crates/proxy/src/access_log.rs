@@ -6,8 +6,8 @@
 //!
 //! JSON fields are those of `docs/store.md` (`time`, `client`, `host`, `method`, `uri`, `status`, `bytes`,
 //! `user_agent`) plus `referer`, `decision`, `upstream`, `cache`, `request_time` and `upstream_time` (seconds),
-//! so `edgeguard recommend --log` reads the log back. `combined` is nginx's, byte for byte in layout, with
-//! nginx's `\xHH` escaping inside quoted fields.
+//! so `edgeguard recommend --log` reads the log back; `serde_json` escapes them, `time` formats the timestamps.
+//! `combined` is nginx's, byte for byte in layout, with nginx's `\xHH` escaping inside quoted fields.
 //!
 //! The record is taken when the response head is ready: `bytes` is the body length when known (cached and
 //! local answers, upstream answers with `Content-Length`), else 0; `request_time` ends at the response head.
@@ -15,7 +15,7 @@
 //! Log rotation: [`AccessLog::reopen`] (called by `RunningNode::reopen_logs` and on every reload) makes the
 //! writer reopen the path within a second, so a rotated file is let go of.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::net::IpAddr;
@@ -32,6 +32,10 @@ use edgeguard_config::AccessLogFormat;
 use http::{HeaderValue, Method, Request, Response, Uri, Version, header};
 use http_body::Body as _;
 use hyper::body::Incoming;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
 
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
@@ -175,7 +179,7 @@ impl AccessLog {
             format,
             out: BufWriter::with_capacity(64 * 1024, file),
             reopen: reopen.clone(),
-            buf: String::with_capacity(512),
+            buf: Vec::with_capacity(512),
         };
         let thread = std::thread::Builder::new()
             .name("access-log".into())
@@ -242,7 +246,7 @@ struct Writer {
     format: AccessLogFormat,
     out: BufWriter<File>,
     reopen: Arc<AtomicBool>,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl Writer {
@@ -284,18 +288,18 @@ impl Writer {
             AccessLogFormat::Json => json_line(&mut self.buf, r),
             AccessLogFormat::Combined => combined_line(&mut self.buf, r),
         }
-        if let Err(e) = self.out.write_all(self.buf.as_bytes()) {
+        if let Err(e) = self.out.write_all(&self.buf) {
             tracing::error!(path = %self.path.display(), "access log write failed: {e}");
         }
     }
 }
 
-fn host_of(r: &Record) -> String {
+fn host_of(r: &Record) -> Cow<'_, str> {
     match (&r.domain, &r.line.host, r.line.uri.authority()) {
-        (Some(d), _, _) => d.name.clone(),
-        (None, Some(h), _) => String::from_utf8_lossy(h.as_bytes()).into_owned(),
-        (None, None, Some(a)) => a.as_str().to_owned(),
-        (None, None, None) => String::new(),
+        (Some(d), _, _) => Cow::Borrowed(&d.name),
+        (None, Some(h), _) => String::from_utf8_lossy(h.as_bytes()),
+        (None, None, Some(a)) => Cow::Borrowed(a.as_str()),
+        (None, None, None) => Cow::Borrowed(""),
     }
 }
 
@@ -310,66 +314,68 @@ fn upstream_addr(p: &UpstreamPool) -> &str {
     p.label.split_once(' ').map_or(&p.label, |(_, a)| a)
 }
 
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Seconds to the millisecond, as the line has always carried them.
+fn secs_ms(d: Duration) -> f64 {
+    d.as_millis() as f64 / 1000.0
 }
 
-fn json_field(out: &mut String, name: &str, value: &str) {
-    let _ = write!(out, ",\"{name}\":");
-    json_str(out, value);
+/// The JSON line's fields, in the order they are written; absent ones are left out.
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    time: &'a str,
+    client: IpAddr,
+    host: Cow<'a, str>,
+    method: &'a str,
+    uri: &'a str,
+    status: u16,
+    bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    referer: Option<Cow<'a, str>>,
+    decision: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache: Option<&'static str>,
+    request_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_time: Option<f64>,
 }
 
-/// One JSON line (with its newline).
-pub(crate) fn json_line(out: &mut String, r: &Record) {
-    out.push_str("{\"time\":\"");
-    rfc3339(out, r.line.time);
-    out.push('"');
-    let _ = write!(out, ",\"client\":\"{}\"", r.client);
-    json_field(out, "host", &host_of(r));
-    json_field(out, "method", r.line.method.as_str());
-    json_field(out, "uri", uri_of(r));
-    let _ = write!(out, ",\"status\":{},\"bytes\":{}", r.status, r.bytes);
-    if let Some(ua) = &r.line.user_agent {
-        json_field(out, "user_agent", &String::from_utf8_lossy(ua.as_bytes()));
-    }
-    if let Some(referer) = &r.line.referer {
-        json_field(out, "referer", &String::from_utf8_lossy(referer.as_bytes()));
-    }
-    json_field(out, "decision", r.decision.as_str());
-    if let Some(p) = &r.upstream {
-        json_field(out, "upstream", upstream_addr(p));
-    }
-    if let Some(c) = r.cache {
-        json_field(out, "cache", c.as_str());
-    }
-    let _ = write!(out, ",\"request_time\":{:.3}", r.request_time.as_secs_f64());
-    if let Some(t) = r.upstream_time {
-        let _ = write!(out, ",\"upstream_time\":{:.3}", t.as_secs_f64());
-    }
-    out.push_str("}\n");
+/// One JSON line (with its newline), escaped by `serde_json`.
+pub(crate) fn json_line<'a>(out: &mut Vec<u8>, r: &'a Record) {
+    let mut time = [0u8; 32];
+    let time = rfc3339(&mut time, r.line.time);
+    let lossy = |v: &'a HeaderValue| String::from_utf8_lossy(v.as_bytes());
+    let line = JsonLine {
+        time,
+        client: r.client,
+        host: host_of(r),
+        method: r.line.method.as_str(),
+        uri: uri_of(r),
+        status: r.status,
+        bytes: r.bytes,
+        user_agent: r.line.user_agent.as_ref().map(lossy),
+        referer: r.line.referer.as_ref().map(lossy),
+        decision: r.decision.as_str(),
+        upstream: r.upstream.as_deref().map(upstream_addr),
+        cache: r.cache.map(CacheStatus::as_str),
+        request_time: secs_ms(r.request_time),
+        upstream_time: r.upstream_time.map(secs_ms),
+    };
+    // Serializing plain fields into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &line);
+    out.push(b'\n');
 }
 
 /// nginx's default escaping of a quoted log field: `"`, `\`, controls and non-ASCII bytes as `\xHH`.
-fn nginx_escaped(out: &mut String, bytes: &[u8]) {
+fn nginx_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     for &b in bytes {
         if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
             let _ = write!(out, "\\x{b:02X}");
         } else {
-            out.push(char::from(b));
+            out.push(b);
         }
     }
 }
@@ -386,93 +392,54 @@ fn version_str(v: Version) -> &'static str {
 
 /// One nginx `combined` line (with its newline):
 /// `$remote_addr - - [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent"`.
-pub(crate) fn combined_line(out: &mut String, r: &Record) {
+pub(crate) fn combined_line(out: &mut Vec<u8>, r: &Record) {
     let _ = write!(out, "{} - - [", r.client);
     clf_time(out, r.line.time);
-    out.push_str("] \"");
+    out.extend_from_slice(b"] \"");
     nginx_escaped(out, r.line.method.as_str().as_bytes());
-    out.push(' ');
+    out.push(b' ');
     nginx_escaped(out, uri_of(r).as_bytes());
-    out.push(' ');
-    out.push_str(version_str(r.line.version));
+    out.push(b' ');
+    out.extend_from_slice(version_str(r.line.version).as_bytes());
     let _ = write!(out, "\" {} {} \"", r.status, r.bytes);
     match &r.line.referer {
         Some(v) => nginx_escaped(out, v.as_bytes()),
-        None => out.push('-'),
+        None => out.push(b'-'),
     }
-    out.push_str("\" \"");
+    out.extend_from_slice(b"\" \"");
     match &r.line.user_agent {
         Some(v) => nginx_escaped(out, v.as_bytes()),
-        None => out.push('-'),
+        None => out.push(b'-'),
     }
-    out.push_str("\"\n");
+    out.extend_from_slice(b"\"\n");
 }
 
-/// Civil date (year, month, day) of a day count since 1970-01-01 (proleptic Gregorian).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// `2015-05-17T10:05:03.250Z`: UTC, milliseconds truncated.
+const RFC3339_MS: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+/// `17/May/2015:10:05:03 +0000`: nginx's `$time_local`, in UTC.
+const CLF: &[BorrowedFormatItem<'_>] =
+    format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000");
+
+/// The time as a UTC date-time; a clock before 1970 (or past what `time` holds) reads as the epoch.
+fn utc(t: SystemTime) -> OffsetDateTime {
+    let nanos = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
+    i128::try_from(nanos)
+        .ok()
+        .and_then(|n| OffsetDateTime::from_unix_timestamp_nanos(n).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-struct Parts {
-    year: i64,
-    month: u32,
-    day: u32,
-    hour: u64,
-    min: u64,
-    sec: u64,
-    millis: u32,
+/// Formats `t` as RFC 3339 with milliseconds into `buf` (24 bytes for years 0000..=9999).
+pub(crate) fn rfc3339(buf: &mut [u8; 32], t: SystemTime) -> &str {
+    let mut w = &mut buf[..];
+    let n = utc(t).format_into(&mut w, RFC3339_MS).unwrap_or(0);
+    std::str::from_utf8(&buf[..n]).unwrap_or("")
 }
 
-fn split_time(t: SystemTime) -> Parts {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (year, month, day) = civil(i64::try_from(secs / 86_400).unwrap_or(0));
-    let rem = secs % 86_400;
-    Parts {
-        year,
-        month,
-        day,
-        hour: rem / 3600,
-        min: rem % 3600 / 60,
-        sec: rem % 60,
-        millis: d.subsec_millis(),
-    }
-}
-
-/// `2015-05-17T10:05:03.250Z`
-pub(crate) fn rfc3339(out: &mut String, t: SystemTime) {
-    let p = split_time(t);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        p.year, p.month, p.day, p.hour, p.min, p.sec, p.millis
-    );
-}
-
-/// `17/May/2015:10:05:03 +0000`
-pub(crate) fn clf_time(out: &mut String, t: SystemTime) {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let p = split_time(t);
-    let month = MONTHS
-        .get(p.month.saturating_sub(1) as usize)
-        .copied()
-        .unwrap_or("Jan");
-    let _ = write!(
-        out,
-        "{:02}/{month}/{:04}:{:02}:{:02}:{:02} +0000",
-        p.day, p.year, p.hour, p.min, p.sec
-    );
+/// Appends `t` in nginx's `$time_local` layout, UTC.
+pub(crate) fn clf_time(out: &mut Vec<u8>, t: SystemTime) {
+    let _ = utc(t).format_into(out, CLF);
 }
 
 #[cfg(test)]
@@ -483,53 +450,48 @@ mod tests {
         UNIX_EPOCH + Duration::from_millis(secs * 1000 + millis)
     }
 
-    #[test]
-    fn times() {
-        let mut s = String::new();
-        rfc3339(&mut s, at(1_431_857_103, 250));
-        assert_eq!(s, "2015-05-17T10:05:03.250Z");
-        s.clear();
-        clf_time(&mut s, at(1_431_857_103, 250));
-        assert_eq!(s, "17/May/2015:10:05:03 +0000");
-        s.clear();
-        rfc3339(&mut s, at(951_782_400, 0));
-        assert_eq!(s, "2000-02-29T00:00:00.000Z", "leap day");
-        s.clear();
-        rfc3339(&mut s, at(0, 0));
-        assert_eq!(s, "1970-01-01T00:00:00.000Z");
+    fn rfc(t: SystemTime) -> String {
+        rfc3339(&mut [0; 32], t).to_owned()
+    }
+
+    fn clf(t: SystemTime) -> String {
+        let mut out = Vec::new();
+        clf_time(&mut out, t);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
-    fn civil_matches_a_day_by_day_walk() {
-        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
-        let leap = |y: i64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-        for days in 0..(200 * 366) {
-            assert_eq!(civil(days), (y, m, d), "day {days}");
-            let len = match m {
-                2 if leap(y) => 29,
-                2 => 28,
-                4 | 6 | 9 | 11 => 30,
-                _ => 31,
-            };
-            d += 1;
-            if d > len {
-                d = 1;
-                m += 1;
-                if m > 12 {
-                    m = 1;
-                    y += 1;
-                }
-            }
-        }
+    fn times() {
+        assert_eq!(rfc(at(1_431_857_103, 250)), "2015-05-17T10:05:03.250Z");
+        assert_eq!(clf(at(1_431_857_103, 250)), "17/May/2015:10:05:03 +0000");
+        assert_eq!(
+            rfc(at(951_782_400, 0)),
+            "2000-02-29T00:00:00.000Z",
+            "leap day"
+        );
+        assert_eq!(rfc(at(0, 0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(clf(at(0, 0)), "01/Jan/1970:00:00:00 +0000");
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!(
+            rfc(before),
+            "1970-01-01T00:00:00.000Z",
+            "a clock before 1970"
+        );
+        // Milliseconds are cut, not rounded.
+        let t = UNIX_EPOCH + Duration::from_micros(1_999_999);
+        assert_eq!(rfc(t), "1970-01-01T00:00:01.999Z");
     }
 
     #[test]
     fn escaping() {
-        let mut s = String::new();
+        let mut s = Vec::new();
         nginx_escaped(&mut s, b"a\"b\\c\x01\xff");
-        assert_eq!(s, "a\\x22b\\x5Cc\\x01\\xFF");
-        s.clear();
-        json_str(&mut s, "a\"b\\c\n\u{1}é");
-        assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001é\"");
+        assert_eq!(s, b"a\\x22b\\x5Cc\\x01\\xFF");
+    }
+
+    #[test]
+    fn times_to_the_millisecond() {
+        assert_eq!(secs_ms(Duration::from_micros(2_499)), 0.002);
+        assert_eq!(secs_ms(Duration::from_millis(1_500)), 1.5);
     }
 }

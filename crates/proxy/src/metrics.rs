@@ -1,18 +1,27 @@
-//! Prometheus text exposition, hand-rolled over atomics: per-domain request and decision counters kept in each
-//! domain's runtime state (carried across reloads by name), a node-wide latency histogram, and gauges read
-//! at scrape time from the zones, the upstream pools and the caches.
+//! The node's metrics: per-domain request and decision counters kept as atomics in each domain's runtime
+//! state (carried across reloads by name), a node-wide latency histogram, and gauges read at scrape time from
+//! the zones, the upstream pools and the caches. `prometheus-client` writes the exposition (Prometheus text
+//! format 0.0.4: naming, label escaping, histogram layout) from a snapshot taken at scrape time; its own
+//! metric types are not used on the request path because a labelled `Family` locks on every lookup.
 //!
 //! Label values come from the configuration only (domain names, zone names, upstream addresses), plus the
 //! fixed `_unknown` domain for requests that matched none, so the number of series is bounded by the config.
 //!
-//! Hot path: [`observe`] does three relaxed `fetch_add`s and pushes an access-log record if a log is open.
+//! Hot path: [`observe`] does three relaxed `fetch_add`s and pushes an access-log record if a log is open; no
+//! lock, no allocation.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use edgeguard_cache::CacheStats;
 use edgeguard_store::DecisionKind;
 use http::Response;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 
 use crate::access_log::{AccessLog, RequestLine};
 use crate::body::ProxyBody;
@@ -170,230 +179,277 @@ pub(crate) fn observe(
     }
 }
 
-fn escape_label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
+/// Every value of one scrape, read from the atomics and the runtime before encoding: the registry wants a
+/// `'static` collector, and reading first keeps the encoder from walking a zone's table twice.
+#[derive(Debug)]
+struct Scrape {
+    /// Domains by name, then `_unknown`.
+    domains: Vec<DomainRow>,
+    /// Per-bucket (not cumulative) counts; the last one is above every bound.
+    latency: [u64; 13],
+    latency_sum_s: f64,
+    /// `limit_req` zones by name, then `limit_conn` zones by name.
+    zones: Vec<ZoneRow>,
+    upstreams: Vec<UpstreamRow>,
+    /// Domains with a cache, by name.
+    caches: Vec<(String, CacheStats)>,
+    log_dropped: u64,
+}
+
+#[derive(Debug)]
+struct DomainRow {
+    name: String,
+    requests: [u64; 6],
+    decisions: [u64; 8],
+}
+
+#[derive(Debug)]
+struct ZoneRow {
+    kind: &'static str,
+    name: String,
+    capacity: u64,
+    in_use: u64,
+}
+
+#[derive(Debug)]
+struct UpstreamRow {
+    kind: String,
+    addr: String,
+    up: bool,
+}
+
+fn loads<const N: usize>(a: &[AtomicU64; N]) -> [u64; N] {
+    std::array::from_fn(|i| a[i].load(Relaxed))
+}
+
+fn as_u64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl Scrape {
+    fn take(rt: &Runtime, stats: &NodeStats, log: &AccessLog) -> Scrape {
+        let mut named: Vec<_> = rt.domains.values().collect();
+        named.sort_by(|a, b| a.name.cmp(&b.name));
+        let row = |name: &str, s: &DomainStats| DomainRow {
+            name: name.to_owned(),
+            requests: loads(&s.requests),
+            decisions: loads(&s.decisions),
+        };
+        let mut domains: Vec<DomainRow> = named.iter().map(|d| row(&d.name, &d.stats)).collect();
+        domains.push(row("_unknown", &stats.unknown));
+
+        let mut zones: Vec<ZoneRow> = rt
+            .req_zones()
+            .map(|z| ZoneRow {
+                kind: "limit_req",
+                name: z.name().to_owned(),
+                capacity: as_u64(z.capacity()),
+                in_use: as_u64(z.in_use()),
+            })
+            .collect();
+        zones.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut conn: Vec<ZoneRow> = rt
+            .conn_zones()
+            .map(|z| ZoneRow {
+                kind: "limit_conn",
+                name: z.name().to_owned(),
+                capacity: as_u64(z.capacity()),
+                in_use: as_u64(z.in_use()),
+            })
+            .collect();
+        conn.sort_by(|a, b| a.name.cmp(&b.name));
+        zones.append(&mut conn);
+
+        let upstreams = rt
+            .pools()
+            .iter()
+            .map(|p| {
+                let (kind, addr) = p.label.split_once(' ').unwrap_or(("", &p.label));
+                UpstreamRow {
+                    kind: kind.to_owned(),
+                    addr: addr.to_owned(),
+                    up: p.health.is_up(),
+                }
+            })
+            .collect();
+        let caches = named
+            .iter()
+            .filter_map(|d| Some((d.name.clone(), d.cache.as_ref()?.stats())))
+            .collect();
+        Scrape {
+            domains,
+            latency: loads(&stats.latency),
+            latency_sum_s: stats.latency_sum_us.load(Relaxed) as f64 / 1e6,
+            zones,
+            upstreams,
+            caches,
+            log_dropped: log.dropped(),
         }
     }
-    out
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// Name, type, help and reader of one cache series.
+/// A cache series: name (without `_total` for counters, which the encoder appends), type, help and reader.
 type CacheSeries = (
     &'static str,
+    MetricType,
     &'static str,
-    &'static str,
-    fn(&edgeguard_cache::CacheStats) -> u64,
+    fn(&CacheStats) -> u64,
 );
 
-/// The whole exposition (Prometheus text format 0.0.4).
+const CACHE_SERIES: [CacheSeries; 8] = [
+    (
+        "edgeguard_cache_hits",
+        MetricType::Counter,
+        "Requests answered from the cache.",
+        |s| s.hits,
+    ),
+    (
+        "edgeguard_cache_misses",
+        MetricType::Counter,
+        "Lookups that fetched the object to fill the cache.",
+        |s| s.misses,
+    ),
+    (
+        "edgeguard_cache_passes",
+        MetricType::Counter,
+        "Lookups that went upstream without filling.",
+        |s| s.passes,
+    ),
+    (
+        "edgeguard_cache_coalesced",
+        MetricType::Counter,
+        "Lookups that waited for a fill in flight.",
+        |s| s.coalesced,
+    ),
+    (
+        "edgeguard_cache_stale",
+        MetricType::Counter,
+        "Expired objects served because the upstream failed.",
+        |s| s.stale_served,
+    ),
+    (
+        "edgeguard_cache_evictions",
+        MetricType::Counter,
+        "Objects evicted to stay within the memory budget.",
+        |s| s.evictions,
+    ),
+    (
+        "edgeguard_cache_bytes",
+        MetricType::Gauge,
+        "Bytes charged against the cache budget.",
+        |s| s.bytes,
+    ),
+    (
+        "edgeguard_cache_objects",
+        MetricType::Gauge,
+        "Objects held by the cache.",
+        |s| s.objects,
+    ),
+];
+
+impl Collector for Scrape {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        // Counter names are given without `_total`: the encoder appends it to the samples and the HELP/TYPE lines.
+        let mut m = enc.encode_descriptor(
+            "edgeguard_requests",
+            "Requests answered, by domain and status class.",
+            None,
+            MetricType::Counter,
+        )?;
+        for d in &self.domains {
+            for (class, v) in CLASSES.iter().zip(d.requests) {
+                let labels = [("domain", d.name.as_str()), ("class", class)];
+                ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        let mut m = enc.encode_descriptor(
+            "edgeguard_decisions",
+            "Requests by what the node decided about them.",
+            None,
+            MetricType::Counter,
+        )?;
+        for d in &self.domains {
+            for decision in DECISIONS {
+                let labels = [("domain", d.name.as_str()), ("decision", decision.as_str())];
+                ConstCounter::new(d.decisions[decision.index()])
+                    .encode(m.encode_family(&labels)?)?;
+            }
+        }
+
+        let mut m = enc.encode_descriptor(
+            "edgeguard_request_duration_seconds",
+            "Time from the request head to the response head.",
+            None,
+            MetricType::Histogram,
+        )?;
+        let buckets: [(f64, u64); 12] = std::array::from_fn(|i| (BUCKETS[i], self.latency[i]));
+        m.encode_histogram::<NoLabelSet>(
+            self.latency_sum_s,
+            self.latency.iter().sum(),
+            &buckets,
+            None,
+        )?;
+
+        let mut m = enc.encode_descriptor(
+            "edgeguard_zone_capacity",
+            "States a limit zone holds at most (keys of up to 16 bytes).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for z in &self.zones {
+            let labels = [("kind", z.kind), ("zone", z.name.as_str())];
+            ConstGauge::new(z.capacity).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "edgeguard_zone_in_use",
+            "States a limit zone holds now.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for z in &self.zones {
+            let labels = [("kind", z.kind), ("zone", z.name.as_str())];
+            ConstGauge::new(z.in_use).encode(m.encode_family(&labels)?)?;
+        }
+
+        let mut m = enc.encode_descriptor(
+            "edgeguard_upstream_up",
+            "1 if the upstream is up, 0 if health checks have it down.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for u in &self.upstreams {
+            let labels = [("kind", u.kind.as_str()), ("upstream", u.addr.as_str())];
+            ConstGauge::new(u64::from(u.up)).encode(m.encode_family(&labels)?)?;
+        }
+
+        for (name, kind, help, get) in CACHE_SERIES {
+            let mut m = enc.encode_descriptor(name, help, None, kind)?;
+            for (domain, s) in &self.caches {
+                let labels = [("domain", domain.as_str())];
+                let family = m.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => ConstCounter::new(get(s)).encode(family)?,
+                    _ => ConstGauge::new(get(s)).encode(family)?,
+                }
+            }
+        }
+
+        let m = enc.encode_descriptor(
+            "edgeguard_access_log_dropped",
+            "Access log records dropped because the writer fell behind.",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(self.log_dropped).encode(m)
+    }
+}
+
+/// The whole exposition (Prometheus text format 0.0.4), built at scrape time.
 pub(crate) fn render(rt: &Runtime, stats: &NodeStats, log: &AccessLog) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape::take(rt, stats, log)));
     let mut out = String::with_capacity(4096);
-    let mut domains: Vec<_> = rt.domains.values().collect();
-    domains.sort_by(|a, b| a.name.cmp(&b.name));
-    let named = || {
-        domains
-            .iter()
-            .map(|d| (escape_label(&d.name), &*d.stats))
-            .chain(std::iter::once(("_unknown".to_string(), &stats.unknown)))
-    };
-
-    header(
-        &mut out,
-        "edgeguard_requests_total",
-        "counter",
-        "Requests answered, by domain and status class.",
-    );
-    for (name, s) in named() {
-        for (i, class) in CLASSES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "edgeguard_requests_total{{domain=\"{name}\",class=\"{class}\"}} {}",
-                s.requests[i].load(Relaxed)
-            );
-        }
-    }
-    header(
-        &mut out,
-        "edgeguard_decisions_total",
-        "counter",
-        "Requests by what the node decided about them.",
-    );
-    for (name, s) in named() {
-        for d in DECISIONS {
-            let _ = writeln!(
-                out,
-                "edgeguard_decisions_total{{domain=\"{name}\",decision=\"{}\"}} {}",
-                d.as_str(),
-                s.decisions[d.index()].load(Relaxed)
-            );
-        }
-    }
-
-    header(
-        &mut out,
-        "edgeguard_request_duration_seconds",
-        "histogram",
-        "Time from the request head to the response head.",
-    );
-    let mut cumulative = 0;
-    for (i, bound) in BUCKETS.iter().enumerate() {
-        cumulative += stats.latency[i].load(Relaxed);
-        let _ = writeln!(
-            out,
-            "edgeguard_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
-        );
-    }
-    cumulative += stats.latency[BUCKETS.len()].load(Relaxed);
-    let _ = writeln!(
-        out,
-        "edgeguard_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}\n\
-         edgeguard_request_duration_seconds_sum {}\n\
-         edgeguard_request_duration_seconds_count {cumulative}",
-        stats.latency_sum_us.load(Relaxed) as f64 / 1e6
-    );
-
-    let mut req_zones: Vec<_> = rt.req_zones().collect();
-    req_zones.sort_by(|a, b| a.name().cmp(b.name()));
-    let mut conn_zones: Vec<_> = rt.conn_zones().collect();
-    conn_zones.sort_by(|a, b| a.name().cmp(b.name()));
-    header(
-        &mut out,
-        "edgeguard_zone_capacity",
-        "gauge",
-        "States a limit zone holds at most (keys of up to 16 bytes).",
-    );
-    for z in &req_zones {
-        let _ = writeln!(
-            out,
-            "edgeguard_zone_capacity{{kind=\"limit_req\",zone=\"{}\"}} {}",
-            escape_label(z.name()),
-            z.capacity()
-        );
-    }
-    for z in &conn_zones {
-        let _ = writeln!(
-            out,
-            "edgeguard_zone_capacity{{kind=\"limit_conn\",zone=\"{}\"}} {}",
-            escape_label(z.name()),
-            z.capacity()
-        );
-    }
-    header(
-        &mut out,
-        "edgeguard_zone_in_use",
-        "gauge",
-        "States a limit zone holds now.",
-    );
-    for z in &req_zones {
-        let _ = writeln!(
-            out,
-            "edgeguard_zone_in_use{{kind=\"limit_req\",zone=\"{}\"}} {}",
-            escape_label(z.name()),
-            z.in_use()
-        );
-    }
-    for z in &conn_zones {
-        let _ = writeln!(
-            out,
-            "edgeguard_zone_in_use{{kind=\"limit_conn\",zone=\"{}\"}} {}",
-            escape_label(z.name()),
-            z.in_use()
-        );
-    }
-
-    header(
-        &mut out,
-        "edgeguard_upstream_up",
-        "gauge",
-        "1 if the upstream is up, 0 if health checks have it down.",
-    );
-    for p in rt.pools() {
-        let (kind, addr) = p.label.split_once(' ').unwrap_or(("", &p.label));
-        let _ = writeln!(
-            out,
-            "edgeguard_upstream_up{{kind=\"{kind}\",upstream=\"{}\"}} {}",
-            escape_label(addr),
-            u8::from(p.health.is_up())
-        );
-    }
-
-    let caches: Vec<_> = domains
-        .iter()
-        .filter_map(|d| Some((escape_label(&d.name), d.cache.as_ref()?.stats())))
-        .collect();
-    let series: [CacheSeries; 8] = [
-        (
-            "edgeguard_cache_hits_total",
-            "counter",
-            "Requests answered from the cache.",
-            |s| s.hits,
-        ),
-        (
-            "edgeguard_cache_misses_total",
-            "counter",
-            "Lookups that fetched the object to fill the cache.",
-            |s| s.misses,
-        ),
-        (
-            "edgeguard_cache_passes_total",
-            "counter",
-            "Lookups that went upstream without filling.",
-            |s| s.passes,
-        ),
-        (
-            "edgeguard_cache_coalesced_total",
-            "counter",
-            "Lookups that waited for a fill in flight.",
-            |s| s.coalesced,
-        ),
-        (
-            "edgeguard_cache_stale_total",
-            "counter",
-            "Expired objects served because the upstream failed.",
-            |s| s.stale_served,
-        ),
-        (
-            "edgeguard_cache_evictions_total",
-            "counter",
-            "Objects evicted to stay within the memory budget.",
-            |s| s.evictions,
-        ),
-        (
-            "edgeguard_cache_bytes",
-            "gauge",
-            "Bytes charged against the cache budget.",
-            |s| s.bytes,
-        ),
-        (
-            "edgeguard_cache_objects",
-            "gauge",
-            "Objects held by the cache.",
-            |s| s.objects,
-        ),
-    ];
-    for (name, kind, help, get) in series {
-        header(&mut out, name, kind, help);
-        for (domain, s) in &caches {
-            let _ = writeln!(out, "{name}{{domain=\"{domain}\"}} {}", get(s));
-        }
-    }
-
-    header(
-        &mut out,
-        "edgeguard_access_log_dropped_total",
-        "counter",
-        "Access log records dropped because the writer fell behind.",
-    );
-    let _ = writeln!(out, "edgeguard_access_log_dropped_total {}", log.dropped());
+    // Writing to a String cannot fail; the collector's own writes only fail with the writer.
+    let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
     out
 }

@@ -21,7 +21,8 @@ pub use object::{Object, ObjectError, RequestView};
 pub use preset::{EMERGENCY_CRITERIA, Mode, NORMAL_CRITERIA, preset};
 pub use ruleset::{
     Action, INTERVAL_S, MAX_RULES, MAX_URI_LEN, NAME_LEN, PRIORITY, Rule, RuleSet, TTL_S,
+    validate_rules,
 };
 pub use scope::Scope;
-pub use spec::{RuleError, RuleSpec, validate_rules};
+pub use spec::{RuleError, RuleSpec};
 pub use uri::{MatchKind, RequestUri, UriMatcher};

@@ -293,8 +293,16 @@ fn uri_problem(uri: &str, parameter_check: Option<bool>) -> Option<String> {
     None
 }
 
+/// Checks a domain's rule list against SPEC section 4, reporting every violation at once, in list order.
+///
+/// The one check that depends on the domain's `parameter_check` (a `uri` with a query string needs it on) is
+/// left to [`RuleSet::compile`], which runs every check here as well.
+pub fn validate_rules(specs: &[RuleSpec]) -> Result<(), Vec<RuleError>> {
+    compile_list(specs, None).map(|_| ())
+}
+
 /// Checks a whole list: every rule, the list length, name uniqueness. Returns the compiled rules in list order.
-pub(crate) fn compile_list(
+fn compile_list(
     specs: &[RuleSpec],
     parameter_check: Option<bool>,
 ) -> Result<Vec<Rule>, Vec<RuleError>> {

@@ -51,11 +51,3 @@ impl std::fmt::Display for RuleError {
         }
     }
 }
-
-/// Checks a domain's rule list against SPEC section 4, reporting every violation at once, in list order.
-///
-/// The one check that depends on the domain's `parameter_check` (a `uri` with a query string needs it on) is
-/// left to [`crate::RuleSet::compile`], which runs every check here as well.
-pub fn validate_rules(specs: &[RuleSpec]) -> Result<(), Vec<RuleError>> {
-    crate::ruleset::compile_list(specs, None).map(|_| ())
-}

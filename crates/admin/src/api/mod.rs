@@ -2,6 +2,7 @@
 //! synchronous (they call [`Control`], which may block) and run on tokio's blocking pool.
 
 mod challenge;
+mod doc;
 mod domains;
 pub(crate) mod node;
 mod protection;
@@ -133,7 +134,7 @@ pub fn handle(state: &State, route: Route, req: &Req) -> Reply {
     use Route::*;
     let m = &req.method;
     let result = match route {
-        OpenApi => Ok(crate::openapi::reply()),
+        OpenApi => Ok(doc::reply()),
         Domains if m == Method::POST => create_domain(state, req),
         Domains => list_domains(state),
         Domain(name) => match *m {
