@@ -37,6 +37,16 @@ fn bench(c: &mut Criterion) {
         .expect("solved answer verifies");
     let cookie = format!("theme=dark; {COOKIE_NAME}={}", clearance.cookie_value());
 
+    c.bench_function(
+        "getrandom 16 bytes (the system call issue made per token before)",
+        |b| {
+            b.iter(|| {
+                let mut random = [0u8; 16];
+                black_box(getrandom::fill(&mut random).is_ok());
+                random
+            })
+        },
+    );
     c.bench_function("issue token", |b| {
         b.iter(|| ch.issue(black_box(ip), "www.example.com", NOW, d))
     });

@@ -1,8 +1,8 @@
 //! The bot-detection challenge of edgeguard: a JavaScript proof-of-work page that a real browser passes without
-//! user action, the stateless signed token that goes with it, and the HMAC-signed clearance cookie handed out when
-//! the answer checks. The data plane serves a [`ChallengePage`] (or [`render_page`]) while a rule's `bot_detection`
-//! action is in force for a client, answers [`VERIFY_PATH`] with [`Challenger::handle_verify`], and lets a request through when
-//! [`Challenger::check_clearance`] accepts its cookie.
+//! user action, the signed token that goes with it, and the HMAC-signed clearance cookie handed out when the
+//! answer checks. The data plane serves a [`ChallengePage`] (or [`render_page`]) while a rule's `bot_detection`
+//! action is in force for a client, answers [`VERIFY_PATH`] with [`Challenger::handle_verify`], and lets a request
+//! through when [`Challenger::check_clearance`] accepts its cookie.
 //!
 //! This crate does no I/O beyond reading or creating the key file and never looks at the clock: callers pass the
 //! time, so tests drive it. It is not a CAPTCHA and does not tell humans from bots: a client that runs JavaScript (or

@@ -74,7 +74,7 @@ struct Fixed {
     /// From the difficulty to the return path's attribute value.
     verify_attr: String,
     /// From the expected work to the end: the worker block and the main script (the bulk of the page).
-    tail: Bytes,
+    tail: String,
     /// Per difficulty (indexed by bits): the bits and the expected hashes as text.
     bits: Vec<String>,
     expected: Vec<String>,
@@ -102,7 +102,7 @@ static FIXED: LazyLock<Fixed> = LazyLock::new(|| {
         ]
         .concat(),
         verify_attr,
-        tail: Bytes::from(tail),
+        tail,
         bits: range.clone().map(|b| b.to_string()).collect(),
         expected: range.map(|b| thousands(1u64 << b)).collect(),
     }
@@ -142,6 +142,10 @@ impl ChallengePage {
     ///
     /// Hot path of every challenged request: no formatting, no system call.
     pub fn render(&self, token: &ChallengeToken, return_to: &str) -> Bytes {
+        Bytes::from(self.render_vec(token, return_to))
+    }
+
+    fn render_vec(&self, token: &ChallengeToken, return_to: &str) -> Vec<u8> {
         let fixed = &*FIXED;
         let mut out = Vec::with_capacity(
             self.head.len() + self.body.len() + fixed.tail.len() + visit_len(return_to),
@@ -149,16 +153,16 @@ impl ChallengePage {
         out.extend_from_slice(&self.head);
         push_visit(&mut out, token, return_to);
         out.extend_from_slice(&self.body);
-        out.extend_from_slice(expected(token).as_bytes());
-        out.extend_from_slice(&fixed.tail);
-        Bytes::from(out)
+        out.put(expected(token));
+        out.put(&fixed.tail);
+        out
     }
 
     /// The page for one visit as five pieces to send in order (a vectored write or a body of several frames):
     /// only the second and fourth are made for the visit (about 300 bytes and the expected work); the others,
     /// 12 KB in all, are shared.
     pub fn render_chunks(&self, token: &ChallengeToken, return_to: &str) -> [Bytes; 5] {
-        let fixed = &*FIXED;
+        let fixed: &'static Fixed = &FIXED;
         let mut visit = Vec::with_capacity(visit_len(return_to));
         push_visit(&mut visit, token, return_to);
         [
@@ -166,7 +170,7 @@ impl ChallengePage {
             Bytes::from(visit),
             self.body.clone(),
             Bytes::from_static(expected(token).as_bytes()),
-            fixed.tail.clone(),
+            Bytes::from_static(fixed.tail.as_bytes()),
         ]
     }
 }
@@ -188,33 +192,75 @@ fn visit_len(return_to: &str) -> usize {
 
 /// From the token's value to the return path's, inclusive. Token and puzzle are base64url and hex: nothing in
 /// them needs escaping.
-fn push_visit(out: &mut Vec<u8>, token: &ChallengeToken, return_to: &str) {
+fn push_visit(out: &mut impl Out, token: &ChallengeToken, return_to: &str) {
     let fixed = &*FIXED;
-    out.extend_from_slice(token.as_str().as_bytes());
-    out.extend_from_slice(b"\" data-challenge=\"");
-    out.extend_from_slice(token.challenge().as_bytes());
-    out.extend_from_slice(b"\" data-difficulty=\"");
-    out.extend_from_slice(fixed.bits[usize::from(token.difficulty().bits())].as_bytes());
-    out.extend_from_slice(fixed.verify_attr.as_bytes());
-    write_return_path(return_to, |chunk| {
-        for &b in chunk.as_bytes() {
-            match b {
-                b'&' => out.extend_from_slice(b"&amp;"),
-                b'\'' => out.extend_from_slice(b"&#39;"),
-                b => out.push(b),
-            }
+    out.put(token.as_str());
+    out.put("\" data-challenge=\"");
+    out.put(token.challenge());
+    out.put("\" data-difficulty=\"");
+    out.put(&fixed.bits[usize::from(token.difficulty().bits())]);
+    out.put(&fixed.verify_attr);
+    // The safe path's only characters that HTML escapes.
+    write_return_path(return_to, |mut chunk| {
+        while let Some(i) = chunk.find(['&', '\'']) {
+            out.put(&chunk[..i]);
+            out.put(if chunk[i..].starts_with('&') {
+                "&amp;"
+            } else {
+                "&#39;"
+            });
+            chunk = &chunk[i + 1..];
         }
+        out.put(chunk);
     });
+}
+
+/// Where a page is written: a `String` for [`render_page`], bytes for [`ChallengePage`].
+trait Out {
+    fn put(&mut self, s: &str);
+}
+
+impl Out for String {
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+}
+
+impl Out for Vec<u8> {
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
 }
 
 /// The HTML body of the challenge response (status 200; the proxy adds `Cache-Control: no-store`,
 /// `Content-Type: text/html; charset=utf-8` and, if it wants, [`content_security_policy`]).
 ///
-/// Builds the domain's pieces on every call; a caller serving many pages for a domain keeps a [`ChallengePage`].
+/// The same bytes as [`ChallengePage::render`], escaping the domain on every call (a caller serving many pages
+/// for a domain may keep a [`ChallengePage`]). Hot path of every challenged request: one allocation, copies of
+/// the prebuilt pieces, no formatting.
 pub fn render_page(params: &ChallengeParams<'_>) -> String {
-    let page = ChallengePage::new(params.domain).render(params.token, params.return_to);
-    // Every piece is copied from a `str`, so the whole is UTF-8.
-    String::from_utf8_lossy(&page).into_owned()
+    let fixed = &*FIXED;
+    let (token, domain) = (params.token, params.domain);
+    let mut out = String::with_capacity(
+        HEAD_OPEN.len()
+            + fixed.head_close.len()
+            + BODY_OPEN.len()
+            + BODY_TEXT.len()
+            + fixed.tail.len()
+            + 2 * domain.len()
+            + 32
+            + visit_len(params.return_to),
+    );
+    out.put(HEAD_OPEN);
+    escape_into(&mut out, domain);
+    out.put(&fixed.head_close);
+    push_visit(&mut out, token, params.return_to);
+    out.put(BODY_OPEN);
+    escape_into(&mut out, domain);
+    out.put(BODY_TEXT);
+    out.put(expected(token));
+    out.put(&fixed.tail);
+    out
 }
 
 fn thousands(n: u64) -> String {
