@@ -3,19 +3,19 @@
 use crate::Clearance;
 use crate::key::Challenger;
 use crate::token::VerifyError;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 
 /// Largest verify request body the proxy should read (the page sends about 300 bytes plus the return path).
 pub const MAX_VERIFY_BODY: usize = 8 * 1024;
 /// Longest return path kept; a longer one sends the visitor to `/`.
-const MAX_RETURN_LEN: usize = 4096;
+pub(crate) const MAX_RETURN_LEN: usize = 4096;
 
 /// What the proxy sends back for a `POST` to [`crate::VERIFY_PATH`]: `status`, `Content-Type: application/json`,
 /// `Cache-Control: no-store`, the `Set-Cookie` header if any, and `body`.
 #[derive(Clone, Debug)]
 pub struct VerifyResponse {
-    /// 200 passed, 400 malformed post, 403 refused.
+    /// 200 passed, 400 malformed post, 403 refused (a replayed answer included), 503 busy: the replay cache has no
+    /// room right now and the page posts the same answer again after a pause.
     pub status: u16,
     pub set_cookie: Option<String>,
     /// `{"ok":true,"redirect":"/path?query"}` or `{"ok":false,"error":"expired"}`.
@@ -69,10 +69,10 @@ impl Challenger {
                 }
             }
             Err(e) => VerifyResponse {
-                status: if *e == VerifyError::Malformed {
-                    400
-                } else {
-                    403
+                status: match e {
+                    VerifyError::Malformed => 400,
+                    VerifyError::Busy => 503,
+                    _ => 403,
                 },
                 set_cookie: None,
                 body: format!("{{\"ok\":false,\"error\":\"{}\"}}", e.code()),
@@ -88,23 +88,33 @@ impl Challenger {
 /// `//other-host` (tab, newline and backslash tricks) and it needs no escaping in JSON or HTML. Anything else,
 /// absolute URLs included, becomes `/`.
 pub fn safe_return_path(raw: &str) -> String {
-    if !raw.starts_with('/') || raw.len() > MAX_RETURN_LEN {
-        return "/".to_string();
+    let mut out = String::with_capacity(raw.len().min(MAX_RETURN_LEN));
+    write_return_path(raw, |chunk| out.push_str(chunk));
+    out
+}
+
+/// [`safe_return_path`] handed to `sink` in pieces, so the page can write it without a buffer of its own.
+pub(crate) fn write_return_path(raw: &str, mut sink: impl FnMut(&str)) {
+    let bytes = raw.as_bytes();
+    // Every byte is kept or becomes `%XX`, so the result starts with `//` exactly when the input does.
+    if bytes.first() != Some(&b'/') || bytes.get(1) == Some(&b'/') || raw.len() > MAX_RETURN_LEN {
+        sink("/");
+        return;
     }
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut kept = 0;
+    for (i, &b) in bytes.iter().enumerate() {
         let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
         if keep {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
+            continue;
         }
+        // `kept..i` holds ASCII only, so it is a whole `str`.
+        sink(raw.get(kept..i).unwrap_or_default());
+        let enc = [b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]];
+        sink(std::str::from_utf8(&enc).unwrap_or_default());
+        kept = i + 1;
     }
-    if out.starts_with("//") {
-        "/".to_string()
-    } else {
-        out
-    }
+    sink(raw.get(kept..).unwrap_or_default());
 }
 
 fn form_pairs(body: &[u8]) -> impl Iterator<Item = (String, String)> + '_ {

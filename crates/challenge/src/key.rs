@@ -1,5 +1,6 @@
 //! The secret key and the `Challenger` that signs tokens and cookies with it.
 
+use crate::replay::{DEFAULT_REPLAY_CAPACITY, ReplayCache, ReplayStats};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::io::{self, Read, Write};
@@ -39,7 +40,8 @@ pub enum KeyError {
 /// `&self` and allocates only for the strings it returns.
 ///
 /// Two keys are derived from the secret, one for tokens and one for cookies, so a value of one kind can never pass
-/// as the other.
+/// as the other. It holds the replay cache that makes each solved token good for one cookie (8 MiB by default,
+/// allocated when the challenger is made; see [`Challenger::with_replay_capacity`]).
 pub struct Challenger {
     pub(crate) token_mac: HmacSha256,
     pub(crate) cookie_mac: HmacSha256,
@@ -47,10 +49,12 @@ pub struct Challenger {
     /// Feeds the fallback token nonce when the OS random source fails; shared by clones, so two clones never
     /// derive the same fallback from the same count.
     pub(crate) counter: Arc<AtomicU64>,
+    /// Tokens already redeemed; shared by clones, so a token answered at one clone is spent at all of them.
+    pub(crate) replay: Arc<ReplayCache>,
 }
 
-/// Same keys, same counter: a clone with another clearance TTL (one per domain) accepts and signs exactly what
-/// the original does, apart from the cookie's life.
+/// Same keys, same counter, same replay cache: a clone with another clearance TTL (one per domain) accepts and
+/// signs exactly what the original does, apart from the cookie's life.
 impl Clone for Challenger {
     fn clone(&self) -> Self {
         Challenger {
@@ -58,6 +62,7 @@ impl Clone for Challenger {
             cookie_mac: self.cookie_mac.clone(),
             clearance_ttl_s: self.clearance_ttl_s,
             counter: self.counter.clone(),
+            replay: self.replay.clone(),
         }
     }
 }
@@ -67,6 +72,7 @@ impl std::fmt::Debug for Challenger {
         // Never print key material.
         f.debug_struct("Challenger")
             .field("clearance_ttl_s", &self.clearance_ttl_s)
+            .field("replay_capacity", &self.replay.capacity())
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +91,7 @@ impl Challenger {
             cookie_mac: derive(&key, b"edgeguard clearance cookie v1"),
             clearance_ttl_s: DEFAULT_CLEARANCE_TTL.as_secs(),
             counter: Arc::new(AtomicU64::new(0)),
+            replay: Arc::new(ReplayCache::new(DEFAULT_REPLAY_CAPACITY)),
         }
     }
 
@@ -129,6 +136,22 @@ impl Challenger {
 
     pub fn clearance_ttl(&self) -> Duration {
         Duration::from_secs(self.clearance_ttl_s)
+    }
+
+    /// Gives this challenger a new, empty replay cache of at least `slots` entries (8 bytes each; rounded up to a
+    /// power of two, clamped to 1,024 ..= 2^30), allocated now. Call it before cloning: clones made earlier keep
+    /// the old cache. The cache holds each redeemed token for the rest of its 5-minute life, so `slots` bounds
+    /// the solved challenges a node accepts per 5 minutes (busy refusals start at about three quarters full:
+    /// docs/challenge.md).
+    pub fn with_replay_capacity(mut self, slots: usize) -> Challenger {
+        self.replay = Arc::new(ReplayCache::new(slots));
+        self
+    }
+
+    /// Capacity, occupancy and counters of the replay cache. Walks the whole cache (about 1 ms per 2^20 slots):
+    /// call it from a metrics scrape, not per request.
+    pub fn replay_stats(&self, now_unix_ms: u64) -> ReplayStats {
+        self.replay.stats(now_unix_ms)
     }
 
     pub(crate) fn fallback_random(&self, now_unix_ms: u64, out: &mut [u8; 16]) {

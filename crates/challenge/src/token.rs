@@ -1,4 +1,5 @@
-//! Stateless challenge tokens: what the page is asked to solve, signed so the verifier needs no memory.
+//! Challenge tokens: what the page is asked to solve, signed so the verifier needs no memory of what it issued.
+//! Only redeemed tokens are remembered, in the replay cache, until they expire.
 //!
 //! Layout (82 bytes, base64url without padding = 110 characters):
 //! `version(1)=1 | difficulty(1) | issued_unix_ms(8, BE) | random(16) | client_ip(16) | domain_tag(8) | hmac(32)`
@@ -8,6 +9,8 @@
 use crate::Clearance;
 use crate::difficulty::{self, Difficulty};
 use crate::key::{Challenger, domain_tag, ip_bytes};
+use crate::random;
+use crate::replay::Redeem;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::Mac;
@@ -37,6 +40,12 @@ pub enum VerifyError {
     WrongDomain,
     #[error("answer does not meet the difficulty")]
     WrongAnswer,
+    /// The token was redeemed before: each solved challenge yields one cookie.
+    #[error("token was already redeemed")]
+    Replayed,
+    /// The replay cache has no room for this token now; it stays unredeemed and may be posted again shortly.
+    #[error("too many challenges answered at once, retry shortly")]
+    Busy,
 }
 
 impl VerifyError {
@@ -49,6 +58,8 @@ impl VerifyError {
             VerifyError::WrongIp => "wrong_ip",
             VerifyError::WrongDomain => "wrong_domain",
             VerifyError::WrongAnswer => "wrong_answer",
+            VerifyError::Replayed => "replayed",
+            VerifyError::Busy => "busy",
         }
     }
 }
@@ -94,6 +105,9 @@ fn hex32(random: &[u8]) -> [u8; 32] {
 
 impl Challenger {
     /// Issues a token binding `client_ip`, `domain`, the time and the difficulty.
+    ///
+    /// Hot path of every challenge page: the puzzle comes from a per-thread ChaCha20 generator (no system call),
+    /// then one HMAC; the two returned strings are its only allocations.
     pub fn issue(
         &self,
         client_ip: IpAddr,
@@ -106,7 +120,7 @@ impl Challenger {
         raw[1] = difficulty.bits();
         raw[2..10].copy_from_slice(&now_unix_ms.to_be_bytes());
         let mut random = [0u8; 16];
-        if getrandom::fill(&mut random).is_err() {
+        if !random::fill(&mut random) {
             self.fallback_random(now_unix_ms, &mut random);
         }
         raw[10..26].copy_from_slice(&random);
@@ -124,10 +138,14 @@ impl Challenger {
         }
     }
 
-    /// Checks an answer: signature (constant-time), age, client address, domain, then the proof of work.
+    /// Checks an answer and redeems its token: signature (constant-time), age, client address, domain, the proof
+    /// of work, then single use. A token that passes everything else is recorded in the replay cache until it
+    /// expires; answering it again is [`VerifyError::Replayed`], and [`VerifyError::Busy`] when the cache has no
+    /// room for it (nothing recorded: the same answer may be posted again).
     ///
     /// Hot path for the verify endpoint: constant memory, one base64 decode into a stack buffer and three
-    /// SHA-256 compressions plus the cookie's HMAC; no allocation until the cookie string is built.
+    /// SHA-256 compressions, one SipHash and one short shard lock for the replay check, plus the cookie's HMAC;
+    /// no allocation until the cookie string is built.
     pub fn verify(
         &self,
         token: &str,
@@ -174,6 +192,15 @@ impl Challenger {
         if !difficulty::meets(&hash, difficulty) {
             return Err(VerifyError::WrongAnswer);
         }
-        Ok(self.grant(client_ip, domain, now_unix_ms, difficulty))
+        // Live in the cache as long as the age check above lets the token through.
+        let expires_unix_s = (issued + TOKEN_TTL_MS) / 1000 + 1;
+        match self
+            .replay
+            .redeem(&raw[SIGNED_LEN..RAW_LEN], expires_unix_s, now_unix_ms)
+        {
+            Redeem::Fresh => Ok(self.grant(client_ip, domain, now_unix_ms, difficulty)),
+            Redeem::Replayed => Err(VerifyError::Replayed),
+            Redeem::Busy => Err(VerifyError::Busy),
+        }
     }
 }

@@ -73,6 +73,10 @@
     body.set('nonce', nonce);
     body.set('elapsed_ms', String(elapsed));
     body.set('return_to', job.ret);
+    send(body, 0);
+  }
+
+  function send(body, attempt) {
     fetch(job.verify, { method: 'POST', body: body, credentials: 'same-origin', cache: 'no-store' })
       .then(function (r) { return r.json(); })
       .then(function (res) {
@@ -83,8 +87,13 @@
           setState('done', 'Check passed. Loading the page\u2026');
           try { sessionStorage.removeItem('eg-retries'); } catch (e) { /* storage off: nothing to clear */ }
           location.replace(target.pathname + target.search + location.hash);
-        } else if (res && res.error === 'expired' && retries() <= 3) {
+        } else if (res && (res.error === 'expired' || res.error === 'replayed') && retries() <= 3) {
+          // A spent or stale token: a fresh page brings a fresh one.
           location.reload();
+        } else if (res && res.error === 'busy' && attempt < 5) {
+          // The answer was not used up: post it again after a pause.
+          setState('verifying', 'The server is busy. Trying again in a moment\u2026');
+          setTimeout(function () { send(body, attempt + 1); }, 1000 * (attempt + 1));
         } else {
           fail('The check did not pass (' + String(res && res.error) + '). Please try again.');
         }
