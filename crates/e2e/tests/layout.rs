@@ -16,7 +16,7 @@ const MAX_LINES: usize = 600;
 const KNOWN_CIRCLES: &[&str] = &[
     "admin: {api, openapi}",
     "e2e: {edgeguard, row}",
-    "proxy: {access_log, body, cache_phase, health, metrics, pipeline, protect::http, runtime, upstream}",
+    "proxy: {access_log, body, cache_phase, health, metrics, pipeline, protect, runtime, upstream}",
     "rules: {ruleset, spec}",
 ];
 const KNOWN_LONG: &[&str] = &[

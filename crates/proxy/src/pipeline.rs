@@ -89,7 +89,7 @@ pub(crate) struct RequestCtx {
     pub conn_guard: Option<ConnGuard>,
     pub delayed: Duration,
     /// Blocks, IP access limit and rules: what they decided, and the key a rule counted the request under.
-    pub protect: crate::protect::http::ReqState,
+    pub protect: crate::protect::ReqState,
     /// Cache lookup, upstream and decision, for the upstream phase, the access log and metrics.
     pub cdn: crate::cache_phase::CdnCtx,
 }
@@ -144,8 +144,8 @@ async fn run_phases(
         };
     }
     phase!(route(ctx, &req));
-    if crate::protect::http::is_verify(&req) {
-        return crate::protect::http::verify(ctx, req).await;
+    if crate::protect::is_verify(&req) {
+        return crate::protect::verify(ctx, req).await;
     }
     phase!(blocks_in_force(ctx, &req));
     phase!(ip_access_limit(ctx, &req));
@@ -263,17 +263,17 @@ fn route(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
 
 /// Blocks and challenges in force (rules' `block` / `bot_detection` actions): 403 or the challenge page.
 fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
-    crate::protect::http::blocks_in_force(ctx, req)
+    crate::protect::blocks_in_force(ctx, req)
 }
 
 /// IP access limit (SPEC section 3, status 514).
 fn ip_access_limit(ctx: &mut RequestCtx, _req: &Request<Incoming>) -> Flow {
-    crate::protect::http::ip_access_limit(ctx)
+    crate::protect::ip_access_limit(ctx)
 }
 
 /// Rate-limiting rules (SPEC section 4): count the request, fire actions.
 fn rate_limiting_rules(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
-    crate::protect::http::rate_limiting_rules(ctx, req)
+    crate::protect::rate_limiting_rules(ctx, req)
 }
 
 /// Evaluates `keys` into `ctx.keys`; a key over `max` bytes is made empty (not limited).
@@ -586,7 +586,7 @@ fn finish(ctx: &mut RequestCtx, mut resp: Response<ProxyBody>) -> Response<Proxy
     if ctx.domain.as_ref().is_some_and(|d| d.explain) {
         explain(ctx, resp.headers_mut());
     }
-    crate::protect::http::on_response(ctx, &mut resp);
+    crate::protect::on_response(ctx, &mut resp);
     if let Some(guard) = ctx.conn_guard.take() {
         resp.body_mut().hold(guard);
     }

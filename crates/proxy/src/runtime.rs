@@ -73,7 +73,7 @@ pub(crate) struct Runtime {
     pub keepalive_timeout: Duration,
     pub domains: HashMap<String, Arc<DomainRt>>,
     /// Protection of each domain (blocks, IP access limit, rules); filled in by the node after `build`.
-    pub protect: crate::protect::Guards,
+    pub protect: edgeguard_protect::Guards,
     req_zones: HashMap<String, (ReqZoneSpec, Arc<ReqZone>, Arc<CompiledKey>)>,
     conn_zones: HashMap<String, (ConnZoneSpec, Arc<ConnZone>, Arc<CompiledKey>)>,
     pools: Vec<Arc<UpstreamPool>>,

@@ -22,8 +22,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::client::canonical;
 use crate::error::ProxyError;
 use crate::pipeline::{self, ConnInfo, Shared};
-use crate::protect::{NodeProtection, StartChallengeError};
 use crate::runtime::Runtime;
+use edgeguard_protect::{NodeProtection, StartChallengeError};
 use edgeguard_store::{ActivityLog, BlockRecord, Recommendation, StoreError, TrafficStats};
 
 /// How long [`RunningNode::shutdown`] lets requests in flight finish.
@@ -97,7 +97,7 @@ impl Node {
             tasks,
             reload_lock: Mutex::new(()),
             health,
-            protect_task: protection.spawn_background(),
+            protect_task: crate::protect::spawn_background(&protection),
             protection,
         })
     }

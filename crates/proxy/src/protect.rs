@@ -1,6 +1,7 @@
-//! The seam between the request pipeline and the protection engine: the three phases (blocks and challenges in
-//! force, IP access limit, rate-limiting rules), the challenge's verify endpoint, and the response hook that
-//! records statuses into the rules' windows and the request's outcome into the statistics.
+//! The seam between the request pipeline and the protection engine (`edgeguard-protect`): the three phases
+//! (blocks and challenges in force, IP access limit, rate-limiting rules), the challenge's verify endpoint, the
+//! response hook that records statuses into the rules' windows and the request's outcome into the statistics,
+//! and the background task that runs the engine's periodic step.
 //!
 //! Hot path: every routed request passes here. Nothing is formatted unless the request is refused, challenged, or
 //! its domain asked for explain headers.
@@ -21,14 +22,14 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use super::{
-    DomainGuard, InForce, NodeProtection, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
-    RULE_OPERATOR,
-};
 use crate::body::ProxyBody;
 use crate::key::{self, KeyBuf};
 use crate::limits::{ConnStatus, ReqStatus};
 use crate::pipeline::{Flow, RequestCtx, answer};
+use edgeguard_protect::{
+    DomainGuard, FLUSH_EVERY, InForce, NodeProtection, RULE_CHALLENGE_ENABLED,
+    RULE_CHALLENGE_PATHS, RULE_OPERATOR, rfc3339,
+};
 
 static X_EDGEGUARD_DECISION: HeaderName = HeaderName::from_static("x-edgeguard-decision");
 
@@ -439,24 +440,18 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
     }
 }
 
-/// `2026-11-24T04:30:12Z` for Unix milliseconds (proleptic Gregorian, UTC).
-pub fn rfc3339(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Runs [`NodeProtection::tick`] every [`FLUSH_EVERY`] on a blocking thread, until aborted.
+pub(crate) fn spawn_background(node: &Arc<NodeProtection>) -> tokio::task::JoinHandle<()> {
+    let me = node.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FLUSH_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round = 0u64;
+        loop {
+            every.tick().await;
+            let p = me.clone();
+            let _ = tokio::task::spawn_blocking(move || p.tick(round)).await;
+            round += 1;
+        }
+    })
 }
