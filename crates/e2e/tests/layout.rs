@@ -16,14 +16,12 @@ const MAX_LINES: usize = 600;
 const KNOWN_CIRCLES: &[&str] = &[
     "admin: {api, openapi}",
     "e2e: {edgeguard, row}",
-    "proxy: {access_log, body, cache_phase, health, metrics, pipeline, protect, runtime, upstream}",
+    // metrics.rs and access_log.rs define types the request context and the runtime hold (Decision,
+    // DomainStats, NodeStats) while reading those: goes when they move to a leaf with the metrics rewrite.
+    "proxy: {access_log, ctx, metrics, runtime}",
     "rules: {ruleset, spec}",
 ];
-const KNOWN_LONG: &[&str] = &[
-    "crates/config/src/raw.rs",
-    "crates/limit/src/table.rs",
-    "crates/proxy/src/pipeline.rs",
-];
+const KNOWN_LONG: &[&str] = &["crates/config/src/raw.rs", "crates/limit/src/table.rs"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -34,9 +34,9 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
+use crate::ctx::RequestCtx;
 use crate::error::ProxyError;
 use crate::metrics::Decision;
-use crate::pipeline::RequestCtx;
 use crate::runtime::DomainRt;
 use crate::upstream::UpstreamPool;
 

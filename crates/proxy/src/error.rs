@@ -1,5 +1,5 @@
 //! The proxy's error type: what can stop a node from starting or a configuration from being applied.
-//! Per-request failures never surface here; they become responses (see `upstream.rs` and `pipeline.rs`).
+//! Per-request failures never surface here; they become responses (see `upstream.rs` and the phases in `phases/`).
 
 use std::net::SocketAddr;
 

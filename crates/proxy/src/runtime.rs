@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgeguard_cache::{Cache, CacheConfig};
 use edgeguard_config::{
-    Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
+    CacheSpec, Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
 };
 use http::{HeaderValue, StatusCode};
 
@@ -47,7 +48,7 @@ pub(crate) struct DomainRt {
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
-    /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`cache_phase.rs`).
+    /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`carry_over`).
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
     pub stats: Arc<crate::metrics::DomainStats>,
@@ -145,7 +146,7 @@ impl Runtime {
         for domain in &config.domains {
             let mut rt = runtime.build_domain(domain, node.tier, previous_pools)?;
             let before = previous.and_then(|p| p.domains.get(&rt.name));
-            crate::cache_phase::carry_over(&mut rt, &domain.cache, before.map(|d| &**d));
+            carry_over(&mut rt, &domain.cache, before.map(|d| &**d));
             runtime
                 .domains
                 .insert(domain.name.to_ascii_lowercase(), Arc::new(rt));
@@ -288,4 +289,32 @@ impl Runtime {
         }
         Ok(out)
     }
+}
+
+/// The cache settings of `[domain.cache]`.
+fn cache_config(spec: &CacheSpec) -> CacheConfig {
+    CacheConfig {
+        default_ttl: spec.default_ttl,
+        stale_grace: spec.stale_grace,
+        ignore_query: spec.ignore_query,
+        ..CacheConfig::new(spec.max_size)
+    }
+}
+
+/// Gives a freshly built domain its cache and counters, taking over `before`'s (the same domain in the
+/// configuration being replaced) when its cache settings are unchanged, so a reload neither empties the cache
+/// nor resets counters.
+fn carry_over(rt: &mut DomainRt, spec: &CacheSpec, before: Option<&DomainRt>) {
+    if let Some(before) = before {
+        rt.stats = before.stats.clone();
+    }
+    if !spec.enabled {
+        return;
+    }
+    let config = cache_config(spec);
+    let kept = before
+        .and_then(|b| b.cache.as_ref())
+        .filter(|c| *c.config() == config)
+        .cloned();
+    rt.cache = Some(kept.unwrap_or_else(|| Cache::new(config)));
 }

@@ -1,7 +1,7 @@
 //! The seam between the request pipeline and the protection engine (`edgeguard-protect`): the three phases
 //! (blocks and challenges in force, IP access limit, rate-limiting rules), the challenge's verify endpoint, the
-//! response hook that records statuses into the rules' windows and the request's outcome into the statistics,
-//! and the background task that runs the engine's periodic step.
+//! and the response hook that records statuses into the rules' windows and the request's outcome into the
+//! statistics. What they learn per request is `ctx.protect` ([`crate::ctx::ProtectState`]).
 //!
 //! Hot path: every routed request passes here. Nothing is formatted unless the request is refused, challenged, or
 //! its domain asked for explain headers.
@@ -23,31 +23,15 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
+use crate::ctx::{Flow, RequestCtx, answer};
 use crate::key::{self, KeyBuf};
 use crate::limits::{ConnStatus, ReqStatus};
-use crate::pipeline::{Flow, RequestCtx, answer};
 use edgeguard_protect::{
-    DomainGuard, FLUSH_EVERY, InForce, NodeProtection, RULE_CHALLENGE_ENABLED,
-    RULE_CHALLENGE_PATHS, RULE_OPERATOR, rfc3339,
+    DomainGuard, InForce, NodeProtection, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
+    RULE_OPERATOR, rfc3339,
 };
 
 static X_EDGEGUARD_DECISION: HeaderName = HeaderName::from_static("x-edgeguard-decision");
-
-/// What the protection phases learned about one request.
-#[derive(Default)]
-pub(crate) struct ReqState {
-    pub guard: Option<Arc<DomainGuard>>,
-    /// Unix milliseconds of the node's clock when the request entered the protection phases.
-    pub now_ms: u64,
-    /// The rule that counted the request; its key is in `key`.
-    pub counted: Option<usize>,
-    /// Scratch for object keys; after the rules phase, the counting rule's key.
-    pub key: Vec<u8>,
-    /// Set when a protection phase answered (or let a challenged client through).
-    pub outcome: Option<DecisionKind>,
-    /// `X-Edgeguard-Decision` text, only for domains with `explain`.
-    pub decision: Option<String>,
-}
 
 /// A request as the rules read it.
 struct View<'a> {
@@ -438,20 +422,4 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
     {
         resp.headers_mut().insert(X_EDGEGUARD_DECISION.clone(), v);
     }
-}
-
-/// Runs [`NodeProtection::tick`] every [`FLUSH_EVERY`] on a blocking thread, until aborted.
-pub(crate) fn spawn_background(node: &Arc<NodeProtection>) -> tokio::task::JoinHandle<()> {
-    let me = node.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(FLUSH_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut round = 0u64;
-        loop {
-            every.tick().await;
-            let p = me.clone();
-            let _ = tokio::task::spawn_blocking(move || p.tick(round)).await;
-            round += 1;
-        }
-    })
 }
