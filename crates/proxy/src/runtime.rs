@@ -80,21 +80,16 @@ pub(crate) struct Runtime {
     pools: Vec<Arc<UpstreamPool>>,
 }
 
-fn status(code: u16, what: &str) -> Result<StatusCode, ProxyError> {
-    StatusCode::from_u16(code)
-        .map_err(|_| ProxyError::Config(format!("{what} {code} is not a status code")))
+fn status(code: u16, what: &'static str) -> Result<StatusCode, ProxyError> {
+    StatusCode::from_u16(code).map_err(|_| ProxyError::Status { what, code })
 }
 
 impl Runtime {
     /// Builds the state for `config`, taking over zones and pools of `previous` where they are unchanged.
     pub(crate) fn build(config: &Config, previous: Option<&Runtime>) -> Result<Self, ProxyError> {
         let node = &config.node;
-        let via = HeaderValue::try_from(format!("1.1 {}", node.name)).map_err(|_| {
-            ProxyError::Config(format!(
-                "node.name {:?} cannot appear in a Via header",
-                node.name
-            ))
-        })?;
+        let via = HeaderValue::try_from(format!("1.1 {}", node.name))
+            .map_err(|_| ProxyError::ViaName(node.name.clone()))?;
 
         let mut req_zones = HashMap::new();
         for spec in &config.limit_req_zones {
@@ -106,7 +101,7 @@ impl Runtime {
                 Some(k) => k,
                 None => (
                     limits::new_req_zone(&spec.name, spec.rate, spec.size)
-                        .map_err(ProxyError::Config)?,
+                        .map_err(ProxyError::Zone)?,
                     Arc::new(CompiledKey::compile(&spec.key)),
                 ),
             };
@@ -121,7 +116,7 @@ impl Runtime {
             let (zone, key) = match kept {
                 Some(k) => k,
                 None => (
-                    limits::new_conn_zone(&spec.name, spec.size).map_err(ProxyError::Config)?,
+                    limits::new_conn_zone(&spec.name, spec.size).map_err(ProxyError::Zone)?,
                     Arc::new(CompiledKey::compile(&spec.key)),
                 ),
             };
@@ -259,12 +254,14 @@ impl Runtime {
     ) -> Result<Limits, ProxyError> {
         let mut out = Limits::default();
         for spec in req {
-            let (_, zone, key) = self.req_zones.get(&spec.zone).ok_or_else(|| {
-                ProxyError::Config(format!(
-                    "domain {domain}: limit_req zone {:?} is not defined",
-                    spec.zone
-                ))
-            })?;
+            let (_, zone, key) =
+                self.req_zones
+                    .get(&spec.zone)
+                    .ok_or_else(|| ProxyError::UndefinedZone {
+                        domain: domain.to_owned(),
+                        kind: "limit_req",
+                        zone: spec.zone.clone(),
+                    })?;
             out.req.push(ReqLimit {
                 zone: zone.clone(),
                 burst: spec.burst,
@@ -274,12 +271,14 @@ impl Runtime {
             out.req_keys.push(key.clone());
         }
         for spec in conn {
-            let (_, zone, key) = self.conn_zones.get(&spec.zone).ok_or_else(|| {
-                ProxyError::Config(format!(
-                    "domain {domain}: limit_conn zone {:?} is not defined",
-                    spec.zone
-                ))
-            })?;
+            let (_, zone, key) =
+                self.conn_zones
+                    .get(&spec.zone)
+                    .ok_or_else(|| ProxyError::UndefinedZone {
+                        domain: domain.to_owned(),
+                        kind: "limit_conn",
+                        zone: spec.zone.clone(),
+                    })?;
             out.conn.push(ConnLimit {
                 zone: zone.clone(),
                 conn: spec.conn,

@@ -51,13 +51,11 @@ impl Node {
             return Err(ProxyError::NoListener);
         }
         let mut runtime = Runtime::build(&config, None)?;
-        let protection = Arc::new(
-            NodeProtection::open(&config, clock.clone())
-                .map_err(|e| ProxyError::Config(e.to_string()))?,
-        );
+        let protection =
+            Arc::new(NodeProtection::open(&config, clock.clone()).map_err(ProxyError::Protection)?);
         runtime.protect = protection
             .guards(&config, None)
-            .map_err(|e| ProxyError::Config(e.to_string()))?;
+            .map_err(ProxyError::Guard)?;
         let mut listeners = Vec::with_capacity(config.node.listen.len());
         for &addr in &config.node.listen {
             let listener = TcpListener::bind(addr)
@@ -142,7 +140,7 @@ impl RunningNode {
         next.protect = self
             .protection
             .guards(&config, Some(&current.protect))
-            .map_err(|e| ProxyError::Config(e.to_string()))?;
+            .map_err(ProxyError::Guard)?;
         // Also the log rotation point: an unchanged access log reopens its file.
         self.shared.access_log.configure(
             config.node.access_log.as_deref(),
