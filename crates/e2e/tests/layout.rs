@@ -15,9 +15,11 @@ const MAX_LINES: usize = 600;
 /// Violations being worked off, each to be deleted with the change that removes it; nothing may be added.
 const KNOWN_CIRCLES: &[&str] = &[
     "e2e: {edgeguard, row}",
-    "proxy: {access_log, body, cache_phase, health, metrics, pipeline, protect::http, runtime, upstream}",
+    // metrics.rs and access_log.rs define types the request context and the runtime hold (Decision,
+    // DomainStats, NodeStats) while reading those: goes when they move to a leaf with the metrics rewrite.
+    "proxy: {access_log, ctx, metrics, runtime}",
 ];
-const KNOWN_LONG: &[&str] = &["crates/limit/src/table.rs", "crates/proxy/src/pipeline.rs"];
+const KNOWN_LONG: &[&str] = &["crates/limit/src/table.rs"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use edgeguard_admin::{ApplyError, BlockInfo, Control, StartError};
 use edgeguard_config::Config;
+use edgeguard_protect::StartChallengeError;
 use edgeguard_proxy::RunningNode;
-use edgeguard_proxy::protect::StartChallengeError;
 use edgeguard_store::{ActivityPage, ActivityQuery, Recommendation, StatsPoint};
 
 pub struct NodeControl {

@@ -1,6 +1,7 @@
 //! `edgeguard replay`: runs an access log through one domain's protection on the log's own timestamps and reports
 //! what would have been limited (514, limit_req), blocked or challenged, per rule and per client IP. The engine is
-//! the node's own (`edgeguard_proxy::protect::replay`); this module reads, tallies and prints.
+//! the node's own (`edgeguard_protect::replay`, with the proxy's `limit_req` plugged in); this module reads,
+//! tallies and prints.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -11,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use edgeguard_proxy::protect::replay::{Line, Replayer, Verdict};
-use edgeguard_proxy::protect::rfc3339;
+use edgeguard_protect::replay::{Line, Replayer, Verdict};
+use edgeguard_protect::rfc3339;
+use edgeguard_proxy::replay::ReplayLimitReq;
 use edgeguard_store::{LogFormat, LogLine, LogReader, MIN_QPS, Recommendation};
 use serde::Serialize;
 
@@ -216,6 +218,9 @@ pub fn replay_file(
     let recommended_qps = rec.map_or(MIN_QPS, |r| r.qps);
 
     let mut replayer = Replayer::new(config, Some(&d.name), recommended_qps)?;
+    if let Some(limit_req) = ReplayLimitReq::new(config, &d.name)? {
+        replayer = replayer.with_limit_req(Box::new(limit_req));
+    }
     let mut reader = LogReader::new(open(log)?, format);
     let mut totals = Outcomes::default();
     let mut rules: BTreeMap<String, RuleReport> = BTreeMap::new();

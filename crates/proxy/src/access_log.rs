@@ -38,9 +38,9 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 
 use crate::body::ProxyBody;
+use crate::ctx::RequestCtx;
 use crate::error::ProxyError;
 use crate::metrics::Decision;
-use crate::pipeline::RequestCtx;
 use crate::runtime::DomainRt;
 use crate::upstream::UpstreamPool;
 

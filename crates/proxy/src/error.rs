@@ -1,9 +1,13 @@
 //! The proxy's error type: what can stop a node from starting or a configuration from being applied.
-//! Per-request failures never surface here; they become responses (see `upstream.rs` and `pipeline.rs`).
+//! Per-request failures never surface here; they become responses (see `upstream.rs` and the phases in
+//! `phases/`).
 
 use std::net::SocketAddr;
 
-/// Why [`crate::Node::start`] or [`crate::RunningNode::reload`] failed.
+pub use crate::limits::ZoneError;
+
+/// Why [`crate::Node::start`] or [`crate::RunningNode::reload`] failed. Every variant but `Bind` and
+/// `NoListener` leaves the previous state, if any, in force.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     /// A listen address could not be bound (in use, no permission, not local).
@@ -16,8 +20,29 @@ pub enum ProxyError {
     /// The configuration lists no listen address.
     #[error("node.listen is empty: nothing to serve on")]
     NoListener,
-    /// The configuration cannot be turned into runtime state (a zone the limit engine refuses, a key it
-    /// cannot evaluate). The previous state, if any, stays in force.
+    /// `node.name` cannot be sent in a `Via` header.
+    #[error("configuration not applied: node.name {0:?} cannot appear in a Via header")]
+    ViaName(String),
+    /// A `limit_req_status` or `limit_conn_status` that is no HTTP status code.
+    #[error("configuration not applied: {what} {code} is not a status code")]
+    Status { what: &'static str, code: u16 },
+    /// A limit names a zone the configuration does not define.
+    #[error("configuration not applied: domain {domain}: {kind} zone {zone:?} is not defined")]
+    UndefinedZone {
+        domain: String,
+        kind: &'static str,
+        zone: String,
+    },
+    /// A zone the limit engine refuses (too small, too large).
+    #[error("configuration not applied: {0}")]
+    Zone(#[source] ZoneError),
+    /// The node's protection services could not open their store or challenge key.
+    #[error("configuration not applied: {0}")]
+    Protection(#[source] edgeguard_protect::ProtectError),
+    /// A domain's protection (rules, tables) could not be built.
+    #[error("configuration not applied: {0}")]
+    Guard(#[source] edgeguard_protect::GuardError),
+    /// Anything else that cannot be turned into runtime state (the access log file or its writer).
     #[error("configuration not applied: {0}")]
     Config(String),
 }

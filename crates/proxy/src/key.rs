@@ -5,20 +5,19 @@
 //! parts (addresses, host, raw URI, header values, arguments); only `$uri` with escapes or dot segments uses a
 //! small stack buffer, spilling to the heap past 256 bytes.
 //!
-//! `$uri` is the path normalised as nginx does by default: `%XX` escapes decoded, runs of `/` merged, `.` and
-//! `..` segments resolved. Paths nginx refuses with 400 (invalid escape, `%00`, `..` above the root) are refused
-//! by the route phase the same way.
-//! `+` is not a space in a path and stays as is.
+//! `$uri` is the path normalised as nginx does by default ([`edgeguard_protect::path`]: the protection engine
+//! sees paths the same way). Paths nginx refuses with 400 (invalid escape, `%00`, `..` above the root) are
+//! refused by the route phase the same way.
 
 use std::net::IpAddr;
 
 use bytes::Bytes;
 use edgeguard_config::{KeyPart, KeyTemplate};
+pub(crate) use edgeguard_protect::path::push_normalized_path;
 use http::{HeaderMap, HeaderName, Uri};
-use smallvec::SmallVec;
 
-/// Evaluated keys of one request, back to back.
-pub(crate) type KeyBuf = SmallVec<[u8; 128]>;
+/// Evaluated keys of one request, back to back (the buffer normalised paths are written to).
+pub(crate) type KeyBuf = edgeguard_protect::path::PathBytes;
 
 /// The request facts a key can use.
 pub(crate) struct KeyInput<'a> {
@@ -136,79 +135,6 @@ pub(crate) fn find_arg<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
         };
         k.eq_ignore_ascii_case(name).then_some(v)
     })
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Appends nginx's `$uri` for the raw `path`. Returns false where nginx answers 400 instead: an invalid `%`
-/// escape, an escaped NUL, or `..` above the root (the best-effort result is appended all the same).
-pub(crate) fn push_normalized_path(path: &[u8], out: &mut KeyBuf) -> bool {
-    let simple = !path.contains(&b'%')
-        && !path.windows(2).any(|w| w == b"//" || w == b"/.")
-        && path.first() == Some(&b'/');
-    if simple {
-        out.extend_from_slice(path);
-        return true;
-    }
-    let mut valid = true;
-    let mut decoded: SmallVec<[u8; 256]> = SmallVec::new();
-    let mut i = 0;
-    while i < path.len() {
-        let b = path[i];
-        if b == b'%' {
-            if let (Some(h), Some(l)) = (
-                path.get(i + 1).copied().and_then(hex),
-                path.get(i + 2).copied().and_then(hex),
-            ) {
-                let c = h << 4 | l;
-                valid &= c != 0;
-                decoded.push(c);
-                i += 3;
-                continue;
-            }
-            valid = false;
-        }
-        decoded.push(b);
-        i += 1;
-    }
-    // Resolve segments on the decoded path, keeping the result in `out` after `base`.
-    let base = out.len();
-    out.push(b'/');
-    for seg in decoded.split(|&b| b == b'/') {
-        match seg {
-            b"" | b"." => {}
-            b".." => {
-                // Drop the last segment, never the root slash.
-                let tail = &out[base..];
-                valid &= tail.len() > 1;
-                let keep = tail[..tail.len() - 1]
-                    .iter()
-                    .rposition(|&b| b == b'/')
-                    .map_or(1, |p| p + 1);
-                out.truncate(base + keep);
-            }
-            seg => {
-                out.extend_from_slice(seg);
-                out.push(b'/');
-            }
-        }
-    }
-    // A trailing slash survives only where the path had one (or ended in a dot segment, as nginx).
-    let ends_open = decoded.last() == Some(&b'/')
-        || decoded.ends_with(b"/.")
-        || decoded.ends_with(b"/..")
-        || decoded.is_empty();
-    if !ends_open && out.len() > base + 1 {
-        out.pop();
-    }
-    valid
 }
 
 /// `$remote_addr` text of an address taken from `X-Forwarded-For` (the peer's is computed once per connection).

@@ -28,16 +28,20 @@
 
 mod access_log;
 mod body;
-mod cache_phase;
 mod client;
 mod cookie;
+mod ctx;
 mod error;
+mod explain;
+mod forward;
 mod health;
 mod key;
 mod limits;
 mod metrics;
+mod phases;
 mod pipeline;
-pub mod protect;
+pub mod replay;
+mod request_body;
 mod runtime;
 mod server;
 mod upstream;

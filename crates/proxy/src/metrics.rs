@@ -25,8 +25,8 @@ use prometheus_client::registry::Registry;
 
 use crate::access_log::{AccessLog, RequestLine};
 use crate::body::ProxyBody;
+use crate::ctx::{RequestCtx, Shared};
 use crate::limits::{ConnStatus, ReqStatus};
-use crate::pipeline::{RequestCtx, Shared};
 use crate::runtime::Runtime;
 
 /// What the node decided about a request, for the access log and `edgeguard_decisions_total`.

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgeguard_cache::{Cache, CacheConfig};
 use edgeguard_config::{
-    Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
+    CacheSpec, Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
 };
 use http::{HeaderValue, StatusCode};
 
@@ -47,7 +48,7 @@ pub(crate) struct DomainRt {
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
-    /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`cache_phase.rs`).
+    /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`carry_over`).
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
     pub stats: Arc<crate::metrics::DomainStats>,
@@ -73,27 +74,22 @@ pub(crate) struct Runtime {
     pub keepalive_timeout: Duration,
     pub domains: HashMap<String, Arc<DomainRt>>,
     /// Protection of each domain (blocks, IP access limit, rules); filled in by the node after `build`.
-    pub protect: crate::protect::Guards,
+    pub protect: edgeguard_protect::Guards,
     req_zones: HashMap<String, (ReqZoneSpec, Arc<ReqZone>, Arc<CompiledKey>)>,
     conn_zones: HashMap<String, (ConnZoneSpec, Arc<ConnZone>, Arc<CompiledKey>)>,
     pools: Vec<Arc<UpstreamPool>>,
 }
 
-fn status(code: u16, what: &str) -> Result<StatusCode, ProxyError> {
-    StatusCode::from_u16(code)
-        .map_err(|_| ProxyError::Config(format!("{what} {code} is not a status code")))
+fn status(code: u16, what: &'static str) -> Result<StatusCode, ProxyError> {
+    StatusCode::from_u16(code).map_err(|_| ProxyError::Status { what, code })
 }
 
 impl Runtime {
     /// Builds the state for `config`, taking over zones and pools of `previous` where they are unchanged.
     pub(crate) fn build(config: &Config, previous: Option<&Runtime>) -> Result<Self, ProxyError> {
         let node = &config.node;
-        let via = HeaderValue::try_from(format!("1.1 {}", node.name)).map_err(|_| {
-            ProxyError::Config(format!(
-                "node.name {:?} cannot appear in a Via header",
-                node.name
-            ))
-        })?;
+        let via = HeaderValue::try_from(format!("1.1 {}", node.name))
+            .map_err(|_| ProxyError::ViaName(node.name.clone()))?;
 
         let mut req_zones = HashMap::new();
         for spec in &config.limit_req_zones {
@@ -105,7 +101,7 @@ impl Runtime {
                 Some(k) => k,
                 None => (
                     limits::new_req_zone(&spec.name, spec.rate, spec.size)
-                        .map_err(ProxyError::Config)?,
+                        .map_err(ProxyError::Zone)?,
                     Arc::new(CompiledKey::compile(&spec.key)),
                 ),
             };
@@ -120,7 +116,7 @@ impl Runtime {
             let (zone, key) = match kept {
                 Some(k) => k,
                 None => (
-                    limits::new_conn_zone(&spec.name, spec.size).map_err(ProxyError::Config)?,
+                    limits::new_conn_zone(&spec.name, spec.size).map_err(ProxyError::Zone)?,
                     Arc::new(CompiledKey::compile(&spec.key)),
                 ),
             };
@@ -145,7 +141,7 @@ impl Runtime {
         for domain in &config.domains {
             let mut rt = runtime.build_domain(domain, node.tier, previous_pools)?;
             let before = previous.and_then(|p| p.domains.get(&rt.name));
-            crate::cache_phase::carry_over(&mut rt, &domain.cache, before.map(|d| &**d));
+            carry_over(&mut rt, &domain.cache, before.map(|d| &**d));
             runtime
                 .domains
                 .insert(domain.name.to_ascii_lowercase(), Arc::new(rt));
@@ -258,12 +254,14 @@ impl Runtime {
     ) -> Result<Limits, ProxyError> {
         let mut out = Limits::default();
         for spec in req {
-            let (_, zone, key) = self.req_zones.get(&spec.zone).ok_or_else(|| {
-                ProxyError::Config(format!(
-                    "domain {domain}: limit_req zone {:?} is not defined",
-                    spec.zone
-                ))
-            })?;
+            let (_, zone, key) =
+                self.req_zones
+                    .get(&spec.zone)
+                    .ok_or_else(|| ProxyError::UndefinedZone {
+                        domain: domain.to_owned(),
+                        kind: "limit_req",
+                        zone: spec.zone.clone(),
+                    })?;
             out.req.push(ReqLimit {
                 zone: zone.clone(),
                 burst: spec.burst,
@@ -273,12 +271,14 @@ impl Runtime {
             out.req_keys.push(key.clone());
         }
         for spec in conn {
-            let (_, zone, key) = self.conn_zones.get(&spec.zone).ok_or_else(|| {
-                ProxyError::Config(format!(
-                    "domain {domain}: limit_conn zone {:?} is not defined",
-                    spec.zone
-                ))
-            })?;
+            let (_, zone, key) =
+                self.conn_zones
+                    .get(&spec.zone)
+                    .ok_or_else(|| ProxyError::UndefinedZone {
+                        domain: domain.to_owned(),
+                        kind: "limit_conn",
+                        zone: spec.zone.clone(),
+                    })?;
             out.conn.push(ConnLimit {
                 zone: zone.clone(),
                 conn: spec.conn,
@@ -288,4 +288,32 @@ impl Runtime {
         }
         Ok(out)
     }
+}
+
+/// The cache settings of `[domain.cache]`.
+fn cache_config(spec: &CacheSpec) -> CacheConfig {
+    CacheConfig {
+        default_ttl: spec.default_ttl,
+        stale_grace: spec.stale_grace,
+        ignore_query: spec.ignore_query,
+        ..CacheConfig::new(spec.max_size)
+    }
+}
+
+/// Gives a freshly built domain its cache and counters, taking over `before`'s (the same domain in the
+/// configuration being replaced) when its cache settings are unchanged, so a reload neither empties the cache
+/// nor resets counters.
+fn carry_over(rt: &mut DomainRt, spec: &CacheSpec, before: Option<&DomainRt>) {
+    if let Some(before) = before {
+        rt.stats = before.stats.clone();
+    }
+    if !spec.enabled {
+        return;
+    }
+    let config = cache_config(spec);
+    let kept = before
+        .and_then(|b| b.cache.as_ref())
+        .filter(|c| *c.config() == config)
+        .cloned();
+    rt.cache = Some(kept.unwrap_or_else(|| Cache::new(config)));
 }

@@ -20,10 +20,11 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::client::canonical;
+use crate::ctx::{ConnInfo, Epoch, Shared};
 use crate::error::ProxyError;
-use crate::pipeline::{self, ConnInfo, Shared};
-use crate::protect::{NodeProtection, StartChallengeError};
+use crate::pipeline;
 use crate::runtime::Runtime;
+use edgeguard_protect::{FLUSH_EVERY, NodeProtection, StartChallengeError};
 use edgeguard_store::{ActivityLog, BlockRecord, Recommendation, StoreError, TrafficStats};
 
 /// How long [`RunningNode::shutdown`] lets requests in flight finish.
@@ -50,13 +51,11 @@ impl Node {
             return Err(ProxyError::NoListener);
         }
         let mut runtime = Runtime::build(&config, None)?;
-        let protection = Arc::new(
-            NodeProtection::open(&config, clock.clone())
-                .map_err(|e| ProxyError::Config(e.to_string()))?,
-        );
+        let protection =
+            Arc::new(NodeProtection::open(&config, clock.clone()).map_err(ProxyError::Protection)?);
         runtime.protect = protection
             .guards(&config, None)
-            .map_err(|e| ProxyError::Config(e.to_string()))?;
+            .map_err(ProxyError::Guard)?;
         let mut listeners = Vec::with_capacity(config.node.listen.len());
         for &addr in &config.node.listen {
             let listener = TcpListener::bind(addr)
@@ -74,7 +73,7 @@ impl Node {
             .collect::<Result<Vec<_>, _>>()?;
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
-            epoch: crate::cache_phase::Epoch::new(&*clock),
+            epoch: Epoch::new(&*clock),
             clock,
             stats: Default::default(),
             access_log: Default::default(),
@@ -97,7 +96,7 @@ impl Node {
             tasks,
             reload_lock: Mutex::new(()),
             health,
-            protect_task: protection.spawn_background(),
+            protect_task: spawn_protection(&protection),
             protection,
         })
     }
@@ -141,7 +140,7 @@ impl RunningNode {
         next.protect = self
             .protection
             .guards(&config, Some(&current.protect))
-            .map_err(|e| ProxyError::Config(e.to_string()))?;
+            .map_err(ProxyError::Guard)?;
         // Also the log rotation point: an unchanged access log reopens its file.
         self.shared.access_log.configure(
             config.node.access_log.as_deref(),
@@ -325,4 +324,21 @@ async fn serve(
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, "connection ended: {e}");
     }
+}
+
+/// Runs the protection engine's periodic step ([`NodeProtection::tick`]: statistics flush, block sweep,
+/// recommendations, pruning) every [`FLUSH_EVERY`] on a blocking thread, until aborted.
+fn spawn_protection(node: &Arc<NodeProtection>) -> tokio::task::JoinHandle<()> {
+    let me = node.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(FLUSH_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round = 0u64;
+        loop {
+            every.tick().await;
+            let p = me.clone();
+            let _ = tokio::task::spawn_blocking(move || p.tick(round)).await;
+            round += 1;
+        }
+    })
 }

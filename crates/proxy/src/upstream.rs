@@ -16,6 +16,7 @@
 use std::error::Error as _;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,8 +27,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::body::{BodyError, RequestBody};
-use crate::health::Health;
+use crate::request_body::{BodyError, RequestBody};
 
 /// Idle connections kept per upstream address; more are closed when released.
 const MAX_IDLE: usize = 512;
@@ -417,4 +417,51 @@ pub(crate) async fn forward(
         }
     }
     Err(failures)
+}
+
+/// The health of one upstream address. Starts up: a node that has just started tries its upstreams. Written
+/// by the forwarding loop (passive) and by the active checks of `health.rs`.
+///
+/// Hot path: [`Health::is_up`] is one relaxed load; marking down is one store (and a log line on the change).
+#[derive(Debug)]
+pub(crate) struct Health {
+    up: AtomicBool,
+    /// The failure that marked it down, as a `Failure` index, for the 503 body.
+    cause: AtomicU8,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            up: AtomicBool::new(true),
+            cause: AtomicU8::new(0),
+        }
+    }
+}
+
+impl Health {
+    /// Hot path: one load.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// The failure that marked the upstream down (meaningful while it is down).
+    pub(crate) fn cause(&self) -> Failure {
+        Failure::from_index(self.cause.load(Relaxed))
+    }
+
+    /// Marks the upstream down because of `why`; logs when that changes its state.
+    pub(crate) fn mark_down(&self, label: &str, why: Failure) {
+        self.cause.store(why.index(), Relaxed);
+        if self.up.swap(false, Relaxed) {
+            tracing::error!(upstream = %label, cause = why.describe(), "upstream marked down");
+        }
+    }
+
+    /// Marks the upstream up; logs when that changes its state.
+    pub(crate) fn mark_up(&self, label: &str) {
+        if !self.up.swap(true, Relaxed) {
+            tracing::warn!(upstream = %label, "upstream back up (health check passed)");
+        }
+    }
 }

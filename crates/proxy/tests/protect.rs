@@ -662,7 +662,7 @@ async fn configured_challenge_of_paths_or_the_domain_follows_reloads() {
 
 #[tokio::test]
 async fn an_operator_challenge_is_timed_listed_lifted_and_kept_across_a_restart() {
-    use edgeguard_proxy::protect::StartChallengeError;
+    use edgeguard_protect::StartChallengeError;
     let dir = tempfile::tempdir().unwrap();
     let clock = FakeClock::new(5_000_000);
     let cfg = config(

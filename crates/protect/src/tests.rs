@@ -294,9 +294,11 @@ fn block_beats_challenge_and_entries_expire() {
 
 #[test]
 fn rfc3339_of_known_instants() {
-    assert_eq!(http::rfc3339(0), "1970-01-01T00:00:00Z");
-    assert_eq!(http::rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
-    assert_eq!(http::rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
+    assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+    assert_eq!(rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
+    assert_eq!(rfc3339(253_402_300_799_000), "9999-12-31T23:59:59Z");
+    assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! What-if replay of an access log through one domain's protection, on the log's own timestamps: the same
-//! engine as the node ([`DomainGuard`]) plus the nginx `limit_req` decisions of the domain's (or location's)
-//! limits. Used by `edgeguard replay`.
+//! engine as the node ([`DomainGuard`]), plus the nginx `limit_req` decisions of the domain's (or location's)
+//! limits when the caller plugs them in ([`LimitReq`]; the proxy has the key builder and zones, so it supplies
+//! them and this crate stays free of HTTP types). Used by `edgeguard replay`.
 //!
 //! `[domain.challenge]` applies as on the node: with `enabled = true` every request is challenged, with `paths`
 //! every request under one of them (rule `challenge.enabled` / `challenge.paths`).
@@ -15,15 +16,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
-use bytes::Bytes;
 use edgeguard_config::Config;
 use edgeguard_rules::{Action, RequestView};
-use http::{HeaderMap, HeaderValue, Uri};
 
-use super::{DomainBlocks, DomainGuard, GuardError, InForce, Sink};
-use crate::key::{self, KeyBuf, KeyInput};
-use crate::limits::{self, ReqStatus};
-use crate::runtime::{DomainRt, Runtime};
+use crate::path::{PathBytes, push_normalized_path};
+use crate::{DomainBlocks, DomainGuard, GuardError, InForce, Sink};
 
 /// Why a replay cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -34,8 +31,15 @@ pub enum ReplayError {
     NoDomains,
     #[error(transparent)]
     Guard(#[from] GuardError),
-    #[error(transparent)]
-    Runtime(#[from] crate::ProxyError),
+}
+
+/// The nginx `limit_req` phase of a replay: what the domain's (or the matched location's) limits decide for a
+/// line that got past the protection. Zones count across calls, on the line's time.
+pub trait LimitReq {
+    /// [`Verdict::Passed`], [`Verdict::LimitReq`] or [`Verdict::Delayed`] for `line` at `now_ms` (Unix
+    /// milliseconds, never going backwards); `norm_path` is the line's normalised path, which picks the
+    /// location.
+    fn decide(&self, line: &Line<'_>, norm_path: &[u8], now_ms: u64) -> Verdict;
 }
 
 /// One logged request.
@@ -123,15 +127,17 @@ impl RequestView for LineView<'_> {
 /// One domain's protection, replaying lines in order.
 pub struct Replayer {
     guard: DomainGuard,
-    domain: Arc<DomainRt>,
-    _runtime: Runtime,
+    /// Lower case, as the node routes it.
+    domain: String,
+    limit_req: Option<Box<dyn LimitReq>>,
     newest_ms: u64,
     key: Vec<u8>,
 }
 
 impl Replayer {
     /// The protection of `domain` (the first domain when `None`) of `config`. `default_qps` stands in for the
-    /// node's recommendation when the IP access limit has no `qps`.
+    /// node's recommendation when the IP access limit has no `qps`. No `limit_req` until
+    /// [`Replayer::with_limit_req`].
     pub fn new(
         config: &Config,
         domain: Option<&str>,
@@ -145,12 +151,6 @@ impl Replayer {
                 .ok_or_else(|| ReplayError::NoDomain(name.to_owned()))?,
             None => config.domains.first().ok_or(ReplayError::NoDomains)?,
         };
-        let runtime = Runtime::build(config, None)?;
-        let domain_rt = runtime
-            .domains
-            .get(&d.name.to_ascii_lowercase())
-            .cloned()
-            .ok_or_else(|| ReplayError::NoDomain(d.name.clone()))?;
         let guard = DomainGuard::build(
             d,
             None,
@@ -160,16 +160,22 @@ impl Replayer {
         )?;
         Ok(Replayer {
             guard,
-            domain: domain_rt,
-            _runtime: runtime,
+            domain: d.name.to_ascii_lowercase(),
+            limit_req: None,
             newest_ms: 0,
             key: Vec::new(),
         })
     }
 
+    /// Replays nginx `limit_req` too, after the protection phases, as the node does.
+    pub fn with_limit_req(mut self, limit_req: Box<dyn LimitReq>) -> Self {
+        self.limit_req = Some(limit_req);
+        self
+    }
+
     /// The domain replayed (lower case).
     pub fn domain(&self) -> &str {
-        &self.domain.name
+        &self.domain
     }
 
     pub fn guard(&self) -> &DomainGuard {
@@ -185,11 +191,11 @@ impl Replayer {
             Some((p, q)) => (p, Some(q)),
             None => (line.uri, None),
         };
-        let host = self.domain.name.as_str();
+        let host = self.domain.as_str();
         let view = LineView { line, host, query };
 
-        let mut norm = KeyBuf::new();
-        key::push_normalized_path(path.as_bytes(), &mut norm);
+        let mut norm = PathBytes::new();
+        push_normalized_path(path.as_bytes(), &mut norm);
         let norm_path = std::str::from_utf8(&norm).unwrap_or(path);
         // As on the node: a block on an object wins, else a challenge by configuration (whole domain or path).
         let hit = self
@@ -218,7 +224,10 @@ impl Replayer {
                 trigger,
             };
         }
-        let verdict = self.limit_req(line, &norm, now);
+        let verdict = self
+            .limit_req
+            .as_ref()
+            .map_or(Verdict::Passed, |l| l.decide(line, &norm, now));
         if matches!(verdict, Verdict::LimitReq { .. }) {
             return Step {
                 verdict,
@@ -240,60 +249,6 @@ impl Replayer {
             object_value: String::from_utf8_lossy(&self.key).into_owned(),
             time_ms: now,
             on_status,
-        }
-    }
-
-    fn limit_req(&self, line: &Line<'_>, norm_path: &[u8], now: u64) -> Verdict {
-        let lim = self.domain.limits_for(norm_path);
-        if lim.req.is_empty() {
-            return Verdict::Passed;
-        }
-        let uri: Uri = line.uri.parse().unwrap_or_else(|_| Uri::from_static("/"));
-        let mut headers = HeaderMap::new();
-        if let Ok(v) = HeaderValue::from_str(&self.domain.name) {
-            headers.insert(http::header::HOST, v);
-        }
-        if let Some(v) = line
-            .user_agent
-            .and_then(|ua| HeaderValue::from_str(ua).ok())
-        {
-            headers.insert(http::header::USER_AGENT, v);
-        }
-        let client_text: Bytes = key::addr_text(line.client);
-        let input = KeyInput {
-            client_ip: line.client,
-            client_text: &client_text,
-            host: &self.domain.name,
-            uri: &uri,
-            headers: &headers,
-        };
-        let mut buf = KeyBuf::new();
-        let mut ends: Vec<usize> = Vec::with_capacity(lim.req_keys.len());
-        for k in &lim.req_keys {
-            k.append(&input, &mut buf);
-            ends.push(buf.len());
-        }
-        let mut start = 0;
-        let keys: Vec<&[u8]> = ends
-            .iter()
-            .map(|&end| {
-                let k = &buf[start..end];
-                start = end;
-                k
-            })
-            .collect();
-        let d = limits::limit_req(now, &lim.req, &keys);
-        let zone = || {
-            d.limit
-                .map_or_else(String::new, |i| lim.req[i].zone.name().to_owned())
-        };
-        match d.status {
-            Some(ReqStatus::Rejected) => Verdict::LimitReq { zone: zone() },
-            Some(ReqStatus::Delayed) => Verdict::Delayed {
-                zone: zone(),
-                delay_ms: d.delay_ms,
-            },
-            _ => Verdict::Passed,
         }
     }
 }

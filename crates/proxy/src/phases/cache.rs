@@ -2,7 +2,7 @@
 //! `[domain.cache] enabled`, looked up after limit_conn (so limits count hits too), filled from the upstream's
 //! answer, and fallen back on (`X-Cache: STALE`) when the upstream fails.
 //!
-//! A lookup's outcome travels from the cache phase to the upstream phase in [`CdnCtx::cache`]: the fill guard
+//! A lookup's outcome travels from the cache phase to the upstream phase in `ctx.cdn.cache`: the fill guard
 //! when this request leads the fetch of a missing object, and the expired copy within `stale_grace`, if any.
 //! Followers of a fill in flight wait in the cache phase and answer as hits, or go upstream themselves when
 //! the leader brought nothing they may share.
@@ -16,14 +16,8 @@
 //!
 //! Hot path (a hit): one key allocation, one short lock in the cache, a header-map clone; no body copy.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
 use bytes::Bytes;
-use edgeguard_cache::{
-    Cache, CacheConfig, CacheStatus, CachedResponse, FillGuard, Lookup, X_CACHE,
-};
-use edgeguard_config::CacheSpec;
+use edgeguard_cache::{CacheStatus, CachedResponse, Lookup, X_CACHE};
 use edgeguard_limit::Clock;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -31,99 +25,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
-use crate::metrics::Decision;
-use crate::pipeline::RequestCtx;
+use crate::ctx::{Pending, RequestCtx};
 use crate::runtime::DomainRt;
-use crate::upstream::UpstreamPool;
-
-/// Wall-clock time for freshness (`Date`, `Expires` are wall-clock), read as a fixed wall time plus the node
-/// clock's progress, so tests that drive a fake clock drive the cache too. A step of the system clock after
-/// start is not followed; freshness is seconds to hours, so the drift of a monotonic clock does not matter.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Epoch {
-    wall: SystemTime,
-    ms: u64,
-}
-
-impl Epoch {
-    pub(crate) fn new(clock: &dyn Clock) -> Self {
-        Epoch {
-            wall: SystemTime::now(),
-            ms: clock.now_ms(),
-        }
-    }
-
-    pub(crate) fn now(&self, clock: &dyn Clock) -> SystemTime {
-        self.wall + Duration::from_millis(clock.now_ms().saturating_sub(self.ms))
-    }
-}
-
-/// Per-request state of the CDN phases (cache, upstream, access log).
-pub(crate) struct CdnCtx {
-    epoch: Epoch,
-    /// Cache time of the lookup.
-    now: SystemTime,
-    /// Left by the cache phase for the upstream phase.
-    pub cache: Option<Pending>,
-    /// What `X-Cache` said, for the access log and metrics.
-    pub cache_status: Option<CacheStatus>,
-    /// The upstream that answered (or the last one tried).
-    pub upstream: Option<Arc<UpstreamPool>>,
-    /// Time from sending the request upstream to its response head.
-    pub upstream_time: Option<Duration>,
-    /// Set by a phase that answered on its own (protection); derived from the limit decisions otherwise.
-    pub decision: Option<Decision>,
-}
-
-impl CdnCtx {
-    pub(crate) fn new(epoch: Epoch) -> Self {
-        CdnCtx {
-            epoch,
-            now: epoch.wall,
-            cache: None,
-            cache_status: None,
-            upstream: None,
-            upstream_time: None,
-            decision: None,
-        }
-    }
-}
-
-/// A cache lookup that still needs the upstream.
-pub(crate) struct Pending {
-    /// This request leads the fill of a missing object.
-    pub fill: Option<FillGuard>,
-    /// The expired copy to answer with if the upstream fails.
-    pub stale: Option<CachedResponse>,
-}
-
-/// The cache settings of `[domain.cache]`.
-pub(crate) fn cache_config(spec: &CacheSpec) -> CacheConfig {
-    CacheConfig {
-        default_ttl: spec.default_ttl,
-        stale_grace: spec.stale_grace,
-        ignore_query: spec.ignore_query,
-        ..CacheConfig::new(spec.max_size)
-    }
-}
-
-/// Gives a freshly built domain its cache and counters, taking over `before`'s (the same domain in the
-/// configuration being replaced) when its cache settings are unchanged, so a reload neither empties the cache
-/// nor resets counters.
-pub(crate) fn carry_over(rt: &mut DomainRt, spec: &CacheSpec, before: Option<&DomainRt>) {
-    if let Some(before) = before {
-        rt.stats = before.stats.clone();
-    }
-    if !spec.enabled {
-        return;
-    }
-    let config = cache_config(spec);
-    let kept = before
-        .and_then(|b| b.cache.as_ref())
-        .filter(|c| *c.config() == config)
-        .cloned();
-    rt.cache = Some(kept.unwrap_or_else(|| Cache::new(config)));
-}
 
 /// The cache phase: answers fresh hits (and followers whose leader stored the object); otherwise leaves the
 /// lookup in `ctx.cdn.cache` and gives the request back for the upstream phase.
@@ -229,10 +132,7 @@ pub(crate) async fn upstream_answered(
                     if let Some(resp) = stale_instead(ctx, domain, "upstream body failed") {
                         return resp;
                     }
-                    return crate::pipeline::answer(
-                        StatusCode::BAD_GATEWAY,
-                        upstream_body_failed(ctx),
-                    );
+                    return crate::ctx::answer(StatusCode::BAD_GATEWAY, upstream_body_failed(ctx));
                 }
             }
         }

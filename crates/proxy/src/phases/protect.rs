@@ -1,6 +1,7 @@
-//! The seam between the request pipeline and the protection engine: the three phases (blocks and challenges in
-//! force, IP access limit, rate-limiting rules), the challenge's verify endpoint, and the response hook that
-//! records statuses into the rules' windows and the request's outcome into the statistics.
+//! The seam between the request pipeline and the protection engine (`edgeguard-protect`): the three phases
+//! (blocks and challenges in force, IP access limit, rate-limiting rules), the challenge's verify endpoint, the
+//! and the response hook that records statuses into the rules' windows and the request's outcome into the
+//! statistics. What they learn per request is `ctx.protect` ([`crate::ctx::ProtectState`]).
 //!
 //! Hot path: every routed request passes here. Nothing is formatted unless the request is refused, challenged, or
 //! its domain asked for explain headers.
@@ -21,32 +22,16 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
-use super::{
-    DomainGuard, InForce, NodeProtection, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
-    RULE_OPERATOR,
-};
 use crate::body::ProxyBody;
+use crate::ctx::{Flow, RequestCtx, answer};
 use crate::key::{self, KeyBuf};
 use crate::limits::{ConnStatus, ReqStatus};
-use crate::pipeline::{Flow, RequestCtx, answer};
+use edgeguard_protect::{
+    DomainGuard, InForce, NodeProtection, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
+    RULE_OPERATOR, rfc3339,
+};
 
 static X_EDGEGUARD_DECISION: HeaderName = HeaderName::from_static("x-edgeguard-decision");
-
-/// What the protection phases learned about one request.
-#[derive(Default)]
-pub(crate) struct ReqState {
-    pub guard: Option<Arc<DomainGuard>>,
-    /// Unix milliseconds of the node's clock when the request entered the protection phases.
-    pub now_ms: u64,
-    /// The rule that counted the request; its key is in `key`.
-    pub counted: Option<usize>,
-    /// Scratch for object keys; after the rules phase, the counting rule's key.
-    pub key: Vec<u8>,
-    /// Set when a protection phase answered (or let a challenged client through).
-    pub outcome: Option<DecisionKind>,
-    /// `X-Edgeguard-Decision` text, only for domains with `explain`.
-    pub decision: Option<String>,
-}
 
 /// A request as the rules read it.
 struct View<'a> {
@@ -439,26 +424,4 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
     {
         resp.headers_mut().insert(X_EDGEGUARD_DECISION.clone(), v);
     }
-}
-
-/// `2026-11-24T04:30:12Z` for Unix milliseconds (proleptic Gregorian, UTC).
-pub fn rfc3339(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }

@@ -1,18 +1,6 @@
-//! Protection in the data plane: blocks and challenges in force, the IP access limit (514), the rate-limiting
-//! modes and custom rules, the activity log and traffic statistics, and the bot-detection challenge's HTTP side.
-//!
-//! The core ([`DomainGuard`], [`DomainBlocks`]) takes a small request view and Unix milliseconds and returns a
-//! verdict; it knows no HTTP, so it is unit-tested on a fake clock and reused by `edgeguard replay`. The node's
-//! services ([`NodeProtection`]: the store, the statistics, the challenger, the blocks of every domain) outlive
-//! reloads; the per-domain guards are rebuilt by each reload, taking over counters that keep their meaning.
-//! `http.rs` is the seam to the request pipeline. Enforcement semantics are in `docs/protection.md`.
-
-mod blocks;
-mod engine;
-pub(crate) mod http;
-pub mod replay;
-#[cfg(test)]
-mod tests;
+//! The node's protection services, shared by every configuration it runs: the store (activity log, blocks,
+//! statistics), the challenger, the blocks of every domain, the recommended IP access limits; and [`Guards`],
+//! the per-domain engines one configuration builds from them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,12 +16,8 @@ use edgeguard_store::{
     TrafficStats,
 };
 
-pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
-pub use engine::{
-    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES,
-    RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, RULE_TABLE_BYTES, Sink, rule_set,
-};
-pub use http::rfc3339;
+use crate::blocks::{self, DomainBlocks, InForce, PREFIX_TYPE};
+use crate::engine::{DomainGuard, GuardError, RULE_OPERATOR, Sink};
 
 /// The node's database file in `data_dir`.
 pub const DB_FILE: &str = "edgeguard.db";
@@ -211,7 +195,7 @@ impl NodeProtection {
 
     /// Builds the guards of every domain of `config`, taking over counters from `previous`. Computes the
     /// recommended limit of domains that need one and have none yet (disk I/O: start and reload only).
-    pub(crate) fn guards(
+    pub fn guards(
         self: &Arc<Self>,
         config: &Config,
         previous: Option<&Guards>,
@@ -379,9 +363,11 @@ impl NodeProtection {
         Ok(record)
     }
 
-    /// One background round: flush statistics, sweep expired blocks; every `RECOMMEND_EVERY` recompute the
-    /// recommendations, every `PRUNE_EVERY` prune old activity. Blocking I/O: run it off the runtime workers.
-    fn tick(&self, round: u64) {
+    /// One background round, to be run every [`FLUSH_EVERY`] with `round` counting up from 0: flush
+    /// statistics, sweep expired blocks; every `RECOMMEND_EVERY` recompute the recommendations, every
+    /// `PRUNE_EVERY` prune old activity. Blocking I/O: the caller runs it off its async workers (the proxy
+    /// spawns it on a blocking thread), which is why this crate has no timer of its own.
+    pub fn tick(&self, round: u64) {
         let now = self.now_ms();
         let now_i = i64::try_from(now).unwrap_or(i64::MAX);
         if let Err(e) = self.stats.flush(now_i) {
@@ -408,24 +394,9 @@ impl NodeProtection {
         }
     }
 
-    /// Runs [`NodeProtection::tick`] every [`FLUSH_EVERY`] until aborted.
-    pub(crate) fn spawn_background(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(FLUSH_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut round = 0u64;
-            loop {
-                every.tick().await;
-                let p = me.clone();
-                let _ = tokio::task::spawn_blocking(move || p.tick(round)).await;
-                round += 1;
-            }
-        })
-    }
-
     /// At shutdown: persist the unfinished statistics points and wait for queued activity to be written.
-    pub(crate) fn close(&self) {
+    /// Blocking I/O.
+    pub fn close(&self) {
         let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
         if let Err(e) = self.stats.close(now) {
             tracing::warn!("statistics not saved at shutdown: {e}");
@@ -458,18 +429,18 @@ pub enum StartChallengeError {
 
 /// The guards of one configuration, by lower-case domain name.
 #[derive(Default)]
-pub(crate) struct Guards {
+pub struct Guards {
     map: HashMap<String, Arc<DomainGuard>>,
     node: Option<Arc<NodeProtection>>,
 }
 
 impl Guards {
     #[inline]
-    pub(crate) fn get(&self, domain: &str) -> Option<&Arc<DomainGuard>> {
+    pub fn get(&self, domain: &str) -> Option<&Arc<DomainGuard>> {
         self.map.get(domain)
     }
 
-    pub(crate) fn node(&self) -> Option<&Arc<NodeProtection>> {
+    pub fn node(&self) -> Option<&Arc<NodeProtection>> {
         self.node.as_ref()
     }
 }

@@ -1,0 +1,37 @@
+//! The protection engine of an edgeguard node (SPEC sections 3-4): blocks and challenges in force, the IP access
+//! limit (514), the rate-limiting rules with their windows and triggers, and the feed of the activity log and
+//! traffic statistics.
+//!
+//! The engine knows no HTTP and runs no tasks: a request comes in as a small view
+//! ([`edgeguard_rules::RequestView`]) plus its normalised path and Unix milliseconds of the node's clock, and each
+//! phase returns a verdict. The data plane (`edgeguard-proxy`) turns verdicts into responses and runs
+//! [`NodeProtection::tick`] in the background; `edgeguard replay` drives the same engine over an access log
+//! ([`replay`]). Unit tests drive it on a fake clock.
+//!
+//! The node's services ([`NodeProtection`]: the store, the statistics, the challenger, the blocks of every
+//! domain) outlive reloads; the per-domain guards ([`Guards`], [`DomainGuard`]) are rebuilt by each reload,
+//! taking over counters that keep their meaning. Enforcement semantics are in `docs/protection.md`.
+//!
+//! Not here: answering requests (403/514 pages, the challenge page and its verify endpoint are the proxy's),
+//! nginx `limit_req`/`limit_conn` (`edgeguard-limit`, applied by the proxy), timers and threads.
+
+mod blocks;
+mod engine;
+mod node;
+pub mod path;
+pub mod replay;
+#[cfg(test)]
+mod tests;
+mod time;
+
+pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
+pub use engine::{
+    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES,
+    RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, RULE_TABLE_BYTES, Sink, rule_set,
+};
+pub use node::{
+    ACTION_LIFT, ACTIVITY_RETENTION_MS, DB_FILE, FLUSH_EVERY, Guards, MAX_TIMED_CHALLENGE,
+    MIN_TIMED_CHALLENGE, NodeProtection, PRUNE_EVERY, ProtectError, RECOMMEND_EVERY,
+    StartChallengeError,
+};
+pub use time::rfc3339;

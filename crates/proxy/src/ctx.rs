@@ -1,0 +1,256 @@
+//! The request context: what every phase of a request reads and writes ([`RequestCtx`]), what the phases
+//! answer ([`Flow`]), and the node-wide state every connection shares ([`Shared`]). A leaf of the crate's
+//! module graph: it names the state types of the runtime, the limits, the cache and the protection engine,
+//! and no phase, so every phase can depend on it and none on another.
+//!
+//! Hot path: a context is built per request; nothing here allocates beyond the `Arc` clones of the runtime
+//! snapshot and the connection facts.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use bytes::{BufMut, Bytes, BytesMut};
+use edgeguard_cache::{CacheStatus, CachedResponse, FillGuard};
+use edgeguard_limit::Clock;
+use edgeguard_protect::DomainGuard;
+use edgeguard_store::DecisionKind;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use smallvec::SmallVec;
+use tokio::time::Instant;
+
+use crate::access_log::AccessLog;
+use crate::body::ProxyBody;
+use crate::key::{CompiledKey, KeyBuf, KeyInput};
+use crate::limits::{ConnGuard, ConnStatus, ReqDecision};
+use crate::metrics::{Decision, NodeStats};
+use crate::runtime::{DomainRt, Limits, Runtime};
+use crate::upstream::UpstreamPool;
+
+/// State shared by every connection of a node.
+pub(crate) struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub clock: Arc<dyn Clock>,
+    /// Counters for `/metrics` that are not per domain.
+    pub stats: NodeStats,
+    pub access_log: AccessLog,
+    /// Wall-clock time for cache freshness, read through `clock`.
+    pub epoch: Epoch,
+}
+
+/// Facts about one client connection, computed once at accept.
+pub(crate) struct ConnInfo {
+    /// The peer address, IPv4-mapped IPv6 folded to IPv4.
+    pub peer_ip: IpAddr,
+    /// `peer_ip` as text, for `$remote_addr` and `X-Forwarded-For` without formatting per request.
+    pub peer_text: Bytes,
+}
+
+/// What a phase decided.
+// An answer is moved once, at the end of the pipeline; boxing it would cost an allocation per answer.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Flow {
+    Continue,
+    Answer(Response<ProxyBody>),
+}
+
+/// Everything the phases learn about one request.
+pub(crate) struct RequestCtx {
+    pub rt: Arc<Runtime>,
+    pub conn: Arc<ConnInfo>,
+    pub started: Instant,
+    /// The address limits see (peer, or from `X-Forwarded-For` behind a trusted proxy).
+    pub client_ip: IpAddr,
+    pub client_text: Bytes,
+    pub domain: Option<Arc<DomainRt>>,
+    /// The limit lists of the matched location.
+    pub limits: Option<Arc<Limits>>,
+    /// Evaluated keys, back to back; `key_ends[i]` ends key `i` of the phase that filled it.
+    pub keys: KeyBuf,
+    pub key_ends: SmallVec<[usize; 4]>,
+    pub req_decision: Option<ReqDecision>,
+    /// The limit_req entry the explain header names: the deciding one, else the last that counted.
+    pub req_shown: Option<usize>,
+    pub conn_status: Option<ConnStatus>,
+    pub conn_limit: Option<usize>,
+    /// limit_conn counts; moved into the response body so they last as long as the response.
+    pub conn_guard: Option<ConnGuard>,
+    pub delayed: Duration,
+    /// Blocks, IP access limit and rules: what they decided, and the key a rule counted the request under.
+    pub protect: ProtectState,
+    /// Cache lookup, upstream and decision, for the upstream phase, the access log and metrics.
+    pub cdn: CdnCtx,
+}
+
+impl RequestCtx {
+    /// The context of a request arriving on `conn` now, under the runtime snapshot `rt`.
+    pub(crate) fn new(rt: Arc<Runtime>, conn: Arc<ConnInfo>, epoch: Epoch) -> Self {
+        RequestCtx {
+            client_ip: conn.peer_ip,
+            client_text: conn.peer_text.clone(),
+            rt,
+            conn,
+            started: Instant::now(),
+            domain: None,
+            limits: None,
+            keys: KeyBuf::new(),
+            key_ends: SmallVec::new(),
+            req_decision: None,
+            req_shown: None,
+            conn_status: None,
+            conn_limit: None,
+            conn_guard: None,
+            delayed: Duration::ZERO,
+            protect: ProtectState::default(),
+            cdn: CdnCtx::new(epoch),
+        }
+    }
+
+    /// Evaluates `keys` into `self.keys`; a key over `max` bytes is made empty (not limited).
+    pub(crate) fn eval_keys(
+        &mut self,
+        req: &Request<Incoming>,
+        keys: &[Arc<CompiledKey>],
+        max: usize,
+    ) {
+        let ctx = self;
+        let mut buf = std::mem::take(&mut ctx.keys);
+        buf.clear();
+        ctx.key_ends.clear();
+        let host = ctx.domain.as_ref().map_or("", |d| d.name.as_str());
+        let input = KeyInput {
+            client_ip: ctx.client_ip,
+            client_text: &ctx.client_text,
+            host,
+            uri: req.uri(),
+            headers: req.headers(),
+        };
+        for k in keys {
+            let start = buf.len();
+            k.append(&input, &mut buf);
+            if buf.len() - start > max {
+                tracing::info!(
+                    len = buf.len() - start,
+                    "limit key too long, request not limited by it"
+                );
+                buf.truncate(start);
+            }
+            ctx.key_ends.push(buf.len());
+        }
+        ctx.keys = buf;
+    }
+}
+
+/// What the protection phases learned about one request.
+#[derive(Default)]
+pub(crate) struct ProtectState {
+    pub guard: Option<Arc<DomainGuard>>,
+    /// Unix milliseconds of the node's clock when the request entered the protection phases.
+    pub now_ms: u64,
+    /// The rule that counted the request; its key is in `key`.
+    pub counted: Option<usize>,
+    /// Scratch for object keys; after the rules phase, the counting rule's key.
+    pub key: Vec<u8>,
+    /// Set when a protection phase answered (or let a challenged client through).
+    pub outcome: Option<DecisionKind>,
+    /// `X-Edgeguard-Decision` text, only for domains with `explain`.
+    pub decision: Option<String>,
+}
+
+/// Wall-clock time for freshness (`Date`, `Expires` are wall-clock), read as a fixed wall time plus the node
+/// clock's progress, so tests that drive a fake clock drive the cache too. A step of the system clock after
+/// start is not followed; freshness is seconds to hours, so the drift of a monotonic clock does not matter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Epoch {
+    wall: SystemTime,
+    ms: u64,
+}
+
+impl Epoch {
+    pub(crate) fn new(clock: &dyn Clock) -> Self {
+        Epoch {
+            wall: SystemTime::now(),
+            ms: clock.now_ms(),
+        }
+    }
+
+    pub(crate) fn now(&self, clock: &dyn Clock) -> SystemTime {
+        self.wall + Duration::from_millis(clock.now_ms().saturating_sub(self.ms))
+    }
+}
+
+/// Per-request state of the CDN phases (cache, upstream, access log).
+pub(crate) struct CdnCtx {
+    pub epoch: Epoch,
+    /// Cache time of the lookup.
+    pub now: SystemTime,
+    /// Left by the cache phase for the upstream phase.
+    pub cache: Option<Pending>,
+    /// What `X-Cache` said, for the access log and metrics.
+    pub cache_status: Option<CacheStatus>,
+    /// The upstream that answered (or the last one tried).
+    pub upstream: Option<Arc<UpstreamPool>>,
+    /// Time from sending the request upstream to its response head.
+    pub upstream_time: Option<Duration>,
+    /// Set by a phase that answered on its own (protection); derived from the limit decisions otherwise.
+    pub decision: Option<Decision>,
+}
+
+impl CdnCtx {
+    pub(crate) fn new(epoch: Epoch) -> Self {
+        CdnCtx {
+            epoch,
+            now: epoch.wall,
+            cache: None,
+            cache_status: None,
+            upstream: None,
+            upstream_time: None,
+            decision: None,
+        }
+    }
+}
+
+/// A cache lookup that still needs the upstream.
+pub(crate) struct Pending {
+    /// This request leads the fill of a missing object.
+    pub fill: Option<FillGuard>,
+    /// The expired copy to answer with if the upstream fails.
+    pub stale: Option<CachedResponse>,
+}
+
+/// A short local answer.
+pub(crate) fn answer(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// The answer of `limit_req_status` / `limit_conn_status`: the status line and why, without formatting.
+pub(crate) fn limit_answer(code: StatusCode, why: &str) -> Response<ProxyBody> {
+    let mut body = BytesMut::with_capacity(64);
+    body.put_slice(code.as_str().as_bytes());
+    body.put_u8(b' ');
+    body.put_slice(code.canonical_reason().unwrap_or("").as_bytes());
+    body.put_slice(b"\nedgeguard: ");
+    body.put_slice(why.as_bytes());
+    body.put_u8(b'\n');
+    answer(code, body.freeze())
+}
+
+pub(crate) fn key_slices<'a>(keys: &'a KeyBuf, ends: &[usize]) -> SmallVec<[&'a [u8]; 4]> {
+    let mut start = 0;
+    ends.iter()
+        .map(|&end| {
+            let k = &keys[start..end];
+            start = end;
+            k
+        })
+        .collect()
+}

@@ -1,0 +1,99 @@
+//! Forwarding: the request as it goes upstream (Host from the request line, framing, hop-by-hop headers, the
+//! clearance cookie removed, nginx's `X-Forwarded-For`, our `Via`, origin-form URI, HTTP/1.1) and the
+//! hop-by-hop headers of the answer.
+//!
+//! Hot path: header edits in place; `X-Forwarded-For` is built in one buffer only when the request had one.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Request, Uri, Version};
+use hyper::body::Incoming;
+use smallvec::SmallVec;
+
+use crate::client::X_FORWARDED_FOR;
+use crate::ctx::RequestCtx;
+use crate::request_body::RequestBody;
+
+/// The request to send upstream, rewritten from the client's.
+pub(crate) fn upstream_request(ctx: &RequestCtx, req: Request<Incoming>) -> Request<RequestBody> {
+    let (mut parts, body) = req.into_parts();
+    // HTTP/2's `:authority` or an HTTP/1.1 absolute URI names the host; the upstream gets it as Host
+    // (RFC 9112 3.2.2: a received Host is replaced by the request line's).
+    if let Some(authority) = parts.uri.authority()
+        && parts.headers.get(header::HOST).map(|h| h.as_bytes())
+            != Some(authority.as_str().as_bytes())
+        && let Ok(v) = HeaderValue::from_str(authority.as_str())
+    {
+        parts.headers.insert(header::HOST, v);
+    }
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        // RFC 9112 6.3: with both, the chunked framing was used; a stale length must not reach the upstream.
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    crate::cookie::strip_clearance(&mut parts.headers);
+    add_forwarded_for(&mut parts.headers, &ctx.conn.peer_text);
+    parts.headers.append(header::VIA, ctx.rt.via.clone());
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        parts.uri = match parts.uri.path_and_query() {
+            Some(pq) => Uri::from(pq.clone()),
+            None => Uri::from_static("/"),
+        };
+    }
+    parts.version = Version::HTTP_11;
+    let body = RequestBody::new(body, ctx.rt.max_body_size, ctx.rt.body_timeout);
+    Request::from_parts(parts, body)
+}
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1) plus those a `Connection` header names.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let named: SmallVec<[HeaderName; 4]> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+        headers.remove(header::CONNECTION);
+    }
+    for name in [
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// nginx's `$proxy_add_x_forwarded_for`: the received list (all headers, joined) plus the peer.
+fn add_forwarded_for(headers: &mut HeaderMap, peer_text: &Bytes) {
+    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    let value = if existing.peek().is_none() {
+        HeaderValue::from_maybe_shared(peer_text.clone())
+    } else {
+        let mut buf = BytesMut::with_capacity(64);
+        for v in existing {
+            buf.put_slice(v.as_bytes());
+            buf.put_slice(b", ");
+        }
+        buf.put_slice(peer_text);
+        HeaderValue::from_maybe_shared(buf.freeze())
+    };
+    match value {
+        Ok(v) => {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        Err(_) => {
+            headers.remove(&X_FORWARDED_FOR);
+        }
+    }
+}

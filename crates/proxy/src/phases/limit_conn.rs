@@ -1,0 +1,56 @@
+//! nginx `limit_conn` over the matched location's limits: take a count per limit (held by the response body
+//! until it is sent) or answer `limit_conn_status`.
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+
+use crate::ctx::{Flow, RequestCtx, key_slices, limit_answer};
+use crate::limits::{self, ConnStatus};
+
+/// nginx skips limit_conn keys longer than this.
+const MAX_CONN_KEY: usize = 255;
+
+/// nginx `limit_conn`: take a count per limit or answer `limit_conn_status`.
+pub(crate) fn limit_conn(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
+    let Some(lim) = ctx.limits.clone() else {
+        return Flow::Continue;
+    };
+    if lim.conn.is_empty() {
+        return Flow::Continue;
+    }
+    ctx.eval_keys(req, &lim.conn_keys, MAX_CONN_KEY);
+    let decision = {
+        let keys = key_slices(&ctx.keys, &ctx.key_ends);
+        limits::limit_conn(&lim.conn, &keys)
+    };
+    ctx.conn_status = decision.status;
+    ctx.conn_limit = decision.limit;
+    ctx.conn_guard = Some(decision.guard);
+    match decision.status {
+        Some(s @ (ConnStatus::Rejected | ConnStatus::RejectedDryRun)) => {
+            let dry = if s == ConnStatus::RejectedDryRun {
+                ", dry run,"
+            } else {
+                ""
+            };
+            tracing::error!(
+                "limiting connections{dry} by zone \"{}\", client: {}, host: \"{}\"",
+                decision.limit.map_or("", |i| lim.conn[i].zone.name()),
+                ctx.client_ip,
+                ctx.domain.as_ref().map_or("", |d| d.name.as_str()),
+            );
+            if s == ConnStatus::RejectedDryRun {
+                return Flow::Continue;
+            }
+            let code = ctx
+                .domain
+                .as_ref()
+                .map_or(StatusCode::SERVICE_UNAVAILABLE, |d| d.limit_conn_status);
+            Flow::Answer(limit_answer(
+                code,
+                "too many concurrent requests (limit_conn)",
+            ))
+        }
+        _ => Flow::Continue,
+    }
+}
