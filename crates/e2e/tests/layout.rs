@@ -19,11 +19,7 @@ const KNOWN_CIRCLES: &[&str] = &[
     "proxy: {access_log, body, cache_phase, health, metrics, pipeline, protect::http, runtime, upstream}",
     "rules: {ruleset, spec}",
 ];
-const KNOWN_LONG: &[&str] = &[
-    "crates/config/src/raw.rs",
-    "crates/limit/src/table.rs",
-    "crates/proxy/src/pipeline.rs",
-];
+const KNOWN_LONG: &[&str] = &["crates/config/src/raw.rs", "crates/proxy/src/pipeline.rs"];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

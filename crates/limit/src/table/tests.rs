@@ -1,5 +1,6 @@
 //! Unit tests of the table internals.
 
+use super::shard::padded;
 use super::*;
 
 #[derive(Default, Clone, Copy, Debug, PartialEq)]
