@@ -15,9 +15,11 @@
 //! eviction is nginx's within a shard (see `docs/limit.md`).
 
 use std::mem::size_of;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 mod lock;
 mod shard;
+mod sketch;
 
 use lock::{SpinGuard, SpinLock};
 use shard::{Link, Shard, Slot, index_words, slots_for};
@@ -98,18 +100,63 @@ impl SlotRef {
     }
 }
 
-/// Bytes one state costs with a key of up to 16 bytes: its slot plus its share of the index.
+/// How a full table makes room for a new key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// nginx's: up to 2 expirable tail states, then the least recently used state whatever it counts. For
+    /// limit_req and limit_conn zones, which must behave as nginx's.
+    #[default]
+    Lru,
+    /// TinyLFU admission for protection tables: a small count-min sketch estimates each key's recent accesses;
+    /// when the table is full a new key is stored only if its estimate beats the least frequent of a few
+    /// least recently used states, which is then evicted. A refused key is not stored (the caller treats it as
+    /// fresh). A key that keeps counting survives a flood of one-shot keys far larger than the table.
+    FrequencyAware,
+}
+
+/// Bytes one state costs with a key of up to 16 bytes under LRU eviction: its slot plus its share of the index.
 pub const fn bytes_per_state<S>() -> usize {
     // Links, and 3 index words per 2 slots rounded up per state.
     size_of::<Slot<S>>() + size_of::<Link>() + 6
 }
 
+/// Bytes one state costs with a key of up to 16 bytes under `eviction` (frequency-aware tables add one
+/// 8-byte sketch word per slot).
+pub const fn bytes_per_state_with<S>(eviction: Eviction) -> usize {
+    match eviction {
+        Eviction::Lru => bytes_per_state::<S>(),
+        Eviction::FrequencyAware => bytes_per_state::<S>() + 8,
+    }
+}
+
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// One shard and its counters, on cache lines of their own.
+struct Cell<S> {
+    lock: SpinLock<Shard<S>>,
+    stats: Stats,
+}
+
+/// Monotonic counters of one shard. Written under the shard's lock (a plain load and store, no locked
+/// instruction), read from anywhere.
+#[derive(Default)]
+struct Stats {
+    evictions: AtomicU64,
+    refusals: AtomicU64,
+}
+
+impl Stats {
+    #[inline]
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
 /// A table of per-key states; see the module documentation.
 pub struct Table<S: TableState> {
-    shards: Box<[Padded<SpinLock<Shard<S>>>]>,
+    shards: Box<[Padded<Cell<S>>]>,
+    eviction: Eviction,
     hasher: foldhash::fast::RandomState,
     params: S::Params,
     size: usize,
@@ -123,6 +170,9 @@ impl<S: TableState> std::fmt::Debug for Table<S> {
             .field("shards", &self.shards.len())
             .field("capacity", &self.capacity)
             .field("in_use", &self.in_use())
+            .field("eviction", &self.eviction)
+            .field("evictions", &self.evictions())
+            .field("admission_refusals", &self.admission_refusals())
             .finish()
     }
 }
@@ -149,18 +199,43 @@ impl<S: TableState> Table<S> {
         Self::with_shards(size_bytes, shards, params)
     }
 
+    /// A table of at most `size_bytes` bytes with the given eviction policy, sharded by size.
+    pub fn with_eviction(
+        size_bytes: usize,
+        params: S::Params,
+        eviction: Eviction,
+    ) -> Result<Self, TableError> {
+        let shards = default_shards(size_bytes, bytes_per_state_with::<S>(eviction));
+        Self::build(size_bytes, shards, params, eviction)
+    }
+
     /// A table of `size_bytes` split into `shards` shards (1 gives nginx's exact LRU order at any size).
     pub fn with_shards(
         size_bytes: usize,
         shards: usize,
         params: S::Params,
     ) -> Result<Self, TableError> {
+        Self::build(size_bytes, shards, params, Eviction::Lru)
+    }
+
+    /// A table of `size_bytes` split into `shards` shards, with the given eviction policy.
+    pub fn build(
+        size_bytes: usize,
+        shards: usize,
+        params: S::Params,
+        eviction: Eviction,
+    ) -> Result<Self, TableError> {
         if shards == 0 {
             return Err(TableError::NoShards);
         }
-        let header = size_of::<Self>() + shards * size_of::<Padded<SpinLock<Shard<S>>>>();
+        let frequency = eviction == Eviction::FrequencyAware;
+        let header = size_of::<Self>() + shards * size_of::<Padded<Cell<S>>>();
         let slot_size = size_of::<Slot<S>>() + size_of::<Link>();
-        let min = header + shards * (slot_size + index_words(1) * 4);
+        let sketch_bytes = |n: usize| match frequency {
+            true => sketch::bytes_for(n),
+            false => 0,
+        };
+        let min = header + shards * (slot_size + index_words(1) * 4 + sketch_bytes(1));
         if size_bytes < min {
             return Err(TableError::TooSmall {
                 size: size_bytes,
@@ -168,14 +243,20 @@ impl<S: TableState> Table<S> {
             });
         }
         let per_shard = (size_bytes - header) / shards;
-        let mut n = (per_shard / bytes_per_state::<S>()).min(MAX_SLOTS_PER_SHARD);
-        while n * slot_size + index_words(n) * 4 > per_shard {
+        let mut n = (per_shard / bytes_per_state_with::<S>(eviction)).min(MAX_SLOTS_PER_SHARD);
+        while n * slot_size + index_words(n) * 4 + sketch_bytes(n) > per_shard {
             n -= 1;
         }
         let shards: Box<[_]> = (0..shards)
-            .map(|_| Padded(SpinLock::new(Shard::new(n))))
+            .map(|_| {
+                Padded(Cell {
+                    lock: SpinLock::new(Shard::new(n, frequency)),
+                    stats: Stats::default(),
+                })
+            })
             .collect();
         Ok(Self {
+            eviction,
             capacity: n * shards.len(),
             shards,
             hasher: foldhash::fast::RandomState::default(),
@@ -196,7 +277,27 @@ impl<S: TableState> Table<S> {
 
     /// States held now (locks each shard in turn; not for the request path).
     pub fn in_use(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().len).sum()
+        self.shards.iter().map(|s| s.0.lock.lock().len).sum()
+    }
+
+    /// The eviction policy given at construction.
+    pub fn eviction(&self) -> Eviction {
+        self.eviction
+    }
+
+    /// Live states dropped to make room for new keys since the table was built: the LRU tail taken whatever
+    /// its state, or a frequency-aware victim. Idle states dropped by the expiry test are not counted.
+    /// Lock-free read.
+    pub fn evictions(&self) -> u64 {
+        let s = self.shards.iter();
+        s.map(|s| s.0.stats.evictions.load(Ordering::Relaxed)).sum()
+    }
+
+    /// New keys not stored since the table was built: refused by frequency-aware admission, or no room
+    /// (pinned tail, key too long). Lock-free read.
+    pub fn admission_refusals(&self) -> u64 {
+        let s = self.shards.iter();
+        s.map(|s| s.0.stats.refusals.load(Ordering::Relaxed)).sum()
     }
 
     /// Number of shards.
@@ -211,10 +312,10 @@ impl<S: TableState> Table<S> {
 
     /// Bytes actually allocated: shard headers, slots and index. Never above [`Table::size_bytes`].
     pub fn held_bytes(&self) -> usize {
-        let mut total =
-            size_of::<Self>() + self.shards.len() * size_of::<Padded<SpinLock<Shard<S>>>>();
+        let mut total = size_of::<Self>() + self.shards.len() * size_of::<Padded<Cell<S>>>();
         for s in self.shards.iter() {
-            let s = s.0.lock();
+            let s = s.0.lock.lock();
+            total += s.sketch.as_ref().map_or(0, |k| k.held_bytes());
             total += s.slots.len() * size_of::<Slot<S>>()
                 + s.links.len() * size_of::<Link>()
                 + s.index.len() * 4;
@@ -225,6 +326,11 @@ impl<S: TableState> Table<S> {
     /// Bytes per state with a key of up to 16 bytes.
     pub const fn bytes_per_state() -> usize {
         bytes_per_state::<S>()
+    }
+
+    /// Bytes per state with a key of up to 16 bytes under this table's eviction policy.
+    pub fn state_bytes(&self) -> usize {
+        bytes_per_state_with::<S>(self.eviction)
     }
 
     /// Hashes a key (keyed per table, so clients cannot aim collisions).
@@ -254,14 +360,15 @@ impl<S: TableState> Table<S> {
     fn lock_shard(&self, shard: usize) -> ShardGuard<'_, S> {
         ShardGuard {
             shard: shard as u32,
-            inner: self.shards[shard].0.lock(),
+            inner: self.shards[shard].0.lock.lock(),
+            stats: &self.shards[shard].0.stats,
             params: &self.params,
         }
     }
 
     /// Keys of one shard from the LRU head (most recent) to the tail (for tests and inspection).
     pub fn lru_keys(&self, shard: usize) -> Vec<Vec<u8>> {
-        let s = self.shards[shard].0.lock();
+        let s = self.shards[shard].0.lock.lock();
         let mut out = Vec::with_capacity(s.len);
         let mut i = s.head;
         while i != NIL {
@@ -277,6 +384,7 @@ pub struct ShardGuard<'a, S: TableState> {
     shard: u32,
     inner: SpinGuard<'a, Shard<S>>,
     params: &'a S::Params,
+    stats: &'a Stats,
 }
 
 impl<S: TableState> ShardGuard<'_, S> {
@@ -294,11 +402,15 @@ impl<S: TableState> ShardGuard<'_, S> {
         }
     }
 
-    /// Finds `key` and moves its state to the LRU head, as every nginx lookup does.
+    /// Finds `key` and moves its state to the LRU head, as every nginx lookup does. In a frequency-aware
+    /// table a hit also counts as an access of the key.
     #[inline(always)]
     pub fn find(&mut self, h: KeyHash, key: &[u8]) -> Option<SlotRef> {
         let i = self.inner.find(h, key)?;
         self.inner.move_to_head(i);
+        if let Some(sketch) = &mut self.inner.sketch {
+            sketch.increment(h.lo());
+        }
         Some(self.r(i))
     }
 
@@ -307,9 +419,11 @@ impl<S: TableState> ShardGuard<'_, S> {
         self.inner.find(h, key).map(|i| self.r(i))
     }
 
-    /// Inserts `state` for `key` (which must not be present) at the LRU head, first evicting as nginx does:
-    /// up to 2 expirable tail states; if there is still no room, 1 tail state whatever its age and up to 2 more
-    /// expirable ones. Pinned states stop eviction.
+    /// Inserts `state` for `key` (which must not be present) at the LRU head. Under [`Eviction::Lru`] it first
+    /// evicts as nginx does: up to 2 expirable tail states; if there is still no room, 1 tail state whatever its
+    /// age and up to 2 more expirable ones. Pinned states stop eviction. Under [`Eviction::FrequencyAware`] the
+    /// attempt counts as an access of the key, idle tail states go first, and a live state is evicted only for a
+    /// key estimated more frequent than it; otherwise the key is refused (`NoRoom`) and nothing is stored.
     pub fn insert(
         &mut self,
         h: KeyHash,
@@ -319,15 +433,26 @@ impl<S: TableState> ShardGuard<'_, S> {
     ) -> Result<SlotRef, NoRoom> {
         debug_assert!(self.inner.find(h, key).is_none(), "key already present");
         if key.len() > MAX_KEY_LEN {
+            Stats::add(&self.stats.refusals, 1);
             return Err(NoRoom);
         }
         let need = slots_for(key.len());
-        self.inner.expire(now_ms, 1, self.params);
-        if self.inner.free < need {
-            self.inner.expire(now_ms, 0, self.params);
+        let evicted = if self.inner.sketch.is_some() {
+            self.inner.admit(h, need, now_ms, self.params)
+        } else {
+            self.inner.expire(now_ms, 1, self.params);
+            let mut forced = 0;
             if self.inner.free < need {
-                return Err(NoRoom);
+                forced = self.inner.expire(now_ms, 0, self.params);
             }
+            (self.inner.free >= need).then_some(forced)
+        };
+        let Some(evicted) = evicted else {
+            Stats::add(&self.stats.refusals, 1);
+            return Err(NoRoom);
+        };
+        if evicted > 0 {
+            Stats::add(&self.stats.evictions, u64::from(evicted));
         }
         let i = self.inner.alloc(h, key, state);
         Ok(self.r(i))

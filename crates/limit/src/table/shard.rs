@@ -3,6 +3,7 @@
 
 use std::mem::size_of;
 
+use super::sketch::Sketch;
 use super::{
     CHUNK, IDX_BITS, IDX_MASK, INLINE_KEY, KeyHash, LONG_HEAD, MAX_KEY_LEN, NIL, TableState,
 };
@@ -130,6 +131,8 @@ pub(super) struct Shard<S> {
     pub(super) free_head: u32,
     pub(super) free: usize,
     pub(super) len: usize,
+    /// Access frequencies, for frequency-aware tables only.
+    pub(super) sketch: Option<Box<Sketch>>,
 }
 
 pub(super) fn index_words(slots: usize) -> usize {
@@ -137,7 +140,7 @@ pub(super) fn index_words(slots: usize) -> usize {
 }
 
 impl<S: TableState> Shard<S> {
-    pub(super) fn new(n: usize) -> Self {
+    pub(super) fn new(n: usize, frequency_aware: bool) -> Self {
         let mut slots: Vec<Slot<S>> = Vec::with_capacity(n);
         huge_pages(slots.as_ptr() as usize, n * size_of::<Slot<S>>());
         slots.extend((0..n).map(|_| Slot {
@@ -162,6 +165,7 @@ impl<S: TableState> Shard<S> {
             free_head: if n > 0 { 0 } else { NIL },
             free: n,
             len: 0,
+            sketch: frequency_aware.then(|| Box::new(Sketch::new(n))),
         }
     }
 
@@ -375,22 +379,76 @@ impl<S: TableState> Shard<S> {
     /// nginx's `ngx_http_limit_req_expire`: with `n == 1` drops up to 2 expirable tail states; with `n == 0`
     /// drops the tail state unconditionally, then up to 2 expirable ones. A pinned tail stops it: states are
     /// bumped on lookup, so looking further is pointless.
-    pub(super) fn expire(&mut self, now_ms: u64, mut n: u32, params: &S::Params) {
+    /// Returns how many states it dropped without the expiry test (0 or 1).
+    pub(super) fn expire(&mut self, now_ms: u64, mut n: u32, params: &S::Params) -> u32 {
+        let mut forced = 0;
         while n < 3 {
             let t = self.tail;
             if t == NIL {
-                return;
+                break;
             }
             let slot = &self.slots[t as usize];
             if slot.meta.pins > 0 {
-                return;
+                break;
             }
             let test = n != 0;
             n += 1;
             if test && !slot.state.expirable(now_ms, params) {
-                return;
+                break;
             }
+            forced += u32::from(!test);
             self.remove(t);
         }
+        forced
+    }
+
+    /// Frequency-aware room for `need` slots (TinyLFU admission). The attempt counts as an access of the new
+    /// key; idle tail states go first (they count nothing); then, while there is no room, the least frequent
+    /// of up to [`CANDIDATES`] unpinned states from the LRU tail is evicted only if the new key's estimated
+    /// frequency is strictly higher. Returns the live states evicted, or `None` when the new key is refused
+    /// (nothing is removed in that case beyond idle states and earlier victims of this same call).
+    ///
+    /// Hot path: no allocation; looks at most at `CANDIDATES` tail slots per victim.
+    pub(super) fn admit(
+        &mut self,
+        h: KeyHash,
+        need: usize,
+        now_ms: u64,
+        params: &S::Params,
+    ) -> Option<u32> {
+        let sketch = self.sketch.as_mut()?;
+        let f_new = sketch.increment(h.lo());
+        self.expire(now_ms, 1, params);
+        let mut evicted = 0;
+        while self.free < need {
+            let sketch = self.sketch.as_ref()?;
+            let (mut victim, mut f_victim, mut live) = (NIL, u32::MAX, false);
+            let (mut i, mut seen) = (self.tail, 0);
+            while i != NIL && seen < CANDIDATES {
+                let slot = &self.slots[i as usize];
+                if slot.meta.pins == 0 {
+                    seen += 1;
+                    let idle = slot.state.expirable(now_ms, params);
+                    let f = if idle {
+                        0
+                    } else {
+                        sketch.estimate(slot.meta.hash)
+                    };
+                    if f < f_victim {
+                        (victim, f_victim, live) = (i, f, !idle);
+                    }
+                }
+                i = self.links[i as usize].prev;
+            }
+            if victim == NIL || f_new <= f_victim {
+                return None;
+            }
+            evicted += u32::from(live);
+            self.remove(victim);
+        }
+        Some(evicted)
     }
 }
+
+/// Tail states a frequency-aware shard compares before evicting one.
+pub(super) const CANDIDATES: usize = 4;

@@ -63,3 +63,9 @@ fn long_keys_round_trip_and_free_their_chunks() {
     }
     assert_eq!(t.in_use(), cap);
 }
+
+#[test]
+fn shard_cell_keeps_nginx_capacities() {
+    // The shard header is part of the budget: growing it past 128 bytes would shrink every zone's capacity.
+    assert_eq!(size_of::<Padded<Cell<Idle>>>(), 128);
+}
