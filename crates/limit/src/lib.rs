@@ -20,4 +20,4 @@ pub use req::{
     limit_req,
 };
 pub use store::Store;
-pub use table::{KeyHash, NoRoom, ShardGuard, SlotRef, Table, TableError, TableState};
+pub use table::{Eviction, KeyHash, NoRoom, ShardGuard, SlotRef, Table, TableError, TableState};
