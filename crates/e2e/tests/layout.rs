@@ -19,7 +19,7 @@ const KNOWN_CIRCLES: &[&str] = &[
     // DomainStats, NodeStats) while reading those: goes when they move to a leaf with the metrics rewrite.
     "proxy: {access_log, ctx, metrics, runtime}",
 ];
-const KNOWN_LONG: &[&str] = &["crates/limit/src/table.rs"];
+const KNOWN_LONG: &[&str] = &[];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -10,11 +10,13 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 /// `CLOCK_MONOTONIC` in milliseconds, the clock nginx reads: its origin is the machine's boot, not the process
-/// start, so a new state's `last = 0` quirk behaves as in nginx (see `req.rs`).
+/// start, so a new state's `last = 0` quirk behaves as in nginx (see `req.rs`). Off Linux, milliseconds since
+/// the first read in this process (`std::time::Instant`): same rates and windows, another origin.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MonotonicClock;
 
 impl Clock for MonotonicClock {
+    #[cfg(target_os = "linux")]
     #[inline]
     fn now_ms(&self) -> u64 {
         let mut ts = libc::timespec {
@@ -24,6 +26,16 @@ impl Clock for MonotonicClock {
         // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC is always available on Linux.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    #[inline]
+    fn now_ms(&self) -> u64 {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        ORIGIN
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
     }
 }
 

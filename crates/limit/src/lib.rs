@@ -13,6 +13,10 @@ pub mod store;
 pub mod table;
 pub mod window;
 
+/// Clients per node the protection tables' default sizes are meant to hold (SPEC 9.1); see
+/// [`window::WindowTable::size_for`] and [`persec::PerSecondTable::size_for`].
+pub const DEFAULT_TRACKED_CLIENTS: usize = 1_000_000;
+
 pub use clock::{Clock, FakeClock, MonotonicClock};
 pub use rate::{Rate, RateError, parse_size};
 pub use req::{
@@ -20,4 +24,4 @@ pub use req::{
     limit_req,
 };
 pub use store::Store;
-pub use table::{KeyHash, NoRoom, ShardGuard, SlotRef, Table, TableError, TableState};
+pub use table::{Eviction, KeyHash, NoRoom, ShardGuard, SlotRef, Table, TableError, TableState};

@@ -6,14 +6,14 @@
 //! counted: a client that keeps hammering is still let through at N per second.
 //!
 //! Each key keeps a ring of its last admission times as 16-bit offsets from a per-key base, [`RING`] slots in
-//! [`SecondState`]'s fixed 144 bytes (190 per key with the table's slot bookkeeping and index, so a 1 MiB table
-//! holds about 5,500 keys). Up to N = [`RING`] a slot is one admission and the decision is exact. Above,
+//! [`SecondState`]'s fixed 144 bytes (198 per key with the table's slot bookkeeping, index and frequency
+//! sketch, so a 1 MiB table holds about 5,300 keys). Up to N = [`RING`] a slot is one admission and the decision is exact. Above,
 //! a slot holds a group of `g = ceil(N / RING)` admissions stamped with the group's latest time: the count never
 //! misses an admission of the last second, so more than N are never admitted in any second, but up to `g - 1`
 //! admissions more than a second old may still be counted (a refusal up to `g - 1` requests early: at most 1.6% of
 //! N). N is bounded by [`MAX_LIMIT`] (`RING * 65535`); larger limits are treated as that.
 
-use crate::table::{Table, TableError, TableState};
+use crate::table::{Eviction, Table, TableError, TableState, bytes_per_state_with};
 
 /// Slots per key: the largest N decided exactly.
 pub const RING: usize = 64;
@@ -28,25 +28,55 @@ const SECOND_MS: u64 = 1000;
 #[error("per-second table: {0}")]
 pub struct PerSecondError(#[from] pub TableError);
 
-/// Per-key per-second limits under a byte budget. A flood of distinct keys (spoofed addresses) evicts the least
-/// recently seen keys, idle ones first, so memory never grows; an evicted key starts afresh.
+/// Per-key per-second limits under a byte budget, so memory never grows. When the table is full a new key takes
+/// an idle key's place first; after that, under [`Eviction::FrequencyAware`] (the default) it replaces a live key
+/// only if it is estimated more frequent, so a flood of one-shot (spoofed) addresses cannot push out a client
+/// at its limit; under [`Eviction::Lru`] the least recently seen key goes. An evicted key starts afresh.
 #[derive(Debug)]
 pub struct PerSecondTable {
     table: Table<SecondState>,
 }
 
 impl PerSecondTable {
-    /// A table of at most `size_bytes` bytes, all allocated now (about [`PerSecondTable::bytes_per_key`] each).
+    /// A frequency-aware table of at most `size_bytes` bytes, all allocated now (about
+    /// [`PerSecondTable::bytes_per_key`] each).
     pub fn new(size_bytes: usize) -> Result<Self, PerSecondError> {
+        Self::with_eviction(size_bytes, Eviction::FrequencyAware)
+    }
+
+    /// A table of at most `size_bytes` bytes with the given eviction policy.
+    pub fn with_eviction(size_bytes: usize, eviction: Eviction) -> Result<Self, PerSecondError> {
         Ok(Self {
-            table: Table::new(size_bytes, ())?,
+            table: Table::with_eviction(size_bytes, (), eviction)?,
         })
     }
 
+    /// A `size_bytes` that holds at least `keys` keys of up to 16 bytes (shard headers and rounding included).
+    pub const fn size_for(keys: usize, eviction: Eviction) -> usize {
+        let per = Self::bytes_per_state(eviction);
+        keys * per + keys * per / 256 + 64 * 1024
+    }
+
+    /// The eviction policy.
+    pub fn eviction(&self) -> Eviction {
+        self.table.eviction()
+    }
+
+    /// Live keys evicted to make room for new ones since the table was built (lock-free read).
+    pub fn evictions(&self) -> u64 {
+        self.table.evictions()
+    }
+
+    /// New keys not stored since the table was built: refused by frequency-aware admission or no room
+    /// (lock-free read). Each such request was decided as a fresh key's first and admitted uncounted.
+    pub fn admission_refusals(&self) -> u64 {
+        self.table.admission_refusals()
+    }
+
     /// Whether a request of `key` at `now_ms` is admitted under `limit` requests in any one second; an admitted
-    /// request is counted, a refused one is not. Keys that cannot be stored (longer than the table's key limit, or
-    /// no room because the eviction candidates are in use) are admitted uncounted: a full table must not turn
-    /// into refusals of everyone.
+    /// request is counted, a refused one is not. A new key that is not stored (refused by frequency-aware
+    /// admission, longer than the table's key limit, or no room) is decided as a fresh key and admitted
+    /// uncounted: a full table must not turn into refusals of everyone, and a one-shot key is never refused.
     ///
     /// Hot path: one shard lock, no allocation.
     pub fn check(&self, key: &[u8], limit: u32, now_ms: u64) -> bool {
@@ -78,9 +108,15 @@ impl PerSecondTable {
         self.table.held_bytes()
     }
 
-    /// Bytes one key costs: its state, the table's slot bookkeeping and index share.
+    /// Bytes one key costs in a default (frequency-aware) table: its state, the table's slot bookkeeping,
+    /// index share and sketch.
     pub const fn bytes_per_key() -> usize {
-        Table::<SecondState>::bytes_per_state()
+        Self::bytes_per_state(Eviction::FrequencyAware)
+    }
+
+    /// Bytes one key costs under `eviction`.
+    pub const fn bytes_per_state(eviction: Eviction) -> usize {
+        bytes_per_state_with::<SecondState>(eviction)
     }
 }
 
@@ -215,7 +251,8 @@ mod tests {
     #[test]
     fn state_is_144_bytes() {
         assert_eq!(size_of::<SecondState>(), 144);
-        assert_eq!(PerSecondTable::bytes_per_key(), 190);
+        assert_eq!(PerSecondTable::bytes_per_state(Eviction::Lru), 190);
+        assert_eq!(PerSecondTable::bytes_per_key(), 198);
     }
 
     #[test]

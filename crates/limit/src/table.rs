@@ -15,10 +15,14 @@
 //! eviction is nginx's within a shard (see `docs/limit.md`).
 
 use std::mem::size_of;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 mod lock;
+mod shard;
+mod sketch;
 
 use lock::{SpinGuard, SpinLock};
+use shard::{Link, Shard, Slot, index_words, slots_for};
 
 /// Tables smaller than this have one shard (exact nginx LRU order).
 pub const SINGLE_SHARD_BELOW: usize = 256 * 1024;
@@ -96,138 +100,63 @@ impl SlotRef {
     }
 }
 
-/// Per-state bookkeeping; in a chunk slot every field carries key bytes instead.
-#[derive(Clone, Copy)]
-struct Meta {
-    key: [u8; INLINE_KEY],
-    hash: u32,
-    pins: u32,
-    key_len: u32,
+/// How a full table makes room for a new key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Eviction {
+    /// nginx's: up to 2 expirable tail states, then the least recently used state whatever it counts. For
+    /// limit_req and limit_conn zones, which must behave as nginx's.
+    #[default]
+    Lru,
+    /// TinyLFU admission for protection tables: a small count-min sketch estimates each key's recent accesses;
+    /// when the table is full a new key is stored only if its estimate beats the least frequent of a few
+    /// least recently used states, which is then evicted. A refused key is not stored (the caller treats it as
+    /// fresh). A key that keeps counting survives a flood of one-shot keys far larger than the table.
+    FrequencyAware,
 }
 
-impl Meta {
-    const EMPTY: Meta = Meta {
-        key: [0; INLINE_KEY],
-        hash: 0,
-        pins: 0,
-        key_len: 0,
-    };
-
-    fn chunk_bytes(&self) -> [u8; CHUNK] {
-        let mut b = [0u8; CHUNK];
-        b[..16].copy_from_slice(&self.key);
-        b[16..20].copy_from_slice(&self.hash.to_le_bytes());
-        b[20..24].copy_from_slice(&self.pins.to_le_bytes());
-        b[24..28].copy_from_slice(&self.key_len.to_le_bytes());
-        b
-    }
-
-    fn set_chunk_bytes(&mut self, piece: &[u8]) {
-        let mut b = [0u8; CHUNK];
-        b[..piece.len()].copy_from_slice(piece);
-        let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        self.key.copy_from_slice(&b[..16]);
-        self.hash = word(16);
-        self.pins = word(20);
-        self.key_len = word(24);
-    }
-
-    fn chunk_head(&self) -> u32 {
-        u32::from_le_bytes([self.key[12], self.key[13], self.key[14], self.key[15]])
-    }
-}
-
-struct Slot<S> {
-    meta: Meta,
-    state: S,
-}
-
-/// A slot's links, kept apart from the slots: moving a state to the LRU head writes its two neighbours' links,
-/// and this compact array stays in cache far longer than the slots do.
-#[derive(Clone, Copy)]
-struct Link {
-    prev: u32,
-    /// LRU successor (towards the tail), next free slot, or next chunk of a long key.
-    next: u32,
-}
-
-/// Bytes one state costs with a key of up to 16 bytes: its slot plus its share of the index.
+/// Bytes one state costs with a key of up to 16 bytes under LRU eviction: its slot plus its share of the index.
 pub const fn bytes_per_state<S>() -> usize {
     // Links, and 3 index words per 2 slots rounded up per state.
     size_of::<Slot<S>>() + size_of::<Link>() + 6
 }
 
-/// A key of up to 16 bytes as the little-endian value of its zero-padded 16 bytes, built from loads only:
-/// writing the key into a stack buffer and reading it back wider stalls store forwarding on the hot path.
-#[inline(always)]
-fn padded(key: &[u8]) -> u128 {
-    let n = key.len();
-    debug_assert!(n <= INLINE_KEY);
-    let u32_at = |i: usize| u32::from_le_bytes([key[i], key[i + 1], key[i + 2], key[i + 3]]) as u64;
-    let u64_at = |i: usize| {
-        u64::from_le_bytes([
-            key[i],
-            key[i + 1],
-            key[i + 2],
-            key[i + 3],
-            key[i + 4],
-            key[i + 5],
-            key[i + 6],
-            key[i + 7],
-        ])
-    };
-    // Overlapping reads put the same byte at the same place twice, so OR-ing them is exact.
-    let (lo, hi) = match n {
-        0 => (0, 0),
-        1..=3 => {
-            let b = |i: usize| (key[i] as u64) << (8 * i);
-            (b(0) | b(n / 2) | b(n - 1), 0)
-        }
-        4..=8 => (u32_at(0) | (u32_at(n - 4) << (8 * (n - 4))), 0),
-        _ => (u64_at(0), u64_at(n - 8) >> (8 * (16 - n))),
-    };
-    (hi as u128) << 64 | lo as u128
-}
-
-/// Slots a key of `len` bytes takes.
-#[inline]
-fn slots_for(len: usize) -> usize {
-    if len <= INLINE_KEY {
-        1
-    } else {
-        1 + (len - LONG_HEAD).div_ceil(CHUNK)
+/// Bytes one state costs with a key of up to 16 bytes under `eviction` (frequency-aware tables add one
+/// 8-byte sketch word per slot).
+pub const fn bytes_per_state_with<S>(eviction: Eviction) -> usize {
+    match eviction {
+        Eviction::Lru => bytes_per_state::<S>(),
+        Eviction::FrequencyAware => bytes_per_state::<S>() + 8,
     }
-}
-
-/// Asks for transparent huge pages over the 2 MiB pages inside a fresh, untouched allocation: big tables are
-/// read at random, and 4 KiB pages make every lookup a TLB miss.
-fn huge_pages(addr: usize, len: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = addr.next_multiple_of(HUGE);
-    let end = (addr + len) / HUGE * HUGE;
-    if end > start {
-        // SAFETY: advice only, on whole pages inside an allocation this shard owns; failure is harmless.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
-}
-
-struct Shard<S> {
-    slots: Box<[Slot<S>]>,
-    links: Box<[Link]>,
-    index: Box<[u32]>,
-    head: u32,
-    tail: u32,
-    free_head: u32,
-    free: usize,
-    len: usize,
 }
 
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// One shard and its counters, on cache lines of their own.
+struct Cell<S> {
+    lock: SpinLock<Shard<S>>,
+    stats: Stats,
+}
+
+/// Monotonic counters of one shard. Written under the shard's lock (a plain load and store, no locked
+/// instruction), read from anywhere.
+#[derive(Default)]
+struct Stats {
+    evictions: AtomicU64,
+    refusals: AtomicU64,
+}
+
+impl Stats {
+    #[inline]
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
 /// A table of per-key states; see the module documentation.
 pub struct Table<S: TableState> {
-    shards: Box<[Padded<SpinLock<Shard<S>>>]>,
+    shards: Box<[Padded<Cell<S>>]>,
+    eviction: Eviction,
     hasher: foldhash::fast::RandomState,
     params: S::Params,
     size: usize,
@@ -241,6 +170,9 @@ impl<S: TableState> std::fmt::Debug for Table<S> {
             .field("shards", &self.shards.len())
             .field("capacity", &self.capacity)
             .field("in_use", &self.in_use())
+            .field("eviction", &self.eviction)
+            .field("evictions", &self.evictions())
+            .field("admission_refusals", &self.admission_refusals())
             .finish()
     }
 }
@@ -260,15 +192,21 @@ fn default_shards(size: usize, per_state: usize) -> usize {
     n
 }
 
-fn index_words(slots: usize) -> usize {
-    slots + slots.div_ceil(2) + 1
-}
-
 impl<S: TableState> Table<S> {
     /// A table holding at most `size_bytes` bytes, sharded by size (one shard below [`SINGLE_SHARD_BELOW`]).
     pub fn new(size_bytes: usize, params: S::Params) -> Result<Self, TableError> {
         let shards = default_shards(size_bytes, bytes_per_state::<S>());
         Self::with_shards(size_bytes, shards, params)
+    }
+
+    /// A table of at most `size_bytes` bytes with the given eviction policy, sharded by size.
+    pub fn with_eviction(
+        size_bytes: usize,
+        params: S::Params,
+        eviction: Eviction,
+    ) -> Result<Self, TableError> {
+        let shards = default_shards(size_bytes, bytes_per_state_with::<S>(eviction));
+        Self::build(size_bytes, shards, params, eviction)
     }
 
     /// A table of `size_bytes` split into `shards` shards (1 gives nginx's exact LRU order at any size).
@@ -277,12 +215,27 @@ impl<S: TableState> Table<S> {
         shards: usize,
         params: S::Params,
     ) -> Result<Self, TableError> {
+        Self::build(size_bytes, shards, params, Eviction::Lru)
+    }
+
+    /// A table of `size_bytes` split into `shards` shards, with the given eviction policy.
+    pub fn build(
+        size_bytes: usize,
+        shards: usize,
+        params: S::Params,
+        eviction: Eviction,
+    ) -> Result<Self, TableError> {
         if shards == 0 {
             return Err(TableError::NoShards);
         }
-        let header = size_of::<Self>() + shards * size_of::<Padded<SpinLock<Shard<S>>>>();
+        let frequency = eviction == Eviction::FrequencyAware;
+        let header = size_of::<Self>() + shards * size_of::<Padded<Cell<S>>>();
         let slot_size = size_of::<Slot<S>>() + size_of::<Link>();
-        let min = header + shards * (slot_size + index_words(1) * 4);
+        let sketch_bytes = |n: usize| match frequency {
+            true => sketch::bytes_for(n),
+            false => 0,
+        };
+        let min = header + shards * (slot_size + index_words(1) * 4 + sketch_bytes(1));
         if size_bytes < min {
             return Err(TableError::TooSmall {
                 size: size_bytes,
@@ -290,14 +243,20 @@ impl<S: TableState> Table<S> {
             });
         }
         let per_shard = (size_bytes - header) / shards;
-        let mut n = (per_shard / bytes_per_state::<S>()).min(MAX_SLOTS_PER_SHARD);
-        while n * slot_size + index_words(n) * 4 > per_shard {
+        let mut n = (per_shard / bytes_per_state_with::<S>(eviction)).min(MAX_SLOTS_PER_SHARD);
+        while n * slot_size + index_words(n) * 4 + sketch_bytes(n) > per_shard {
             n -= 1;
         }
         let shards: Box<[_]> = (0..shards)
-            .map(|_| Padded(SpinLock::new(Shard::new(n))))
+            .map(|_| {
+                Padded(Cell {
+                    lock: SpinLock::new(Shard::new(n, frequency)),
+                    stats: Stats::default(),
+                })
+            })
             .collect();
         Ok(Self {
+            eviction,
             capacity: n * shards.len(),
             shards,
             hasher: foldhash::fast::RandomState::default(),
@@ -318,7 +277,27 @@ impl<S: TableState> Table<S> {
 
     /// States held now (locks each shard in turn; not for the request path).
     pub fn in_use(&self) -> usize {
-        self.shards.iter().map(|s| s.0.lock().len).sum()
+        self.shards.iter().map(|s| s.0.lock.lock().len).sum()
+    }
+
+    /// The eviction policy given at construction.
+    pub fn eviction(&self) -> Eviction {
+        self.eviction
+    }
+
+    /// Live states dropped to make room for new keys since the table was built: the LRU tail taken whatever
+    /// its state, or a frequency-aware victim. Idle states dropped by the expiry test are not counted.
+    /// Lock-free read.
+    pub fn evictions(&self) -> u64 {
+        let s = self.shards.iter();
+        s.map(|s| s.0.stats.evictions.load(Ordering::Relaxed)).sum()
+    }
+
+    /// New keys not stored since the table was built: refused by frequency-aware admission, or no room
+    /// (pinned tail, key too long). Lock-free read.
+    pub fn admission_refusals(&self) -> u64 {
+        let s = self.shards.iter();
+        s.map(|s| s.0.stats.refusals.load(Ordering::Relaxed)).sum()
     }
 
     /// Number of shards.
@@ -333,10 +312,10 @@ impl<S: TableState> Table<S> {
 
     /// Bytes actually allocated: shard headers, slots and index. Never above [`Table::size_bytes`].
     pub fn held_bytes(&self) -> usize {
-        let mut total =
-            size_of::<Self>() + self.shards.len() * size_of::<Padded<SpinLock<Shard<S>>>>();
+        let mut total = size_of::<Self>() + self.shards.len() * size_of::<Padded<Cell<S>>>();
         for s in self.shards.iter() {
-            let s = s.0.lock();
+            let s = s.0.lock.lock();
+            total += s.sketch.as_ref().map_or(0, |k| k.held_bytes());
             total += s.slots.len() * size_of::<Slot<S>>()
                 + s.links.len() * size_of::<Link>()
                 + s.index.len() * 4;
@@ -347,6 +326,11 @@ impl<S: TableState> Table<S> {
     /// Bytes per state with a key of up to 16 bytes.
     pub const fn bytes_per_state() -> usize {
         bytes_per_state::<S>()
+    }
+
+    /// Bytes per state with a key of up to 16 bytes under this table's eviction policy.
+    pub fn state_bytes(&self) -> usize {
+        bytes_per_state_with::<S>(self.eviction)
     }
 
     /// Hashes a key (keyed per table, so clients cannot aim collisions).
@@ -376,14 +360,15 @@ impl<S: TableState> Table<S> {
     fn lock_shard(&self, shard: usize) -> ShardGuard<'_, S> {
         ShardGuard {
             shard: shard as u32,
-            inner: self.shards[shard].0.lock(),
+            inner: self.shards[shard].0.lock.lock(),
+            stats: &self.shards[shard].0.stats,
             params: &self.params,
         }
     }
 
     /// Keys of one shard from the LRU head (most recent) to the tail (for tests and inspection).
     pub fn lru_keys(&self, shard: usize) -> Vec<Vec<u8>> {
-        let s = self.shards[shard].0.lock();
+        let s = self.shards[shard].0.lock.lock();
         let mut out = Vec::with_capacity(s.len);
         let mut i = s.head;
         while i != NIL {
@@ -399,6 +384,7 @@ pub struct ShardGuard<'a, S: TableState> {
     shard: u32,
     inner: SpinGuard<'a, Shard<S>>,
     params: &'a S::Params,
+    stats: &'a Stats,
 }
 
 impl<S: TableState> ShardGuard<'_, S> {
@@ -416,11 +402,15 @@ impl<S: TableState> ShardGuard<'_, S> {
         }
     }
 
-    /// Finds `key` and moves its state to the LRU head, as every nginx lookup does.
+    /// Finds `key` and moves its state to the LRU head, as every nginx lookup does. In a frequency-aware
+    /// table a hit also counts as an access of the key.
     #[inline(always)]
     pub fn find(&mut self, h: KeyHash, key: &[u8]) -> Option<SlotRef> {
         let i = self.inner.find(h, key)?;
         self.inner.move_to_head(i);
+        if let Some(sketch) = &mut self.inner.sketch {
+            sketch.increment(h.lo());
+        }
         Some(self.r(i))
     }
 
@@ -429,9 +419,11 @@ impl<S: TableState> ShardGuard<'_, S> {
         self.inner.find(h, key).map(|i| self.r(i))
     }
 
-    /// Inserts `state` for `key` (which must not be present) at the LRU head, first evicting as nginx does:
-    /// up to 2 expirable tail states; if there is still no room, 1 tail state whatever its age and up to 2 more
-    /// expirable ones. Pinned states stop eviction.
+    /// Inserts `state` for `key` (which must not be present) at the LRU head. Under [`Eviction::Lru`] it first
+    /// evicts as nginx does: up to 2 expirable tail states; if there is still no room, 1 tail state whatever its
+    /// age and up to 2 more expirable ones. Pinned states stop eviction. Under [`Eviction::FrequencyAware`] the
+    /// attempt counts as an access of the key, idle tail states go first, and a live state is evicted only for a
+    /// key estimated more frequent than it; otherwise the key is refused (`NoRoom`) and nothing is stored.
     pub fn insert(
         &mut self,
         h: KeyHash,
@@ -441,15 +433,26 @@ impl<S: TableState> ShardGuard<'_, S> {
     ) -> Result<SlotRef, NoRoom> {
         debug_assert!(self.inner.find(h, key).is_none(), "key already present");
         if key.len() > MAX_KEY_LEN {
+            Stats::add(&self.stats.refusals, 1);
             return Err(NoRoom);
         }
         let need = slots_for(key.len());
-        self.inner.expire(now_ms, 1, self.params);
-        if self.inner.free < need {
-            self.inner.expire(now_ms, 0, self.params);
+        let evicted = if self.inner.sketch.is_some() {
+            self.inner.admit(h, need, now_ms, self.params)
+        } else {
+            self.inner.expire(now_ms, 1, self.params);
+            let mut forced = 0;
             if self.inner.free < need {
-                return Err(NoRoom);
+                forced = self.inner.expire(now_ms, 0, self.params);
             }
+            (self.inner.free >= need).then_some(forced)
+        };
+        let Some(evicted) = evicted else {
+            Stats::add(&self.stats.refusals, 1);
+            return Err(NoRoom);
+        };
+        if evicted > 0 {
+            Stats::add(&self.stats.evictions, u64::from(evicted));
         }
         let i = self.inner.alloc(h, key, state);
         Ok(self.r(i))
@@ -513,265 +516,6 @@ impl<S: TableState> ShardGuard<'_, S> {
     /// The key stored at `r`.
     pub fn key(&self, r: SlotRef) -> Vec<u8> {
         self.inner.key_of(self.slot(r))
-    }
-}
-
-impl<S: TableState> Shard<S> {
-    fn new(n: usize) -> Self {
-        let mut slots: Vec<Slot<S>> = Vec::with_capacity(n);
-        huge_pages(slots.as_ptr() as usize, n * size_of::<Slot<S>>());
-        slots.extend((0..n).map(|_| Slot {
-            meta: Meta::EMPTY,
-            state: S::default(),
-        }));
-        let mut links: Vec<Link> = Vec::with_capacity(n);
-        huge_pages(links.as_ptr() as usize, n * size_of::<Link>());
-        links.extend((0..n).map(|i| Link {
-            prev: NIL,
-            next: if i + 1 < n { i as u32 + 1 } else { NIL },
-        }));
-        let mut index: Vec<u32> = Vec::with_capacity(index_words(n));
-        huge_pages(index.as_ptr() as usize, index_words(n) * 4);
-        index.resize(index_words(n), 0);
-        Self {
-            slots: slots.into_boxed_slice(),
-            links: links.into_boxed_slice(),
-            index: index.into_boxed_slice(),
-            head: NIL,
-            tail: NIL,
-            free_head: if n > 0 { 0 } else { NIL },
-            free: n,
-            len: 0,
-        }
-    }
-
-    #[inline]
-    fn home(&self, lo: u32) -> usize {
-        ((lo as u64 * self.index.len() as u64) >> 32) as usize
-    }
-
-    #[inline]
-    fn step(&self, p: usize) -> usize {
-        if p + 1 == self.index.len() { 0 } else { p + 1 }
-    }
-
-    #[inline(always)]
-    fn find(&self, h: KeyHash, key: &[u8]) -> Option<u32> {
-        if key.len() > MAX_KEY_LEN {
-            return None;
-        }
-        // Short keys are compared as one zero-padded 16-byte word (stored keys are padded the same way).
-        let short = if key.len() <= INLINE_KEY {
-            padded(key)
-        } else {
-            0
-        };
-        let tag = h.tag();
-        let mut p = self.home(h.lo());
-        loop {
-            let w = self.index[p];
-            if w == 0 {
-                return None;
-            }
-            if w >> IDX_BITS == tag {
-                let i = (w & IDX_MASK) - 1;
-                let m = &self.slots[i as usize].meta;
-                if m.hash == h.lo()
-                    && m.key_len as usize == key.len()
-                    && if key.len() <= INLINE_KEY {
-                        u128::from_le_bytes(m.key) == short
-                    } else {
-                        self.key_eq_long(m, key)
-                    }
-                {
-                    return Some(i);
-                }
-            }
-            p = self.step(p);
-        }
-    }
-
-    fn key_eq_long(&self, m: &Meta, key: &[u8]) -> bool {
-        if m.key[..LONG_HEAD] != key[..LONG_HEAD] {
-            return false;
-        }
-        let mut c = m.chunk_head();
-        for piece in key[LONG_HEAD..].chunks(CHUNK) {
-            let cm = &self.slots[c as usize].meta;
-            if cm.chunk_bytes()[..piece.len()] != *piece {
-                return false;
-            }
-            c = self.links[c as usize].next;
-        }
-        true
-    }
-
-    fn key_of(&self, i: u32) -> Vec<u8> {
-        let m = &self.slots[i as usize].meta;
-        let len = m.key_len as usize;
-        if len <= INLINE_KEY {
-            return m.key[..len].to_vec();
-        }
-        let mut out = Vec::with_capacity(len);
-        out.extend_from_slice(&m.key[..LONG_HEAD]);
-        let mut c = m.chunk_head();
-        while out.len() < len {
-            let cm = &self.slots[c as usize].meta;
-            let take = (len - out.len()).min(CHUNK);
-            out.extend_from_slice(&cm.chunk_bytes()[..take]);
-            c = self.links[c as usize].next;
-        }
-        out
-    }
-
-    fn take_free(&mut self) -> u32 {
-        let i = self.free_head;
-        debug_assert_ne!(i, NIL);
-        self.free_head = self.links[i as usize].next;
-        self.free -= 1;
-        i
-    }
-
-    fn put_free(&mut self, i: u32) {
-        self.slots[i as usize].meta = Meta::EMPTY;
-        self.links[i as usize] = Link {
-            prev: NIL,
-            next: self.free_head,
-        };
-        self.free_head = i;
-        self.free += 1;
-    }
-
-    /// Places a new state; the caller has checked there are enough free slots.
-    fn alloc(&mut self, h: KeyHash, key: &[u8], state: S) -> u32 {
-        let i = self.take_free();
-        let mut m = Meta {
-            hash: h.lo(),
-            key_len: key.len() as u32,
-            ..Meta::EMPTY
-        };
-        if key.len() <= INLINE_KEY {
-            m.key[..key.len()].copy_from_slice(key);
-        } else {
-            m.key[..LONG_HEAD].copy_from_slice(&key[..LONG_HEAD]);
-            // Chunks are linked back to front so each knows its successor when written.
-            let mut next = NIL;
-            for piece in key[LONG_HEAD..].chunks(CHUNK).rev() {
-                let c = self.take_free();
-                self.slots[c as usize].meta.set_chunk_bytes(piece);
-                self.links[c as usize] = Link { prev: NIL, next };
-                next = c;
-            }
-            m.key[LONG_HEAD..].copy_from_slice(&next.to_le_bytes());
-        }
-        self.slots[i as usize] = Slot { meta: m, state };
-        // Index word.
-        let mut p = self.home(h.lo());
-        while self.index[p] != 0 {
-            p = self.step(p);
-        }
-        self.index[p] = (h.tag() << IDX_BITS) | (i + 1);
-        self.len += 1;
-        self.link_head(i);
-        i
-    }
-
-    fn remove(&mut self, i: u32) {
-        let m = self.slots[i as usize].meta;
-        // Index: find the word, then shift later words of the cluster back (no tombstones).
-        let mut p = self.home(m.hash);
-        while self.index[p] & IDX_MASK != i + 1 {
-            p = self.step(p);
-        }
-        let mut hole = p;
-        let mut j = p;
-        loop {
-            j = self.step(j);
-            let w = self.index[j];
-            if w == 0 {
-                break;
-            }
-            let k = self.home(self.slots[((w & IDX_MASK) - 1) as usize].meta.hash);
-            let stays = if hole <= j {
-                hole < k && k <= j
-            } else {
-                hole < k || k <= j
-            };
-            if !stays {
-                self.index[hole] = w;
-                hole = j;
-            }
-        }
-        self.index[hole] = 0;
-        self.unlink(i);
-        if m.key_len as usize > INLINE_KEY {
-            let mut c = m.chunk_head();
-            while c != NIL {
-                let next = self.links[c as usize].next;
-                self.put_free(c);
-                c = next;
-            }
-        }
-        self.put_free(i);
-        self.len -= 1;
-    }
-
-    fn link_head(&mut self, i: u32) {
-        let old = self.head;
-        self.links[i as usize] = Link {
-            prev: NIL,
-            next: old,
-        };
-        if old != NIL {
-            self.links[old as usize].prev = i;
-        } else {
-            self.tail = i;
-        }
-        self.head = i;
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let Link { prev, next } = self.links[i as usize];
-        if prev != NIL {
-            self.links[prev as usize].next = next;
-        } else {
-            self.head = next;
-        }
-        if next != NIL {
-            self.links[next as usize].prev = prev;
-        } else {
-            self.tail = prev;
-        }
-    }
-
-    #[inline]
-    fn move_to_head(&mut self, i: u32) {
-        if self.head != i {
-            self.unlink(i);
-            self.link_head(i);
-        }
-    }
-
-    /// nginx's `ngx_http_limit_req_expire`: with `n == 1` drops up to 2 expirable tail states; with `n == 0`
-    /// drops the tail state unconditionally, then up to 2 expirable ones. A pinned tail stops it: states are
-    /// bumped on lookup, so looking further is pointless.
-    fn expire(&mut self, now_ms: u64, mut n: u32, params: &S::Params) {
-        while n < 3 {
-            let t = self.tail;
-            if t == NIL {
-                return;
-            }
-            let slot = &self.slots[t as usize];
-            if slot.meta.pins > 0 {
-                return;
-            }
-            let test = n != 0;
-            n += 1;
-            if test && !slot.state.expirable(now_ms, params) {
-                return;
-            }
-            self.remove(t);
-        }
     }
 }
 

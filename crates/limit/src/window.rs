@@ -10,16 +10,19 @@
 //! `exact - events(bucket c - 10) <= count <= exact`: a count never exceeds the exact sliding window and falls short
 //! of it by at most one bucket's events (at most the events of `interval / 10` seconds).
 //!
-//! Memory per key is fixed: an 8-byte bucket index and `10 * C` 32-bit counters, where C is `2 + K` for K tracked
-//! selectors rounded up to 2, 3, 4, 6 or 10, plus the table's 46 bytes of slot bookkeeping and index: 134 bytes
-//! per key with no selector, 174 with one, 214 with two ([`WindowTable::bytes_per_key`]). A bucket counter
-//! saturates at `u32::MAX` instead of wrapping. Keys live in the crate's byte-budget [`Table`]: a flood of
-//! distinct keys evicts the least recently seen ones, and an evicted key restarts from zero.
+//! Memory per key is fixed: a 4-byte bucket index and `10 * C` 16-bit counters, where C is `2 + K` for K tracked
+//! selectors rounded up to 2, 3, 4, 6 or 10, plus the table's 42 bytes of slot bookkeeping and index and, under
+//! frequency-aware eviction (the default), 8 bytes of sketch: 94 bytes per key with no selector, 114 with one,
+//! 134 with two ([`WindowTable::bytes_per_state`]). A bucket counter saturates at `u16::MAX` (65,535 events in
+//! one tenth of the window) instead of wrapping, so a count only ever errs low, and only for a key far past any
+//! useful threshold. Keys live in the crate's byte-budget [`Table`]; when it is full, a new key takes the place
+//! of an idle key, or of a live one only if the key is estimated more frequent ([`Eviction::FrequencyAware`]); an
+//! evicted key restarts from zero.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::table::{Table, TableState};
+use crate::table::{Eviction, Table, TableState, bytes_per_state_with};
 
 /// Buckets per window.
 pub const BUCKETS: usize = 10;
@@ -147,8 +150,8 @@ impl Window {
         2 + self.n_tracked
     }
 
-    fn bucket(&self, now_ms: u64) -> u64 {
-        now_ms / self.width_ms
+    fn bucket(&self, now_ms: u64) -> u32 {
+        (now_ms / self.width_ms).min(u64::from(u32::MAX)) as u32
     }
 }
 
@@ -159,6 +162,7 @@ pub struct WindowCounts {
     pub responses: u64,
     status: [u64; MAX_TRACKED],
     n_tracked: u8,
+    stored: bool,
 }
 
 impl WindowCounts {
@@ -166,16 +170,24 @@ impl WindowCounts {
     pub fn status(&self) -> &[u64] {
         &self.status[..self.n_tracked as usize]
     }
+
+    /// Whether the key's window is in the table after the call. `false` for a new key the table did not
+    /// admit (a frequency-aware table refused it, or there was no room): the counts are those of a fresh window
+    /// holding only this event, and nothing was stored.
+    pub fn stored(&self) -> bool {
+        self.stored
+    }
 }
 
 /// One key's buckets: a pure value, driven with the table's [`Window`] and a time. `C` counters per bucket, at
 /// least the window's `2 + K`; [`WindowTable`] picks the smallest of a few sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowState<const C: usize> {
-    /// Index (`now / width`) of the newest bucket; the ring holds `newest - 9 ..= newest`.
-    newest: u64,
+    /// Index (`now / width`) of the newest bucket; the ring holds `newest - 9 ..= newest`. Buckets are at least
+    /// 1 s wide, so 32 bits last 136 years of clock.
+    newest: u32,
     /// Bucket index `i` lives in row `i % BUCKETS`: requests, responses, then the tracked selectors.
-    cells: [[u32; C]; BUCKETS],
+    cells: [[u16; C]; BUCKETS],
 }
 
 impl<const C: usize> Default for WindowState<C> {
@@ -233,14 +245,16 @@ impl<const C: usize> WindowState<C> {
 
     /// The counts at `now_ms`, without recording anything.
     pub fn counts(&self, w: &Window, now_ms: u64) -> WindowCounts {
-        let now = w.bucket(now_ms).max(self.newest);
+        let now = u64::from(w.bucket(now_ms).max(self.newest));
+        let newest = u64::from(self.newest);
         let mut out = WindowCounts {
             n_tracked: w.n_tracked as u8,
+            stored: true,
             ..WindowCounts::default()
         };
         for age in 0..BUCKETS as u64 {
             // Ring rows hold buckets newest-0 ..= newest-9; keep those still inside the window ending at `now`.
-            let Some(index) = self.newest.checked_sub(age) else {
+            let Some(index) = newest.checked_sub(age) else {
                 break;
             };
             if index + (BUCKETS as u64) <= now {
@@ -258,26 +272,28 @@ impl<const C: usize> WindowState<C> {
 
     /// Whether every bucket has left the window: the state counts nothing and can be dropped.
     pub fn is_idle(&self, w: &Window, now_ms: u64) -> bool {
-        self.newest + BUCKETS as u64 <= w.bucket(now_ms)
+        u64::from(self.newest) + BUCKETS as u64 <= u64::from(w.bucket(now_ms))
     }
 
     /// Moves the ring to `now_ms`'s bucket, zeroing the rows it reuses, and returns that bucket's row. A time older
     /// than the newest bucket (another thread's slightly older clock read) is counted in the newest bucket.
-    fn advance(&mut self, w: &Window, now_ms: u64) -> &mut [u32] {
+    fn advance(&mut self, w: &Window, now_ms: u64) -> &mut [u16] {
         let now = w.bucket(now_ms);
         if now > self.newest {
-            let fresh = (now - self.newest).min(BUCKETS as u64);
+            let fresh = (now - self.newest).min(BUCKETS as u32);
             for i in 0..fresh {
-                self.cells[((now - i) % BUCKETS as u64) as usize] = [0; C];
+                self.cells[((now - i) % BUCKETS as u32) as usize] = [0; C];
             }
             self.newest = now;
         }
-        &mut self.cells[(self.newest % BUCKETS as u64) as usize][..w.stride()]
+        &mut self.cells[(self.newest % BUCKETS as u32) as usize][..w.stride()]
     }
 }
 
-/// Per-key sliding windows of one [`WindowSpec`] under a byte budget, all allocated up front. A flood of distinct
-/// keys evicts the least recently seen keys (idle ones first); an evicted key restarts from zero.
+/// Per-key sliding windows of one [`WindowSpec`] under a byte budget, all allocated up front. When the table is
+/// full a new key takes an idle key's place first; after that, under [`Eviction::FrequencyAware`] (the default)
+/// it replaces a live key only if it is estimated more frequent, and under [`Eviction::Lru`] the least recently
+/// seen key goes. An evicted key restarts from zero.
 pub struct WindowTable {
     inner: Inner,
 }
@@ -310,18 +326,64 @@ impl std::fmt::Debug for WindowTable {
 }
 
 impl WindowTable {
-    /// A table of at most `size_bytes` bytes for windows of `spec`.
+    /// A frequency-aware table of at most `size_bytes` bytes for windows of `spec`, all allocated now.
     pub fn new(spec: &WindowSpec, size_bytes: usize) -> Result<Self, WindowError> {
+        Self::with_eviction(spec, size_bytes, Eviction::FrequencyAware)
+    }
+
+    /// A table of at most `size_bytes` bytes for windows of `spec`, with the given eviction policy.
+    pub fn with_eviction(
+        spec: &WindowSpec,
+        size_bytes: usize,
+        eviction: Eviction,
+    ) -> Result<Self, WindowError> {
         let w = Window::new(spec)?;
         let too_small = |_| WindowError::TooSmall { size: size_bytes };
+        let e = eviction;
         let inner = match w.stride() {
-            ..=2 => Inner::C2(Table::new(size_bytes, w).map_err(too_small)?),
-            3 => Inner::C3(Table::new(size_bytes, w).map_err(too_small)?),
-            4 => Inner::C4(Table::new(size_bytes, w).map_err(too_small)?),
-            5..=6 => Inner::C6(Table::new(size_bytes, w).map_err(too_small)?),
-            _ => Inner::C10(Table::new(size_bytes, w).map_err(too_small)?),
+            ..=2 => Inner::C2(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
+            3 => Inner::C3(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
+            4 => Inner::C4(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
+            5..=6 => Inner::C6(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
+            _ => Inner::C10(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
         };
         Ok(Self { inner })
+    }
+
+    /// Bytes one key of up to 16 bytes costs (state, slot bookkeeping, index share and, when frequency-aware,
+    /// sketch) in a table of windows tracking `tracked` selectors.
+    pub const fn bytes_per_state(tracked: usize, eviction: Eviction) -> usize {
+        match 2 + tracked {
+            ..=2 => bytes_per_state_with::<WindowState<2>>(eviction),
+            3 => bytes_per_state_with::<WindowState<3>>(eviction),
+            4 => bytes_per_state_with::<WindowState<4>>(eviction),
+            5..=6 => bytes_per_state_with::<WindowState<6>>(eviction),
+            _ => bytes_per_state_with::<WindowState<10>>(eviction),
+        }
+    }
+
+    /// A `size_bytes` that holds at least `keys` keys of up to 16 bytes for windows tracking `tracked`
+    /// selectors (shard headers and rounding included).
+    pub const fn size_for(keys: usize, tracked: usize, eviction: Eviction) -> usize {
+        let per = Self::bytes_per_state(tracked, eviction);
+        // 1/256 of slack covers shard headers and the sketch's block rounding.
+        keys * per + keys * per / 256 + 64 * 1024
+    }
+
+    /// The eviction policy.
+    pub fn eviction(&self) -> Eviction {
+        with_table!(&self.inner, t => t.eviction())
+    }
+
+    /// Live keys evicted to make room for new ones since the table was built (lock-free read).
+    pub fn evictions(&self) -> u64 {
+        with_table!(&self.inner, t => t.evictions())
+    }
+
+    /// New keys not stored since the table was built: refused by frequency-aware admission or no room
+    /// (lock-free read). Each such request was counted as a fresh window's first event.
+    pub fn admission_refusals(&self) -> u64 {
+        with_table!(&self.inner, t => t.admission_refusals())
     }
 
     /// The validated spec.
@@ -329,9 +391,10 @@ impl WindowTable {
         with_table!(&self.inner, t => t.params())
     }
 
-    /// Counts a request of `key` at `now_ms` and returns the key's counts including it. A key that cannot be
-    /// stored (longer than the table's key limit, or no room) gets the counts of a window holding only this
-    /// request.
+    /// Counts a request of `key` at `now_ms` and returns the key's counts including it. A new key that is not
+    /// stored (refused by frequency-aware admission, longer than the table's key limit, or no room) gets the
+    /// counts of a window holding only this request, with [`WindowCounts::stored`] false: such a key is never
+    /// counted past 1, so a refusal can only delay a block, never cause one.
     ///
     /// Hot path: one shard lock, no allocation.
     pub fn record_request(&self, key: &[u8], now_ms: u64) -> WindowCounts {
@@ -377,15 +440,9 @@ impl WindowTable {
         with_table!(&self.inner, t => t.held_bytes())
     }
 
-    /// Bytes one key costs (state, slot bookkeeping and index share) for this table's spec.
+    /// Bytes one key costs (state, slot bookkeeping, index share, sketch) for this table's spec and policy.
     pub fn bytes_per_key(&self) -> usize {
-        match &self.inner {
-            Inner::C2(_) => Table::<WindowState<2>>::bytes_per_state(),
-            Inner::C3(_) => Table::<WindowState<3>>::bytes_per_state(),
-            Inner::C4(_) => Table::<WindowState<4>>::bytes_per_state(),
-            Inner::C6(_) => Table::<WindowState<6>>::bytes_per_state(),
-            Inner::C10(_) => Table::<WindowState<10>>::bytes_per_state(),
-        }
+        with_table!(&self.inner, t => t.state_bytes())
     }
 }
 
@@ -401,13 +458,13 @@ fn record_request<const C: usize>(
         return g.state_mut(r).record_request(w, now_ms);
     }
     let mut state = WindowState::<C>::new(w, now_ms);
-    let counts = state.record_request(w, now_ms);
-    let _ = g.insert(h, key, now_ms, state);
+    let mut counts = state.record_request(w, now_ms);
+    counts.stored = g.insert(h, key, now_ms, state).is_ok();
     counts
 }
 
 #[inline]
-fn bump(c: &mut u32) {
+fn bump(c: &mut u16) {
     *c = c.saturating_add(1);
 }
 

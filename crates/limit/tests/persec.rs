@@ -1,7 +1,7 @@
 //! The per-second limit: exact cases, an exact sliding-log model, and the memory bound.
 
 use edgeguard_limit::persec::{MAX_LIMIT, PerSecondTable, RING, SecondState};
-use edgeguard_limit::{Clock, FakeClock};
+use edgeguard_limit::{Clock, Eviction, FakeClock};
 use proptest::prelude::*;
 
 fn table() -> PerSecondTable {
@@ -90,8 +90,8 @@ fn keys_are_independent_and_zero_refuses() {
 }
 
 #[test]
-fn flood_of_distinct_keys_stays_within_budget_and_evicts_old_keys() {
-    let t = PerSecondTable::new(64 * 1024).unwrap();
+fn lru_flood_of_distinct_keys_stays_within_budget_and_evicts_old_keys() {
+    let t = PerSecondTable::with_eviction(64 * 1024, Eviction::Lru).unwrap();
     let cap = t.capacity();
     assert!(t.held_bytes() <= 64 * 1024);
     assert!(PerSecondTable::bytes_per_key() <= 200);
@@ -107,6 +107,31 @@ fn flood_of_distinct_keys_stays_within_budget_and_evicts_old_keys() {
     assert_eq!(t.in_use(), cap);
     // The flood evicted the real client: it starts afresh (documented: eviction forgets).
     assert!(t.check(b"real", 5, 1_000_000));
+    assert!(t.evictions() > 0);
+}
+
+#[test]
+fn frequency_aware_flood_keeps_a_client_at_its_limit() {
+    let t = PerSecondTable::new(64 * 1024).unwrap();
+    let cap = t.capacity();
+    assert!(t.held_bytes() <= 64 * 1024);
+    // A real client at its limit every second while a flood of one-shot addresses, 10x the table per
+    // second, passes through.
+    let mut now = 0;
+    for round in 0..5u32 {
+        for _ in 0..5 {
+            assert!(t.check(b"real", 5, now));
+        }
+        for i in 0..(10 * cap as u32) {
+            // One-shot keys are never refused, stored or not.
+            assert!(t.check(&(round * 10_000_000 + i).to_be_bytes(), 5, now + 1));
+        }
+        assert!(t.in_use() <= cap);
+        // Still within the same second: the client was kept, so its 6th request is refused.
+        assert!(!t.check(b"real", 5, now + 2), "round {round}");
+        now += 1_000;
+    }
+    assert!(t.admission_refusals() > 0);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Sliding-window counters against an exact model, and their memory bound.
 
+use edgeguard_limit::Eviction;
 use edgeguard_limit::window::{
     BUCKETS, MAX_TRACKED, StatusSel, WindowCounts, WindowError, WindowSpec, WindowTable,
 };
@@ -62,9 +63,9 @@ fn spec_errors() {
 }
 
 #[test]
-fn flood_of_distinct_keys_stays_within_budget() {
+fn lru_flood_of_distinct_keys_stays_within_budget() {
     let size = 128 * 1024;
-    let t = WindowTable::new(&spec(60, &["404"]), size).unwrap();
+    let t = WindowTable::with_eviction(&spec(60, &["404"]), size, Eviction::Lru).unwrap();
     let cap = t.capacity();
     assert!(t.held_bytes() <= size);
     assert!(cap * t.bytes_per_key() <= size);
@@ -79,6 +80,8 @@ fn flood_of_distinct_keys_stays_within_budget() {
     assert_eq!(t.in_use(), cap);
     // The real key was evicted: it restarts from zero.
     assert_eq!(t.counts(b"real", 5 * cap as u64), None);
+    assert!(t.evictions() >= 4 * cap as u64);
+    assert_eq!(t.admission_refusals(), 0);
     assert_eq!(t.record_request(b"real", 5 * cap as u64).requests, 1);
 }
 
@@ -249,7 +252,15 @@ fn bytes_per_key_as_documented() {
             .unwrap()
             .bytes_per_key()
     };
-    // State: an 8-byte bucket index and 10 buckets of C u32 counters; the table adds 46 bytes per slot.
-    assert_eq!([per(0), per(1), per(2)], [134, 174, 214]);
-    assert_eq!(per(MAX_TRACKED), 8 + 10 * 10 * 4 + 46);
+    // State: a 4-byte bucket index and 10 buckets of C u16 counters; the table adds 42 bytes per slot and the
+    // frequency sketch 8.
+    assert_eq!([per(0), per(1), per(2)], [94, 114, 134]);
+    assert_eq!(per(MAX_TRACKED), 4 + 10 * 10 * 2 + 42 + 8);
+    assert_eq!(WindowTable::bytes_per_state(0, Eviction::Lru), 86);
+    for k in 0..=MAX_TRACKED {
+        assert_eq!(
+            WindowTable::bytes_per_state(k, Eviction::FrequencyAware),
+            per(k)
+        );
+    }
 }

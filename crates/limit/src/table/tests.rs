@@ -1,5 +1,6 @@
 //! Unit tests of the table internals.
 
+use super::shard::padded;
 use super::*;
 
 #[derive(Default, Clone, Copy, Debug, PartialEq)]
@@ -61,4 +62,10 @@ fn long_keys_round_trip_and_free_their_chunks() {
         t.lock(h).insert(h, &k, 0, Idle { last: 0 }).unwrap();
     }
     assert_eq!(t.in_use(), cap);
+}
+
+#[test]
+fn shard_cell_keeps_nginx_capacities() {
+    // The shard header is part of the budget: growing it past 128 bytes would shrink every zone's capacity.
+    assert_eq!(size_of::<Padded<Cell<Idle>>>(), 128);
 }
