@@ -9,6 +9,8 @@
 pub mod browser;
 pub mod client;
 pub mod origin;
+pub mod route;
 
 pub use client::{Reply, WAIT, dead_addr, eventually, get, h2, raw, read_all, send, statuses};
-pub use origin::{Origin, OriginBuilder, Route};
+pub use origin::{Origin, OriginBuilder};
+pub use route::Route;
