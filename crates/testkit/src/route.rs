@@ -50,7 +50,7 @@ pub(crate) enum Body {
 
 #[derive(Clone, Debug)]
 pub(crate) enum Pause {
-    /// Until the test lets it through ([`Origin::open_gate`]).
+    /// Until the test lets it through ([`Origin::open_gate`](crate::Origin::open_gate)).
     Gate,
     /// Forever when the request carries this header (the client gives up first).
     ForeverIf(String),
@@ -205,7 +205,7 @@ impl Route {
         self
     }
 
-    /// Not counted in [`Origin::hits`] (e.g. the favicon a browser asks for on its own).
+    /// Not counted in [`Origin::hits`](crate::Origin::hits) (e.g. the favicon a browser asks for on its own).
     pub fn uncounted(mut self) -> Self {
         self.counted = false;
         self
