@@ -8,49 +8,17 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::page::{Page, ScreenshotParams};
 use common::{TOKEN, start};
 use edgeguard_admin::Control;
 use edgeguard_store::ActivityRecord;
-use futures_util::StreamExt;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
+use edgeguard_testkit::browser::{CHROMIUM, Chromium, available, fill, js, wait_for};
 
 fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     target.join("console-screenshots")
-}
-
-/// Polls `condition` (a JavaScript expression) until it is true; bounded.
-async fn wait_for(page: &Page, condition: &str, what: &str) {
-    for _ in 0..100 {
-        let ok = page
-            .evaluate(format!("!!({condition})"))
-            .await
-            .ok()
-            .and_then(|r| r.into_value::<bool>().ok())
-            .unwrap_or(false);
-        if ok {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let body = page
-        .evaluate("document.body.innerText")
-        .await
-        .ok()
-        .and_then(|r| r.into_value::<String>().ok())
-        .unwrap_or_default();
-    panic!("timed out waiting for {what} ({condition}); page text:\n{body}");
-}
-
-async fn js(page: &Page, script: &str) {
-    page.evaluate(script)
-        .await
-        .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"));
 }
 
 async fn shot(page: &Page, name: &str) {
@@ -64,18 +32,9 @@ async fn shot(page: &Page, name: &str) {
     .expect("screenshot");
 }
 
-async fn fill(page: &Page, selector: &str, value: &str) {
-    let v = serde_json::to_string(value).expect("json string");
-    js(
-        page,
-        &format!("document.querySelector({:?}).value = {v}", selector),
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_flows_in_chromium() {
-    if !Path::new(CHROMIUM).exists() {
+    if !available() {
         eprintln!(
             "skipping the console browser test: {CHROMIUM} is not installed (apt-get install chromium)"
         );
@@ -114,27 +73,13 @@ async fn run() {
         .stats()
         .record_request("www.example.com", ip, now - 1_000_000);
 
-    let profile = tempfile::tempdir().expect("profile dir");
-    let config = BrowserConfig::builder()
-        .chrome_executable(CHROMIUM)
-        .disable_default_args()
-        .no_sandbox()
-        .args([
-            "disable-gpu",
-            "no-first-run",
-            "disable-background-networking",
-            "disable-component-update",
-            "disable-sync",
-            "disable-quic",
-        ])
-        .user_data_dir(profile.path())
-        .window_size(1280, 900)
-        .launch_timeout(Duration::from_secs(30))
-        .request_timeout(Duration::from_secs(15))
-        .build()
-        .expect("browser config");
-    let (mut browser, mut handler) = Browser::launch(config).await.expect("chromium starts");
-    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    let browser = Chromium::launch(|c| {
+        c.window_size(1280, 900)
+            .launch_timeout(Duration::from_secs(30))
+            .request_timeout(Duration::from_secs(15))
+    })
+    .await
+    .expect("Chromium is installed (checked before the test started)");
 
     let base = format!("http://{}", h.addr);
     let page = browser
@@ -297,8 +242,6 @@ async fn run() {
     .await;
     shot(&page, "7-activity").await;
 
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
-    events.abort();
+    browser.close().await;
     h.admin.stop().await;
 }

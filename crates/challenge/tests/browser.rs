@@ -2,26 +2,22 @@
 //! (Debian's `/usr/bin/chromium`) must get through it on its own, while a client without JavaScript never does.
 //! When Chromium is not installed the browser tests say so and pass.
 
-use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetHardwareConcurrencyOverrideParams;
 use edgeguard_challenge::{
     COOKIE_NAME, ChallengeParams, Challenger, Difficulty, MAX_VERIFY_BODY, SHA256_JS, VERIFY_PATH,
     content_security_policy, render_page,
 };
-use futures_util::StreamExt;
+use edgeguard_testkit::browser::{Chromium, wait_for_text};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const TEST_BUDGET: Duration = Duration::from_secs(60);
 
 struct Site {
@@ -176,61 +172,9 @@ fn site(bits: u8, always_challenge: bool) -> Arc<Site> {
     })
 }
 
-/// Starts Debian's Chromium with a fresh profile, or says why not.
-async fn launch(profile: &Path) -> Option<(Browser, tokio::task::JoinHandle<()>)> {
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!("skipping: {CHROMIUM} is not installed (apt-get install chromium)");
-        return None;
-    }
-    // chromiumoxide writes each argument as `--KEY`, so keys go without dashes (`--disable-gpu` would reach
-    // Chromium as `----disable-gpu` and be ignored); `--headless` and `--no-sandbox` come from the builder.
-    let config = BrowserConfig::builder()
-        .chrome_executable(CHROMIUM)
-        .disable_default_args()
-        .no_sandbox()
-        .user_data_dir(profile)
-        .args([
-            "disable-gpu",
-            "no-first-run",
-            "disable-background-networking",
-            "disable-component-update",
-            "disable-sync",
-            "disable-quic",
-        ])
-        .launch_timeout(Duration::from_secs(20))
-        .build()
-        .expect("browser config");
-    let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
-    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    Some((browser, events))
-}
-
-/// Polls the page until its body text contains `needle` (bounded by `limit`).
-async fn wait_for_text(page: &chromiumoxide::Page, needle: &str, limit: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let text: String = match page
-            .evaluate("document.body ? document.body.innerText : ''")
-            .await
-        {
-            Ok(v) => v.into_value().unwrap_or_default(),
-            Err(_) => String::new(), // the page is navigating
-        };
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "page never showed {needle:?}; last text: {text:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_passes_the_challenge_and_keeps_the_url() {
-    let profile = tempfile::tempdir().expect("profile dir");
-    let Some((mut browser, events)) = launch(profile.path()).await else {
+    let Some(browser) = Chromium::launch(|c| c).await else {
         return;
     };
     let site = site(12, false);
@@ -290,9 +234,7 @@ async fn chromium_passes_the_challenge_and_keeps_the_url() {
         assert_eq!(got, want);
     })
     .await;
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
-    events.abort();
+    browser.close().await;
     outcome.expect("browser test finished within its time budget");
 }
 
@@ -302,11 +244,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A raw HTTP/1.1 exchange; returns (status line, whole response).
 async fn get(addr: SocketAddr, request: &str) -> (String, String) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(request.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let text = String::from_utf8_lossy(&buf).into_owned();
+    let text = edgeguard_testkit::raw(addr, request.as_bytes()).await;
     (text.lines().next().unwrap_or_default().to_string(), text)
 }
 
@@ -351,8 +289,7 @@ async fn a_client_without_javascript_never_gets_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement, takes about half a minute"]
 async fn measure_default_difficulty_solve_time() {
-    let profile = tempfile::tempdir().expect("profile dir");
-    let Some((mut browser, events)) = launch(profile.path()).await else {
+    let Some(browser) = Chromium::launch(|c| c).await else {
         return;
     };
     let site = site(Difficulty::DEFAULT.bits(), true);
@@ -403,7 +340,5 @@ async fn measure_default_difficulty_solve_time() {
         times[0],
         times[times.len() - 1]
     );
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
-    events.abort();
+    browser.close().await;
 }

@@ -7,10 +7,8 @@ use std::time::Duration;
 use edgeguard_proxy::{Node, RunningNode};
 
 use crate::HarnessError;
-use crate::origin::TestOrigin;
-use crate::row::Row;
 use crate::scenario::Scenario;
-use crate::script::{Outcome, Target, run_script};
+use crate::script::{Outcome, Step, Target, run_script};
 
 /// Requests still open after the script (none, normally) get this long at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -66,10 +64,14 @@ impl Edgeguard {
     }
 }
 
-/// Starts edgeguard for `row`, runs the script against it and shuts it down.
-pub async fn run(row: &Row, origin: &TestOrigin) -> Result<Vec<Outcome>, HarnessError> {
-    let node = Edgeguard::start(&row.scenario, origin.addr()).await?;
-    let out = run_script(node.target(), &row.steps).await;
+/// Starts edgeguard for `scenario` in front of `origin`, runs `steps` against it and shuts it down.
+pub async fn run(
+    scenario: &Scenario,
+    steps: &[Step],
+    origin: SocketAddr,
+) -> Result<Vec<Outcome>, HarnessError> {
+    let node = Edgeguard::start(scenario, origin).await?;
+    let out = run_script(node.target(), steps).await;
     node.shutdown().await;
     Ok(out)
 }

@@ -63,7 +63,7 @@ pub async fn run_row(row: &Row, sides: Sides) -> Option<Report> {
     };
 
     if sides == Sides::Both {
-        match crate::edgeguard::run(row, &origin).await {
+        match crate::edgeguard::run(&row.scenario, &row.steps, origin.addr()).await {
             Ok(out) => {
                 let analysis =
                     report.check_side("edgeguard", &row.scenario, &row.steps, &row.expected, &out);

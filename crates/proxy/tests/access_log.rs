@@ -2,11 +2,11 @@
 //! own: decision, upstream, cache, times), nginx `combined` when asked, lines readable by the store's log
 //! reader, and a reopen after rotation.
 
-mod cdn_fixtures;
+mod common;
 
 use std::path::Path;
 
-use cdn_fixtures::*;
+use common::*;
 use edgeguard_proxy::RunningNode;
 use edgeguard_store::{LogFormat, LogReader};
 
@@ -56,12 +56,13 @@ async fn json_lines_with_the_cdn_fields() {
         "a.test",
         "/p?q=1",
         &[("user-agent", "curl/8 \"x\""), ("referer", "http://r/")],
+        "",
     )
     .await;
-    get(addr, "a.test", "/p?q=1").await;
-    assert_eq!(get(addr, "a.test", "/p?q=1").await.status, 200);
-    assert_eq!(get(addr, "a.test", "/p?q=1").await.status, 503);
-    get(addr, "nobody.test", "/").await;
+    get(addr, "a.test", "/p?q=1", &[]).await;
+    assert_eq!(get(addr, "a.test", "/p?q=1", &[]).await.status, 200);
+    assert_eq!(get(addr, "a.test", "/p?q=1", &[]).await.status, 503);
+    get(addr, "nobody.test", "/", &[]).await;
 
     let lines = lines_after(n, &log).await;
     assert_eq!(lines.len(), 5, "{lines:#?}");
@@ -119,6 +120,7 @@ async fn combined_format() {
         "a.test",
         "/c",
         &[("user-agent", "agent \"q\"")],
+        "",
     )
     .await;
     let lines = lines_after(n, &log).await;
@@ -142,7 +144,7 @@ async fn reopen_after_rotation() {
     let o = test_origin().await;
     let (n, _) = node(&text(o.addr, &log, "")).await;
     let addr = n.local_addrs()[0];
-    get(addr, "a.test", "/before").await;
+    get(addr, "a.test", "/before", &[]).await;
     assert!(
         eventually(|| std::fs::read_to_string(&log).is_ok_and(|s| s.contains("/before"))).await,
         "flushed within about a second"
@@ -153,7 +155,7 @@ async fn reopen_after_rotation() {
         eventually(|| log.exists()).await,
         "reopened within about a second"
     );
-    get(addr, "a.test", "/after").await;
+    get(addr, "a.test", "/after", &[]).await;
     let lines = lines_after(n, &log).await;
     assert_eq!(lines.len(), 1);
     assert!(lines[0].contains("\"/after\""));

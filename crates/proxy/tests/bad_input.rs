@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -38,7 +37,7 @@ async fn malformed_heads_are_400() {
             String::from_utf8_lossy(bad)
         );
     }
-    assert_eq!(o.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(o.hits(), 0);
 }
 
 /// Paths nginx refuses while normalising them are refused here too, before any limit or upstream.
@@ -51,7 +50,7 @@ async fn paths_nginx_refuses_are_400() {
         let out = raw(addr, req.as_bytes()).await;
         assert!(out.starts_with("HTTP/1.1 400"), "{path}: {out}");
     }
-    assert_eq!(o.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(o.hits(), 0);
     assert_eq!(
         get(addr, "a.test", "/a/../b", &[]).await.body,
         "ok /a/../b\n",
@@ -87,11 +86,7 @@ async fn oversized_bodies_are_413() {
     )
     .await;
     assert!(out.starts_with("HTTP/1.1 413"), "{out}");
-    assert_eq!(
-        o.hits.load(Ordering::SeqCst),
-        0,
-        "refused before contacting the origin"
-    );
+    assert_eq!(o.hits(), 0, "refused before contacting the origin");
 
     let chunk = "a".repeat(600);
     let req = format!(

@@ -2,9 +2,9 @@
 //! misses into one origin request, bodies of unknown length stored as they stream, STALE when the origin
 //! fails, what is not stored, limits on hits, and a reload that keeps the cache.
 
-mod cdn_fixtures;
+mod common;
 
-use cdn_fixtures::*;
+use common::*;
 use http::Method;
 
 fn site(origin: std::net::SocketAddr, cache: &str) -> String {
@@ -28,26 +28,29 @@ async fn miss_then_hit_and_head_from_the_cached_get() {
     let (n, _) = node(&site(o.addr, "")).await;
     let addr = n.local_addrs()[0];
 
-    let r = get(addr, "a.test", "/page").await;
+    let r = get(addr, "a.test", "/page", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));
     assert_eq!(r.body, "ok /page\n");
     assert_eq!(r.header("via"), Some("1.1 edge-c"));
 
-    let r = get(addr, "a.test", "/page").await;
+    let r = get(addr, "a.test", "/page", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
     assert_eq!(r.body, "ok /page\n");
     assert_eq!(r.header("via"), Some("1.1 edge-c"));
     assert_eq!(r.header("age"), Some("0"));
 
-    let r = send(addr, Method::HEAD, "a.test", "/page", &[]).await;
+    let r = send(addr, Method::HEAD, "a.test", "/page", &[], "").await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
     assert_eq!(r.header("content-length"), Some("9"));
     assert_eq!(r.body, "");
     assert_eq!(o.hits(), 1, "the origin saw the first GET only");
 
     // The query is part of the key; the host's case is not.
-    assert_eq!(get(addr, "a.test", "/page?v=2").await.x_cache(), "MISS");
-    assert_eq!(get(addr, "A.TEST", "/page?v=2").await.x_cache(), "HIT");
+    assert_eq!(
+        get(addr, "a.test", "/page?v=2", &[]).await.x_cache(),
+        "MISS"
+    );
+    assert_eq!(get(addr, "A.TEST", "/page?v=2", &[]).await.x_cache(), "HIT");
     assert_eq!(o.hits(), 2);
 }
 
@@ -56,8 +59,8 @@ async fn ignore_query_shares_one_object() {
     let o = test_origin().await;
     let (n, _) = node(&site(o.addr, "ignore_query = true")).await;
     let addr = n.local_addrs()[0];
-    assert_eq!(get(addr, "a.test", "/p?a=1").await.x_cache(), "MISS");
-    let r = get(addr, "a.test", "/p?b=2").await;
+    assert_eq!(get(addr, "a.test", "/p?a=1", &[]).await.x_cache(), "MISS");
+    let r = get(addr, "a.test", "/p?b=2", &[]).await;
     assert_eq!((r.x_cache(), r.body.as_str()), ("HIT", "ok /p?a=1\n"));
 }
 
@@ -67,7 +70,7 @@ async fn a_burst_of_misses_makes_one_origin_request() {
     let (n, _) = node(&site(o.addr, "")).await;
     let addr = n.local_addrs()[0];
     let burst: Vec<_> = (0..20)
-        .map(|_| tokio::spawn(async move { get(addr, "a.test", "/gate").await }))
+        .map(|_| tokio::spawn(async move { get(addr, "a.test", "/gate", &[]).await }))
         .collect();
     assert!(eventually(|| o.hits_of("/gate") == 1).await);
     // Give the rest of the burst time to arrive and queue behind the leader (bounded, not a correctness wait:
@@ -91,7 +94,7 @@ async fn a_chunked_body_is_stored_as_it_streams() {
     // Object limit 8 KiB: 5,000 bytes fit.
     let (n, _) = node(&site(o.addr, "max_size = \"64k\"")).await;
     let addr = n.local_addrs()[0];
-    let r = get(addr, "a.test", "/chunked").await;
+    let r = get(addr, "a.test", "/chunked", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));
     assert_eq!(
         r.header("content-length"),
@@ -99,14 +102,14 @@ async fn a_chunked_body_is_stored_as_it_streams() {
         "streamed to the first client"
     );
     assert_eq!(r.body, "chunk1\nchunk2\n");
-    let r = get(addr, "a.test", "/chunked").await;
+    let r = get(addr, "a.test", "/chunked", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "HIT"));
     assert_eq!(r.body, "chunk1\nchunk2\n");
     assert_eq!(r.header("content-length"), Some("14"));
     assert_eq!(o.hits_of("/chunked"), 1);
 
     for want in ["MISS", "HIT"] {
-        let r = get(addr, "a.test", "/chunked-big?n=5000").await;
+        let r = get(addr, "a.test", "/chunked-big?n=5000", &[]).await;
         assert_eq!((r.x_cache(), r.body.len()), (want, 5000));
     }
     assert_eq!(o.hits_of("/chunked-big"), 1);
@@ -118,7 +121,7 @@ async fn a_burst_of_misses_for_a_chunked_body_makes_one_origin_request() {
     let (n, _) = node(&site(o.addr, "")).await;
     let addr = n.local_addrs()[0];
     let burst: Vec<_> = (0..20)
-        .map(|_| tokio::spawn(async move { get(addr, "a.test", "/chunked-gate").await }))
+        .map(|_| tokio::spawn(async move { get(addr, "a.test", "/chunked-gate", &[]).await }))
         .collect();
     // The leader's head and first chunk are on their way; the body is not finished until the gate opens.
     assert!(eventually(|| o.hits_of("/chunked-gate") == 1).await);
@@ -170,9 +173,9 @@ async fn a_client_gone_mid_body_stores_nothing_and_frees_the_fill() {
 
     // The next request is not held behind the abandoned fill (it would wait out read_timeout, past WAIT),
     // and finds nothing stored.
-    let r = get(addr, "a.test", "/chunked-hold").await;
+    let r = get(addr, "a.test", "/chunked-hold", &[]).await;
     assert_eq!((r.x_cache(), r.body.as_str()), ("MISS", "chunk1\nchunk2\n"));
-    let r = get(addr, "a.test", "/chunked-hold").await;
+    let r = get(addr, "a.test", "/chunked-hold", &[]).await;
     assert_eq!((r.x_cache(), r.body.as_str()), ("HIT", "chunk1\nchunk2\n"));
     assert_eq!(o.hits_of("/chunked-hold"), 2);
 }
@@ -182,24 +185,24 @@ async fn stale_copy_when_the_origin_fails() {
     let o = test_origin().await;
     let (n, clock) = node(&site(o.addr, "stale_grace = \"10m\"")).await;
     let addr = n.local_addrs()[0];
-    assert_eq!(get(addr, "a.test", "/s").await.x_cache(), "MISS");
+    assert_eq!(get(addr, "a.test", "/s", &[]).await.x_cache(), "MISS");
 
     // Past max-age=60: expired, within the grace.
     clock.advance(61_000);
     o.fail(true);
-    let r = get(addr, "a.test", "/s").await;
+    let r = get(addr, "a.test", "/s", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "STALE"), "{r:?}");
     assert_eq!(r.body, "ok /s\n");
     assert_eq!(r.header("age"), Some("61"));
 
     // The origin gone altogether (connection refused): still the stale copy.
     o.stop();
-    let r = get(addr, "a.test", "/s").await;
+    let r = get(addr, "a.test", "/s", &[]).await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "STALE"), "{r:?}");
 
     // Past the grace: the failure shows.
     clock.advance(600_000);
-    let r = get(addr, "a.test", "/s").await;
+    let r = get(addr, "a.test", "/s", &[]).await;
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.x_cache(), "MISS");
     assert!(r.body.contains("marked down"), "{}", r.body);
@@ -214,12 +217,12 @@ async fn an_expired_object_is_fetched_again() {
     let o = test_origin().await;
     let (n, clock) = node(&site(o.addr, "")).await;
     let addr = n.local_addrs()[0];
-    assert_eq!(get(addr, "a.test", "/e").await.x_cache(), "MISS");
+    assert_eq!(get(addr, "a.test", "/e", &[]).await.x_cache(), "MISS");
     clock.advance(30_000);
-    let r = get(addr, "a.test", "/e").await;
+    let r = get(addr, "a.test", "/e", &[]).await;
     assert_eq!((r.x_cache(), r.header("age")), ("HIT", Some("30")));
     clock.advance(31_000);
-    assert_eq!(get(addr, "a.test", "/e").await.x_cache(), "MISS");
+    assert_eq!(get(addr, "a.test", "/e", &[]).await.x_cache(), "MISS");
     assert_eq!(o.hits(), 2);
 }
 
@@ -236,23 +239,32 @@ async fn what_is_not_stored() {
         "/chunked-big?n=20000",
     ] {
         for _ in 0..2 {
-            let r = get(addr, "a.test", path).await;
+            let r = get(addr, "a.test", path, &[]).await;
             assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"), "{path}");
         }
     }
-    assert_eq!(get(addr, "a.test", "/big?n=20000").await.body.len(), 20000);
     assert_eq!(
-        get(addr, "a.test", "/chunked-big?n=20000").await.body.len(),
+        get(addr, "a.test", "/big?n=20000", &[]).await.body.len(),
+        20000
+    );
+    assert_eq!(
+        get(addr, "a.test", "/chunked-big?n=20000", &[])
+            .await
+            .body
+            .len(),
         20000
     );
     assert_eq!(o.hits_of("/chunked-big"), 3, "over the limit: never stored");
     // A POST goes through and does not fill.
-    let r = send(addr, Method::POST, "a.test", "/post", &[]).await;
+    let r = send(addr, Method::POST, "a.test", "/post", &[], "").await;
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "MISS"));
-    assert_eq!(get(addr, "a.test", "/post").await.x_cache(), "MISS");
+    assert_eq!(get(addr, "a.test", "/post", &[]).await.x_cache(), "MISS");
     // A small object is.
-    get(addr, "a.test", "/big?n=1000").await;
-    assert_eq!(get(addr, "a.test", "/big?n=1000").await.x_cache(), "HIT");
+    get(addr, "a.test", "/big?n=1000", &[]).await;
+    assert_eq!(
+        get(addr, "a.test", "/big?n=1000", &[]).await.x_cache(),
+        "HIT"
+    );
 }
 
 #[tokio::test]
@@ -277,9 +289,9 @@ limit_req = [{{ zone = "perip", burst = 1, nodelay = true }}]
     );
     let (n, _) = node(&text).await;
     let addr = n.local_addrs()[0];
-    assert_eq!(get(addr, "a.test", "/x").await.x_cache(), "MISS");
-    assert_eq!(get(addr, "a.test", "/x").await.x_cache(), "HIT");
-    let r = get(addr, "a.test", "/x").await;
+    assert_eq!(get(addr, "a.test", "/x", &[]).await.x_cache(), "MISS");
+    assert_eq!(get(addr, "a.test", "/x", &[]).await.x_cache(), "HIT");
+    let r = get(addr, "a.test", "/x", &[]).await;
     assert_eq!(r.status, 503, "a hit is limited like any request");
     assert_eq!(r.x_cache(), "-");
 }
@@ -289,17 +301,17 @@ async fn reload_keeps_the_cache_unless_its_settings_change() {
     let o = test_origin().await;
     let (n, _) = node(&site(o.addr, "")).await;
     let addr = n.local_addrs()[0];
-    get(addr, "a.test", "/r").await;
+    get(addr, "a.test", "/r", &[]).await;
     n.reload(parse(&site(o.addr, ""))).unwrap();
-    assert_eq!(get(addr, "a.test", "/r").await.x_cache(), "HIT");
+    assert_eq!(get(addr, "a.test", "/r", &[]).await.x_cache(), "HIT");
     n.reload(parse(&site(o.addr, "default_ttl = \"1m\"")))
         .unwrap();
     assert_eq!(
-        get(addr, "a.test", "/r").await.x_cache(),
+        get(addr, "a.test", "/r", &[]).await.x_cache(),
         "MISS",
         "new settings, new cache"
     );
     n.reload(parse(&site(o.addr, "enabled = false"))).unwrap();
-    assert_eq!(get(addr, "a.test", "/r").await.x_cache(), "-");
+    assert_eq!(get(addr, "a.test", "/r", &[]).await.x_cache(), "-");
     assert_eq!(o.hits(), 3);
 }

@@ -4,69 +4,37 @@
 //! when forged, expired, used from another IP or for another domain. Without Chromium the browser test says why
 //! and passes (the README's test command installs it).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use chromiumoxide::browser::{Browser, BrowserConfig};
 use edgeguard_challenge::{COOKIE_NAME, VERIFY_PATH};
 use edgeguard_limit::FakeClock;
 use edgeguard_proxy::{Node, RunningNode};
 use edgeguard_store::ActivityQuery;
-use futures_util::StreamExt;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use edgeguard_testkit::browser::{Chromium, wait_for_text};
+use edgeguard_testkit::{Origin, Reply, Route, send};
+use http::StatusCode;
 use sha2::{Digest, Sha256};
-use tokio::net::{TcpListener, TcpStream};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Every test here finishes within this, browser included.
 const BUDGET: Duration = Duration::from_secs(60);
 /// The browser reaches the node under this name (mapped to 127.0.0.1 by a resolver rule).
 const HOST: &str = "challenge.test";
 
-/// An origin answering `ORIGIN <path and query>` and counting what reaches it.
-async fn origin() -> (SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req: Request<Incoming>| {
-                    let seen = seen.clone();
-                    async move {
-                        if req.uri().path() == "/favicon.ico" {
-                            let mut r = Response::new(Full::new(Bytes::new()));
-                            *r.status_mut() = StatusCode::NOT_FOUND;
-                            return Ok::<_, Infallible>(r);
-                        }
-                        seen.fetch_add(1, Ordering::SeqCst);
-                        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                        let mut r = Response::new(Full::new(Bytes::from(format!("ORIGIN {pq}"))));
-                        r.headers_mut()
-                            .insert("content-type", "text/plain".parse().unwrap());
-                        r.headers_mut()
-                            .insert("cache-control", "no-store".parse().unwrap());
-                        Ok(r)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    (addr, hits)
+/// An origin answering `ORIGIN <path and query>` and counting what reaches it (the favicon aside).
+async fn origin() -> (SocketAddr, Origin) {
+    let origin = Origin::builder()
+        .route("/favicon.ico", Route::text("").status(404).uncounted())
+        .fallback(
+            Route::path_and_query("ORIGIN ", "")
+                .header("content-type", "text/plain")
+                .cache_control("no-store"),
+        )
+        .start()
+        .await;
+    (origin.addr, origin)
 }
 
 /// A node with `domains` (name, `[domain.challenge]` body), all on `origin`; 127.0.0.1 is a trusted proxy so
@@ -97,57 +65,17 @@ async fn node(
     (node, addr)
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
+trait Challenged {
+    fn challenged(&self) -> bool;
 }
 
-impl Reply {
+impl Challenged for Reply {
     fn challenged(&self) -> bool {
         self.status == StatusCode::OK
             && self.body.contains("<main id=\"eg\"")
             && self.body.contains("<noscript>")
             && !self.body.contains("ORIGIN")
     }
-}
-
-/// One request on its own connection; `headers` may set the client IP (`x-forwarded-for`) and cookies.
-async fn send(
-    addr: SocketAddr,
-    method: &str,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", host);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = sender
-            .send_request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    })
-    .await
-    .expect("request timed out")
 }
 
 fn attr<'a>(page: &'a str, name: &str) -> &'a str {
@@ -186,56 +114,9 @@ fn answer_form(page: &str, nonce: u64) -> String {
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
-/// Starts Debian's Chromium with a new profile, every name of `HOST` resolving to loopback, or says why not.
-async fn launch(profile: &Path) -> Option<(Browser, tokio::task::JoinHandle<()>)> {
-    if !Path::new(CHROMIUM).exists() {
-        eprintln!("skipping: {CHROMIUM} is not installed (apt-get install chromium)");
-        return None;
-    }
-    // chromiumoxide writes each argument as `--KEY` or `--KEY=VALUE`, so keys go without dashes; headless mode
-    // (`--headless`) and `--no-sandbox` come from the builder.
-    let config = BrowserConfig::builder()
-        .chrome_executable(CHROMIUM)
-        .disable_default_args()
-        .no_sandbox()
-        .user_data_dir(profile)
-        .args([
-            "disable-gpu",
-            "no-first-run",
-            "disable-background-networking",
-            "disable-component-update",
-            "disable-sync",
-            "disable-quic",
-        ])
-        .arg(("host-resolver-rules", "MAP challenge.test 127.0.0.1"))
-        .launch_timeout(Duration::from_secs(20))
-        .build()
-        .expect("browser config");
-    let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
-    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
-    Some((browser, events))
-}
-
-/// Polls the page until its body text contains `needle`, within `limit`.
-async fn wait_for_text(page: &chromiumoxide::Page, needle: &str, limit: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let text: String = match page
-            .evaluate("document.body ? document.body.innerText : ''")
-            .await
-        {
-            Ok(v) => v.into_value().unwrap_or_default(),
-            Err(_) => String::new(), // navigating
-        };
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "page never showed {needle:?}; last text: {text:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Starts Debian's Chromium with every name of `HOST` resolving to loopback, or says why not.
+async fn launch() -> Option<Chromium> {
+    Chromium::launch(|c| c.arg(("host-resolver-rules", "MAP challenge.test 127.0.0.1"))).await
 }
 
 fn passes(node: &RunningNode) -> Vec<edgeguard_store::ActivityRecord> {
@@ -252,12 +133,11 @@ fn passes(node: &RunningNode) -> Vec<edgeguard_store::ActivityRecord> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_passes_the_node_challenge_and_lands_on_the_origin() {
-    let profile = tempfile::tempdir().unwrap();
-    let Some((mut browser, events)) = launch(profile.path()).await else {
+    let Some(browser) = launch().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (origin, hits) = origin().await;
+    let (origin, served) = origin().await;
     let (node, addr) = node(
         dir.path(),
         origin,
@@ -282,11 +162,7 @@ async fn chromium_passes_the_node_challenge_and_lands_on_the_origin() {
             .into_value()
             .expect("string");
         assert_eq!(here, url, "back on the URL first asked for");
-        assert_eq!(
-            hits.load(Ordering::SeqCst),
-            1,
-            "the origin saw only the cleared request"
-        );
+        assert_eq!(served.hits(), 1, "the origin saw only the cleared request");
         let cookies = page.get_cookies().await.expect("cookies");
         let c = cookies
             .iter()
@@ -309,13 +185,11 @@ async fn chromium_passes_the_node_challenge_and_lands_on_the_origin() {
             .expect("navigate");
         let text = wait_for_text(&page, "ORIGIN", Duration::from_secs(10)).await;
         assert_eq!(text.trim(), "ORIGIN /other?x=1");
-        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        assert_eq!(served.hits(), 2);
         assert_eq!(passes(&node).len(), 1, "no second challenge");
     })
     .await;
-    let _ = browser.close().await;
-    let _ = browser.wait().await;
-    events.abort();
+    browser.close().await;
     node.shutdown().await;
     outcome.expect("browser test finished within its time budget");
 }
@@ -323,7 +197,7 @@ async fn chromium_passes_the_node_challenge_and_lands_on_the_origin() {
 #[tokio::test]
 async fn a_client_without_javascript_gets_the_page_every_time() {
     let dir = tempfile::tempdir().unwrap();
-    let (origin, hits) = origin().await;
+    let (origin, served) = origin().await;
     let (node, addr) = node(
         dir.path(),
         origin,
@@ -376,11 +250,7 @@ async fn a_client_without_javascript_gets_the_page_every_time() {
     })
     .await
     .expect("within the time budget");
-    assert_eq!(
-        hits.load(Ordering::SeqCst),
-        0,
-        "the origin never saw a request"
-    );
+    assert_eq!(served.hits(), 0, "the origin never saw a request");
     assert!(passes(&node).is_empty());
     node.shutdown().await;
 }
@@ -388,7 +258,7 @@ async fn a_client_without_javascript_gets_the_page_every_time() {
 #[tokio::test]
 async fn clearances_are_refused_when_forged_expired_moved_or_for_another_domain() {
     let dir = tempfile::tempdir().unwrap();
-    let (origin, hits) = origin().await;
+    let (origin, served) = origin().await;
     let clock = FakeClock::new(1_000_000);
     let challenge = "enabled = true\ndifficulty = 8\nclearance_ttl = \"2m\"";
     let (node, addr) = node(
@@ -472,7 +342,7 @@ async fn clearances_are_refused_when_forged_expired_moved_or_for_another_domain(
     })
     .await
     .expect("within the time budget");
-    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(served.hits(), 2);
     let passed = passes(&node);
     assert_eq!(passed.len(), 1);
     assert_eq!(

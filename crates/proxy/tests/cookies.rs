@@ -1,10 +1,10 @@
 //! The clearance cookie is the edge's: origins get the request's other cookies, never it, over HTTP/1.1 and
 //! HTTP/2 (one `cookie` header per cookie).
 
-mod cdn_fixtures;
+mod common;
 
 use bytes::Bytes;
-use cdn_fixtures::*;
+use common::*;
 use edgeguard_challenge::COOKIE_NAME;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -22,6 +22,7 @@ async fn echoed(addr: std::net::SocketAddr, cookie: &str) -> String {
         "a.test",
         "/echo-cookie",
         &[("cookie", cookie)],
+        "",
     )
     .await;
     assert_eq!(r.status, 200, "{r:?}");

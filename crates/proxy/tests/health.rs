@@ -2,11 +2,11 @@
 //! parent is down, health checks bring a parent back; origin failures answer 502/504/503 with a body that
 //! names the upstream and the cause.
 
-mod cdn_fixtures;
+mod common;
 
 use std::net::SocketAddr;
 
-use cdn_fixtures::*;
+use common::*;
 use tokio::net::TcpListener;
 
 fn parent_text(origin: SocketAddr) -> String {
@@ -70,7 +70,7 @@ async fn parents_in_order_then_origin_and_back() {
     let addr = edge.local_addrs()[0];
 
     // The first parent refuses: marked down, the second parent serves.
-    let r = get(addr, "a.test", "/one").await;
+    let r = get(addr, "a.test", "/one", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let vias: Vec<_> = r.headers.get_all("via").iter().collect();
     assert_eq!(vias, ["1.1 parent-1", "1.1 edge-1"], "through the parent");
@@ -81,7 +81,7 @@ async fn parents_in_order_then_origin_and_back() {
 
     // Every parent down: straight to the origin.
     parent.shutdown_within(std::time::Duration::ZERO).await;
-    let r = get(addr, "a.test", "/two").await;
+    let r = get(addr, "a.test", "/two", &[]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let vias: Vec<_> = r.headers.get_all("via").iter().collect();
     assert_eq!(vias, ["1.1 edge-1"], "back to origin");
@@ -93,7 +93,7 @@ async fn parents_in_order_then_origin_and_back() {
     let back_addr = back.local_addrs()[0];
     edge.reload(parse(&edge_text(&[back_addr], &[o.addr], "")))
         .unwrap();
-    let r = get(addr, "a.test", "/three").await;
+    let r = get(addr, "a.test", "/three", &[]).await;
     let vias: Vec<_> = r.headers.get_all("via").iter().collect();
     assert_eq!(vias, ["1.1 parent-2", "1.1 edge-1"]);
 
@@ -110,7 +110,7 @@ async fn a_down_parent_comes_back_after_a_health_check() {
     parent.shutdown_within(std::time::Duration::ZERO).await;
     let (edge, _) = node(&edge_text(&[p_addr], &[o.addr], "")).await;
     let addr = edge.local_addrs()[0];
-    let r = get(addr, "a.test", "/a").await;
+    let r = get(addr, "a.test", "/a", &[]).await;
     assert_eq!(r.headers.get_all("via").iter().count(), 1, "origin direct");
     assert_eq!(up_line(&edge.metrics_text(), "parent", p_addr), "0");
 
@@ -122,7 +122,7 @@ async fn a_down_parent_comes_back_after_a_health_check() {
     let (_parent, _) = node(&text).await;
     edge.check_upstreams().await;
     assert_eq!(up_line(&edge.metrics_text(), "parent", p_addr), "1");
-    let r = get(addr, "a.test", "/b").await;
+    let r = get(addr, "a.test", "/b", &[]).await;
     let vias: Vec<_> = r.headers.get_all("via").iter().collect();
     assert_eq!(vias, ["1.1 parent-1", "1.1 edge-1"]);
 }
@@ -132,13 +132,13 @@ async fn refused_is_502_then_503_while_marked_down() {
     let dead = dead_addr().await;
     let (edge, _) = node(&edge_text(&[], &[dead], "")).await;
     let addr = edge.local_addrs()[0];
-    let r = get(addr, "a.test", "/").await;
+    let r = get(addr, "a.test", "/", &[]).await;
     assert_eq!(r.status, 502);
     assert_eq!(
         r.body,
         format!("502 Bad Gateway\nedgeguard: origin {dead} refused the connection\n")
     );
-    let r = get(addr, "a.test", "/").await;
+    let r = get(addr, "a.test", "/", &[]).await;
     assert_eq!(r.status, 503);
     assert_eq!(
         r.body,
@@ -151,7 +151,7 @@ async fn refused_is_502_then_503_while_marked_down() {
     let listener = TcpListener::bind(dead).await.unwrap();
     let _o = serve_origin(listener);
     edge.check_upstreams().await;
-    assert_eq!(get(addr, "a.test", "/up").await.body, "ok /up\n");
+    assert_eq!(get(addr, "a.test", "/up", &[]).await.body, "ok /up\n");
 }
 
 #[tokio::test]
@@ -159,7 +159,7 @@ async fn every_origin_down_names_each() {
     let (d1, d2) = (dead_addr().await, dead_addr().await);
     let (edge, _) = node(&edge_text(&[], &[d1, d2], "")).await;
     let addr = edge.local_addrs()[0];
-    let r = get(addr, "a.test", "/").await;
+    let r = get(addr, "a.test", "/", &[]).await;
     assert_eq!(r.status, 502);
     assert!(
         r.body.contains(&format!("origin {d1} refused"))
@@ -168,7 +168,7 @@ async fn every_origin_down_names_each() {
         r.body
     );
     edge.check_upstreams().await;
-    let r = get(addr, "a.test", "/").await;
+    let r = get(addr, "a.test", "/", &[]).await;
     assert_eq!(r.status, 503);
     assert!(
         r.body.contains(&format!("origin {d1} is marked down"))
@@ -183,7 +183,7 @@ async fn origin_read_timeout_is_504() {
     let o = test_origin().await;
     let (edge, _) = node(&edge_text(&[], &[o.addr], "read_timeout = \"200ms\"")).await;
     let addr = edge.local_addrs()[0];
-    let r = get(addr, "a.test", "/slow").await;
+    let r = get(addr, "a.test", "/slow", &[]).await;
     assert_eq!(r.status, 504);
     assert_eq!(
         r.body,
@@ -194,7 +194,7 @@ async fn origin_read_timeout_is_504() {
     );
     // A slow answer is not a dead origin: it stays up.
     assert_eq!(up_line(&edge.metrics_text(), "origin", o.addr), "1");
-    assert_eq!(get(addr, "a.test", "/fast").await.status, 200);
+    assert_eq!(get(addr, "a.test", "/fast", &[]).await.status, 200);
 }
 
 #[tokio::test]
@@ -202,7 +202,7 @@ async fn a_parent_passes_the_origin_failure_on() {
     let dead = dead_addr().await;
     let (parent, _) = node(&parent_text(dead)).await;
     let (edge, _) = node(&edge_text(&[parent.local_addrs()[0]], &[dead], "")).await;
-    let r = get(edge.local_addrs()[0], "a.test", "/").await;
+    let r = get(edge.local_addrs()[0], "a.test", "/", &[]).await;
     assert_eq!(r.status, 502);
     assert!(
         r.body

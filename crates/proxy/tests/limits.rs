@@ -63,11 +63,7 @@ async fn quick_burst_statuses_and_explain_headers() {
         seen[2].2,
         "limit_req zone=perip excess=2.000 burst=1 delay=0ms"
     );
-    assert_eq!(
-        o.hits.load(std::sync::atomic::Ordering::SeqCst),
-        2,
-        "rejections never reach the origin"
-    );
+    assert_eq!(o.hits(), 2, "rejections never reach the origin");
 
     // Rejections are not charged: half a second drains one request.
     clock.advance(500);
@@ -307,7 +303,7 @@ async fn limit_conn_is_released_when_the_client_leaves_before_the_head() {
     s.write_all(b"GET /slow HTTP/1.1\r\nHost: a.test\r\n\r\n")
         .await
         .unwrap();
-    assert!(eventually(|| o.hits.load(std::sync::atomic::Ordering::SeqCst) == 1).await);
+    assert!(eventually(|| o.hits() == 1).await);
     assert_eq!(get(addr, "a.test", "/", &[]).await.status, 503);
     let t = Instant::now();
     drop(s);

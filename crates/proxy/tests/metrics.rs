@@ -1,9 +1,9 @@
 //! `RunningNode::metrics_text`: the series an operator scrapes, with values that follow the traffic, kept
 //! across a reload.
 
-mod cdn_fixtures;
+mod common;
 
-use cdn_fixtures::*;
+use common::*;
 
 fn text(origin: std::net::SocketAddr) -> String {
     format!(
@@ -41,9 +41,9 @@ async fn series_follow_the_traffic() {
     let (n, _) = node(&text(o.addr)).await;
     let addr = n.local_addrs()[0];
     for _ in 0..4 {
-        get(addr, "a.test", "/m").await;
+        get(addr, "a.test", "/m", &[]).await;
     }
-    get(addr, "other.test", "/").await;
+    get(addr, "other.test", "/", &[]).await;
     let m = n.metrics_text();
     let v = |s: &str| value(&m, s).unwrap_or_else(|| panic!("no {s} in\n{m}"));
     assert_eq!(
@@ -110,7 +110,7 @@ async fn series_follow_the_traffic() {
 
     // A reload keeps counters and the cache.
     n.reload(parse(&text(o.addr))).unwrap();
-    get(addr, "a.test", "/m").await;
+    get(addr, "a.test", "/m", &[]).await;
     let m = n.metrics_text();
     assert_eq!(
         value(

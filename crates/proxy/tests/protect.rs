@@ -2,49 +2,29 @@
 //! restart, a status-ratio rule, the bot-detection challenge with a real clearance, and the activity log.
 //! Clients are told apart by `X-Forwarded-For` from the trusted 127.0.0.1; time is a fake clock.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use edgeguard_challenge::VERIFY_PATH;
 use edgeguard_limit::FakeClock;
 use edgeguard_proxy::{Node, RunningNode};
 use edgeguard_store::ActivityQuery;
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use edgeguard_testkit::{Origin, Reply, Route};
+use http::StatusCode;
 use sha2::{Digest, Sha256};
-use tokio::net::{TcpListener, TcpStream};
 
-const WAIT: Duration = Duration::from_secs(10);
 const ORIGIN_BODY: &str = "origin says hello";
 
 /// An origin answering 404 under `/missing`, 200 with [`ORIGIN_BODY`] elsewhere.
 async fn origin() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let svc = service_fn(|req: Request<Incoming>| async move {
-                    let mut resp = Response::new(Full::new(Bytes::from(ORIGIN_BODY)));
-                    if req.uri().path().starts_with("/missing") {
-                        *resp.status_mut() = StatusCode::NOT_FOUND;
-                    }
-                    Ok::<_, Infallible>(resp)
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    Origin::builder()
+        .route_prefix("/missing", Route::text(ORIGIN_BODY).status(404))
+        .fallback(Route::text(ORIGIN_BODY))
+        .start()
+        .await
+        .addr
 }
 
 fn config(dir: &Path, origin: SocketAddr, domain_extra: &str) -> edgeguard_config::Config {
@@ -64,12 +44,6 @@ async fn start(cfg: edgeguard_config::Config, clock: &FakeClock) -> (RunningNode
     (node, addr)
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
 async fn send(
     addr: SocketAddr,
     method: &str,
@@ -77,33 +51,7 @@ async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Reply {
-    tokio::time::timeout(WAIT, async {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "p.test");
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = sender
-            .send_request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    })
-    .await
-    .expect("request timed out")
+    edgeguard_testkit::send(addr, method, "p.test", path, headers, body).await
 }
 
 async fn get_from(addr: SocketAddr, ip: &str, path: &str) -> Reply {

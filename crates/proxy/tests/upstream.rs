@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
-
 use common::*;
 use tokio::net::TcpListener;
 
@@ -37,12 +35,8 @@ async fn upstream_connections_are_reused() {
         let r = get(addr, "a.test", &format!("/n{i}"), &[]).await;
         assert_eq!(r.status, 200);
     }
-    assert_eq!(o.hits.load(Ordering::SeqCst), 5);
-    assert_eq!(
-        o.conns.load(Ordering::SeqCst),
-        1,
-        "one keep-alive connection serves them all"
-    );
+    assert_eq!(o.hits(), 5);
+    assert_eq!(o.conns(), 1, "one keep-alive connection serves them all");
 }
 
 #[tokio::test]
@@ -167,7 +161,7 @@ async fn head_requests_keep_the_connection_usable() {
     );
     assert!(out.contains("ok /g"), "{out}");
     assert_eq!(
-        o.conns.load(Ordering::SeqCst),
+        o.conns(),
         1,
         "the HEAD exchange left its upstream connection reusable"
     );

@@ -1,140 +1,119 @@
-//! Test fixtures: an in-process origin, a node on a fake clock, and small HTTP/1.1, HTTP/2 and raw-TCP clients.
-#![allow(dead_code)]
+//! Fixtures of the proxy's tests: the two origins they forward to (a plain one and a CDN one, both
+//! edgeguard-testkit origins), nodes from TOML text on a fake clock, and testkit's client.
+#![allow(dead_code, unused_imports)] // Each test file uses its own part of these.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use edgeguard_limit::FakeClock;
 use edgeguard_proxy::{Node, RunningNode};
-use http::{HeaderMap, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full, combinators::BoxBody};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::net::TcpListener;
 
-/// Bound on every wait in these tests, so a bug fails a test instead of hanging it.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub use edgeguard_testkit::{
+    Origin, Reply, Route, WAIT, dead_addr, eventually, get, h2, raw, read_all, send, statuses,
+};
 
-/// An origin server on 127.0.0.1:0.
+/// The plain origin: nothing says whether it may be cached.
 ///
-/// Paths: `/close` answers and closes the connection; `/hold` answers its head and a first chunk at once, then one more chunk and the end only when
-/// [`Origin::release`] is called; `/slow` waits 2 s before its head; `/echo` answers with what it received;
-/// `/upload` reads the whole body and answers its length; anything else answers `ok <path>`.
-pub struct Origin {
-    pub addr: SocketAddr,
-    pub hits: Arc<AtomicUsize>,
-    /// Connections accepted, to see keep-alive reuse.
-    pub conns: Arc<AtomicUsize>,
-    gate: Arc<Semaphore>,
-}
-
-impl Origin {
-    /// Lets one held `/hold` response finish.
-    pub fn release(&self) {
-        self.gate.add_permits(1);
-    }
-}
-
-type OBody = BoxBody<Bytes, Infallible>;
-
-fn full(s: impl Into<Bytes>) -> OBody {
-    Full::new(s.into()).boxed()
-}
-
-async fn origin_handle(req: Request<Incoming>, gate: Arc<Semaphore>) -> Response<OBody> {
-    let path = req.uri().path().to_string();
-    match path.as_str() {
-        "/hold" => {
-            let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(2);
-            tokio::spawn(async move {
-                let _ = tx.send_data(Bytes::from_static(b"first\n")).await;
-                if let Ok(p) = gate.acquire().await {
-                    p.forget();
-                }
-                let _ = tx.send_data(Bytes::from_static(b"last\n")).await;
-            });
-            Response::new(body.boxed())
-        }
-        "/close" => {
-            let mut resp = Response::new(full("closing\n"));
-            resp.headers_mut()
-                .insert("connection", http::HeaderValue::from_static("close"));
-            resp
-        }
-        "/slow" => {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            Response::new(full("slow\n"))
-        }
-        "/echo" => {
-            let h = req.headers();
-            let get = |n: &str| {
-                h.get_all(n)
-                    .iter()
-                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            };
-            let text = format!(
-                "uri={}\nhost={}\nxff={}\nvia={}\nconnection={}\nx-drop={}\n",
-                req.uri(),
-                get("host"),
-                get("x-forwarded-for"),
-                get("via"),
-                get("connection"),
-                get("x-drop"),
-            );
-            Response::new(full(text))
-        }
-        "/upload" => {
-            let n = match req.into_body().collect().await {
-                Ok(b) => b.to_bytes().len(),
-                Err(_) => 0,
-            };
-            Response::new(full(format!("got {n}\n")))
-        }
-        _ => Response::new(full(format!("ok {path}\n"))),
-    }
-}
-
+/// Paths: `/close` answers and closes the connection; `/hold` answers its head and a first chunk at once,
+/// then one more chunk and the end only when [`Origin::release`] is called; `/slow` waits 2 s before its head;
+/// `/echo` answers with what it received; `/upload` reads the whole body and answers its length; anything else
+/// answers `ok <path>`.
 pub async fn origin() -> Origin {
+    Origin::builder()
+        .route(
+            "/close",
+            Route::text("closing\n").header("connection", "close"),
+        )
+        .route(
+            "/hold",
+            Route::chunks(["first\n", "last\n"]).gate_before_chunk(1),
+        )
+        .route("/slow", Route::text("slow\n").delay(Duration::from_secs(2)))
+        .route(
+            "/echo",
+            Route::echo(&[
+                ("host", "host"),
+                ("xff", "x-forwarded-for"),
+                ("via", "via"),
+                ("connection", "connection"),
+                ("x-drop", "x-drop"),
+            ]),
+        )
+        .route("/upload", Route::received_len("got ", "\n"))
+        .fallback(Route::path("ok ", "\n"))
+        .start()
+        .await
+}
+
+/// The CDN origin, whose answers are cacheable unless said otherwise.
+///
+/// Paths: `/gate` answers only when [`Origin::open_gate`] lets it; `/big?n=N` answers N bytes; `/cookie`
+/// sets a cookie; `/chunked` streams a body of unknown length; `/chunked-big?n=N` streams N bytes in chunks;
+/// `/chunked-gate` streams `chunk1` and sends `chunk2` when the gate lets it; `/chunked-hold` streams
+/// `chunk1` then `chunk2`, or never `chunk2` when the request carries `x-hold`; `/echo-cookie` answers the
+/// `Cookie` headers it received, one a line; `/slow` waits 5 s; `/nocache` says `no-store`;
+/// anything else answers `ok <path and query>`. Everything cacheable says `max-age=60`. While
+/// [`Origin::fail`] is on, every request gets 503.
+pub async fn test_origin() -> Origin {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let conns = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(Semaphore::new(0));
-    let (h, c, g) = (hits.clone(), conns.clone(), gate.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            c.fetch_add(1, Ordering::SeqCst);
-            let (h, g) = (h.clone(), g.clone());
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    h.fetch_add(1, Ordering::SeqCst);
-                    let g = g.clone();
-                    async move { Ok::<_, Infallible>(origin_handle(req, g).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    Origin {
-        addr,
-        hits,
-        conns,
-        gate,
-    }
+    serve_origin(listener)
+}
+
+/// The CDN origin on a given listener (to bring one back on a known port).
+pub fn serve_origin(listener: TcpListener) -> Origin {
+    const CACHEABLE: &str = "max-age=60";
+    Origin::builder()
+        .route(
+            "/gate",
+            Route::text("gated\n").gated().cache_control(CACHEABLE),
+        )
+        .route("/big", Route::sized("n", b'x').cache_control(CACHEABLE))
+        .route(
+            "/cookie",
+            Route::text("cookie\n")
+                .cache_control(CACHEABLE)
+                .header("set-cookie", "session=1"),
+        )
+        .route(
+            "/chunked",
+            Route::chunks(["chunk1\n", "chunk2\n"]).cache_control(CACHEABLE),
+        )
+        .route(
+            "/chunked-big",
+            Route::sized_streamed("n", b'x', 1000).cache_control(CACHEABLE),
+        )
+        .route(
+            "/chunked-gate",
+            Route::chunks(["chunk1\n", "chunk2\n"])
+                .gate_before_chunk(1)
+                .cache_control(CACHEABLE),
+        )
+        .route(
+            "/chunked-hold",
+            Route::chunks(["chunk1\n", "chunk2\n"])
+                .hold_before_chunk_if(1, "x-hold")
+                .cache_control(CACHEABLE),
+        )
+        .route(
+            "/echo-cookie",
+            Route::header_lines("cookie").cache_control("no-store"),
+        )
+        .route(
+            "/slow",
+            Route::text("slow\n")
+                .delay(Duration::from_secs(5))
+                .cache_control(CACHEABLE),
+        )
+        .route(
+            "/nocache",
+            Route::text("nocache\n").cache_control("no-store"),
+        )
+        .fallback(Route::path_and_query("ok ", "\n").cache_control(CACHEABLE))
+        .when_failing(Route::text("origin failing\n").status(503))
+        .serve(listener)
+        .unwrap()
 }
 
 /// A config with `[node]` on 127.0.0.1:0 followed by `rest` (with `{origin}` replaced).
@@ -159,87 +138,17 @@ pub async fn start(rest: &str, origin: SocketAddr) -> (RunningNode, SocketAddr, 
     (node, addr, clock)
 }
 
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
+/// A node from whole TOML text, on a fake clock at 1,000,000 ms.
+pub async fn node(text: &str) -> (RunningNode, FakeClock) {
+    let clock = FakeClock::new(1_000_000);
+    let node = Node::start_with_clock(parse(text), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    (node, clock)
 }
 
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// One HTTP/1.1 GET on a fresh connection.
-pub async fn get(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
-    tokio::time::timeout(WAIT, async {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let mut req = Request::get(path).header("host", host);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = sender
-            .send_request(req.body(Empty::<Bytes>::new()).unwrap())
-            .await
-            .unwrap();
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.unwrap().to_bytes();
-        Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    })
-    .await
-    .expect("request timed out")
-}
-
-/// An HTTP/2 (prior knowledge) connection.
-pub async fn h2(addr: SocketAddr) -> hyper::client::conn::http2::SendRequest<Empty<Bytes>> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    sender
-}
-
-/// Writes `bytes`, then reads until the server closes or `WAIT` passes.
-pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(bytes).await.unwrap();
-    read_all(&mut stream).await
-}
-
-pub async fn read_all(stream: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Status codes of every response in a raw HTTP/1.1 byte stream, in order.
-pub fn statuses(raw: &str) -> Vec<u16> {
-    raw.match_indices("HTTP/1.1 ")
-        .filter_map(|(i, _)| raw.get(i + 9..i + 12)?.parse().ok())
-        .collect()
-}
-
-/// Polls `f` until it holds (bounded: 3 s, longer than a health-check round), for state that changes on another
-/// task.
-pub async fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..300 {
-        if f() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
+pub fn parse(text: &str) -> edgeguard_config::Config {
+    isolated(edgeguard_config::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}")))
 }
 
 /// Every test node gets its own data directory (activity log, challenge key), never the working directory.
