@@ -184,10 +184,8 @@ fn benches(c: &mut Criterion) {
         persec.check(&k.to_be_bytes(), 1_000_000, now_ms());
         window.record_request(&k.to_be_bytes(), now_ms());
     }
-    assert!(
-        persec.in_use() >= MANY as usize * 99 / 100,
-        "per-second table too small"
-    );
+    // Per-second states go idle a second after their last admission and make way for new keys, so the
+    // per-second table holds fewer than 1M keys once the fill has taken longer than a second.
     assert!(
         window.in_use() >= MANY as usize * 99 / 100,
         "window table too small"
