@@ -2,7 +2,8 @@
 //! one hot key and 1M distinct keys, on 1 and 2 threads. Prints ours/governor ratios and bytes per state.
 //!
 //! Both sides read the same clock source per decision (governor's default `quanta` clock); two more runs show
-//! ours with `clock_gettime` per decision and with a cached time.
+//! ours with `clock_gettime` per decision and with a cached time. Two more cases put the protection tables
+//! (frequency-aware per-second and window tables, 1M keys each) beside governor's 1M-key figure.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -12,7 +13,11 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use edgeguard_limit::{Clock, DelayMode, MonotonicClock, Rate, ReqLimit, ReqZone, limit_req};
+use edgeguard_limit::persec::PerSecondTable;
+use edgeguard_limit::window::{WindowSpec, WindowTable};
+use edgeguard_limit::{
+    Clock, DelayMode, Eviction, MonotonicClock, Rate, ReqLimit, ReqZone, limit_req,
+};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::hint::black_box;
 
@@ -167,6 +172,43 @@ fn benches(c: &mut Criterion) {
     g.bench_function("ours_cached_now/hot_key/1t", |b| {
         b.iter(|| black_box(limit_req(fixed, &limit, &[&7u32.to_be_bytes()])))
     });
+    // The protection tables, frequency-aware, with 1M keys held, one thread.
+    let fa = Eviction::FrequencyAware;
+    let persec = PerSecondTable::new(PerSecondTable::size_for(MANY as usize, fa)).unwrap();
+    let spec = WindowSpec {
+        interval_s: 60,
+        tracked: Vec::new(),
+    };
+    let window = WindowTable::new(&spec, WindowTable::size_for(MANY as usize, 0, fa)).unwrap();
+    for k in 0..MANY {
+        persec.check(&k.to_be_bytes(), 1_000_000, now_ms());
+        window.record_request(&k.to_be_bytes(), now_ms());
+    }
+    // Per-second states go idle a second after their last admission and make way for new keys, so the
+    // per-second table holds fewer than 1M keys once the fill has taken longer than a second.
+    assert!(
+        window.in_use() >= MANY as usize * 99 / 100,
+        "window table too small"
+    );
+    let persec_check = |i: u64| {
+        black_box(persec.check(&key_at(i, true).to_be_bytes(), 1_000_000, now_ms()));
+    };
+    let window_record = |i: u64| {
+        black_box(window.record_request(&key_at(i, true).to_be_bytes(), now_ms()));
+    };
+    let cases: [(&str, &(dyn Fn(u64) + Sync)); 2] = [
+        ("persec_frequency/1M_keys/1t", &persec_check),
+        ("window_frequency/1M_keys/1t", &window_record),
+    ];
+    for (name, f) in cases {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let d = run(1, iters, f);
+                record(name, d, iters);
+                d
+            })
+        });
+    }
     g.finish();
 
     let m = MEANS.lock().unwrap();
@@ -188,6 +230,14 @@ fn benches(c: &mut Criterion) {
                     o / g
                 );
             }
+        }
+    }
+    for case in ["persec_frequency", "window_frequency"] {
+        if let (Some(o), Some(g)) = (ns(&format!("{case}/1M_keys/1t")), ns("governor/1M_keys/1t")) {
+            println!(
+                "  {case:<17} 1M keys/1t {o:8.1} ns  governor {g:8.1} ns  ratio {:.2}",
+                o / g
+            );
         }
     }
     println!(

@@ -51,10 +51,10 @@ impl PerSecondTable {
         })
     }
 
-    /// A `size_bytes` that holds at least `keys` keys of up to 16 bytes (shard headers and rounding included).
+    /// A `size_bytes` that holds at least `keys` keys of up to 16 bytes (with room for the uneven spread of keys over shards).
     pub const fn size_for(keys: usize, eviction: Eviction) -> usize {
         let per = Self::bytes_per_state(eviction);
-        keys * per + keys * per / 256 + 64 * 1024
+        keys * per + keys * per / 32 + 64 * 1024
     }
 
     /// The eviction policy.

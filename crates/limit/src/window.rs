@@ -363,11 +363,12 @@ impl WindowTable {
     }
 
     /// A `size_bytes` that holds at least `keys` keys of up to 16 bytes for windows tracking `tracked`
-    /// selectors (shard headers and rounding included).
+    /// selectors (with room for the uneven spread of keys over shards).
     pub const fn size_for(keys: usize, tracked: usize, eviction: Eviction) -> usize {
         let per = Self::bytes_per_state(tracked, eviction);
-        // 1/256 of slack covers shard headers and the sketch's block rounding.
-        keys * per + keys * per / 256 + 64 * 1024
+        // 1/32 of slack covers shard headers, the sketch's block rounding and the uneven spread of keys over
+        // the shards (a shard is full on its own).
+        keys * per + keys * per / 32 + 64 * 1024
     }
 
     /// The eviction policy.
