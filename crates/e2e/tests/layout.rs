@@ -358,3 +358,53 @@ fn the_checker_sees_a_circle() {
     g.remove(&b);
     assert!(circles(&g).is_empty());
 }
+
+/// The `[dependencies]` names of a crate's manifest (not dev-dependencies).
+fn normal_dependencies(krate: &str) -> Vec<String> {
+    let text = fs::read_to_string(
+        workspace_root()
+            .join("crates")
+            .join(krate)
+            .join("Cargo.toml"),
+    )
+    .expect("manifest");
+    let mut out = Vec::new();
+    let mut in_deps = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_deps = line == "[dependencies]"
+                || line.starts_with("[target.") && line.ends_with(".dependencies]");
+            continue;
+        }
+        if in_deps && let Some((name, _)) = line.split_once(['=', '.']) {
+            let name = name.trim();
+            if !name.is_empty() && !name.starts_with('#') {
+                out.push(name.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_protection_engine_links_no_http_stack_and_no_runtime() {
+    // The engine and every crate of ours it depends on: `edgeguard replay` and rule tests need none of these.
+    let mut todo = vec!["protect".to_owned()];
+    let mut seen = BTreeSet::new();
+    while let Some(k) = todo.pop() {
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        for d in normal_dependencies(&k) {
+            assert!(
+                !matches!(d.as_str(), "hyper" | "hyper-util" | "tokio" | "http" | "h2"),
+                "crates/{k} depends on {d}, which the protection engine must not link"
+            );
+            if let Some(ours) = d.strip_prefix("edgeguard-") {
+                todo.push(ours.to_owned());
+            }
+        }
+    }
+    assert!(seen.contains("limit") && seen.contains("rules"), "{seen:?}");
+}
