@@ -187,7 +187,8 @@ for i in $(seq 1 "$ROUNDS"); do
     R[ng_rps]+="$a "; R[ng_ref]+="$b "; R[ng_worst]+="$c "; R[ng_med]+="$d "; R[ng_fail]+="$e "; R[ng_log]+="$f "
     read -r a b c d e f < <(flood "http://127.0.0.1:$EG_PORT/index.html" "$WORK/edgeguard.log")
     R[eg_rps]+="$a "; R[eg_ref]+="$b "; R[eg_worst]+="$c "; R[eg_med]+="$d "; R[eg_fail]+="$e "; R[eg_log]+="$f "
-    echo "  round $i: nginx ${R[ng_rps]##* } edgeguard ${R[eg_rps]##* }" >&2
+    last() { local v=${R[$1]% }; echo "${v##* }"; }
+    echo "  round $i: nginx $(last ng_rps) req/s, edgeguard $(last eg_rps) req/s" >&2
 done
 m() { printf '%s\n' ${R[$1]} | median; }
 printf '%-10s %10s %9s %10s %10s %6s %10s\n' proxy "req/s" refused "worst ms" "median ms" fails "log bytes"
