@@ -39,8 +39,8 @@ use time::macros::format_description;
 
 use crate::body::ProxyBody;
 use crate::ctx::RequestCtx;
+use crate::decision::Decision;
 use crate::error::ProxyError;
-use crate::metrics::Decision;
 use crate::runtime::DomainRt;
 use crate::upstream::UpstreamPool;
 
@@ -184,7 +184,7 @@ impl AccessLog {
         let thread = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| ProxyError::Config(format!("cannot start the access log writer: {e}")))?;
+            .map_err(|source| ProxyError::AccessLogWriter { source })?;
         let old = self.sink.swap(Some(Arc::new(Sink {
             tx,
             reopen,
@@ -233,11 +233,9 @@ fn open(path: &Path) -> Result<File, ProxyError> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| {
-            ProxyError::Config(format!(
-                "node.access_log {}: cannot open: {e}",
-                path.display()
-            ))
+        .map_err(|source| ProxyError::AccessLogOpen {
+            path: path.to_path_buf(),
+            source,
         })
 }
 

@@ -1,5 +1,5 @@
 //! The request context: what every phase of a request reads and writes ([`RequestCtx`]), what the phases
-//! answer ([`Flow`]), and the node-wide state every connection shares ([`Shared`]). A leaf of the crate's
+//! answer ([`Flow`]), and the decision a finished request ends with ([`Decision::of`]). A leaf of the crate's
 //! module graph: it names the state types of the runtime, the limits, the cache and the protection engine,
 //! and no phase, so every phase can depend on it and none on another.
 //!
@@ -10,7 +10,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
 use edgeguard_cache::{CacheStatus, CachedResponse, FillGuard};
 use edgeguard_limit::Clock;
@@ -22,24 +21,12 @@ use hyper::body::Incoming;
 use smallvec::SmallVec;
 use tokio::time::Instant;
 
-use crate::access_log::AccessLog;
 use crate::body::ProxyBody;
+use crate::decision::Decision;
 use crate::key::{CompiledKey, KeyBuf, KeyInput};
-use crate::limits::{ConnGuard, ConnStatus, ReqDecision};
-use crate::metrics::{Decision, NodeStats};
+use crate::limits::{ConnGuard, ConnStatus, ReqDecision, ReqStatus};
 use crate::runtime::{DomainRt, Limits, Runtime};
 use crate::upstream::UpstreamPool;
-
-/// State shared by every connection of a node.
-pub(crate) struct Shared {
-    pub runtime: ArcSwap<Runtime>,
-    pub clock: Arc<dyn Clock>,
-    /// Counters for `/metrics` that are not per domain.
-    pub stats: NodeStats,
-    pub access_log: AccessLog,
-    /// Wall-clock time for cache freshness, read through `clock`.
-    pub epoch: Epoch,
-}
 
 /// Facts about one client connection, computed once at accept.
 pub(crate) struct ConnInfo {
@@ -179,6 +166,34 @@ impl Epoch {
 
     pub(crate) fn now(&self, clock: &dyn Clock) -> SystemTime {
         self.wall + Duration::from_millis(clock.now_ms().saturating_sub(self.ms))
+    }
+}
+
+// Here rather than in `decision.rs`: it reads the context, and `decision.rs` stays a leaf the context can name.
+impl Decision {
+    /// The decision for a finished request: the one a phase set, else read from the limit outcomes.
+    pub(crate) fn of(ctx: &RequestCtx) -> Decision {
+        if let Some(d) = ctx.cdn.decision {
+            return d;
+        }
+        if ctx.domain.is_none() {
+            return Decision::Refused;
+        }
+        match ctx.protect.outcome {
+            Some(DecisionKind::Blocked) => return Decision::Block,
+            Some(DecisionKind::Challenged) => return Decision::Challenge,
+            // Protection reports a limit only for the IP access limit (limit_req/limit_conn are read below).
+            Some(DecisionKind::Limited) => return Decision::IpAccessLimit,
+            _ => {}
+        }
+        if ctx.conn_status == Some(ConnStatus::Rejected) {
+            return Decision::LimitConn;
+        }
+        match ctx.req_decision.and_then(|d| d.status) {
+            Some(ReqStatus::Rejected) => Decision::LimitReq,
+            Some(ReqStatus::Delayed) => Decision::Delay,
+            _ => Decision::Pass,
+        }
     }
 }
 

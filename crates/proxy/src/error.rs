@@ -3,6 +3,7 @@
 //! `phases/`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 pub use crate::limits::ZoneError;
 
@@ -42,7 +43,17 @@ pub enum ProxyError {
     /// A domain's protection (rules, tables) could not be built.
     #[error("configuration not applied: {0}")]
     Guard(#[source] edgeguard_protect::GuardError),
-    /// Anything else that cannot be turned into runtime state (the access log file or its writer).
-    #[error("configuration not applied: {0}")]
-    Config(String),
+    /// `node.access_log` cannot be opened for appending.
+    #[error("configuration not applied: node.access_log {}: cannot open: {source}", path.display())]
+    AccessLogOpen {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The access log's writer thread could not be started.
+    #[error("configuration not applied: cannot start the access log writer: {source}")]
+    AccessLogWriter {
+        #[source]
+        source: std::io::Error,
+    },
 }

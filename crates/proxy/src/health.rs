@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 
-use crate::ctx::Shared;
+use crate::shared::Shared;
 use crate::upstream::{Failure, UpstreamPool};
 
 /// How often the background task checks every upstream.

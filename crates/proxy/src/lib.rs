@@ -31,6 +31,7 @@ mod body;
 mod client;
 mod cookie;
 mod ctx;
+mod decision;
 mod error;
 mod explain;
 mod forward;
@@ -44,6 +45,8 @@ pub mod replay;
 mod request_body;
 mod runtime;
 mod server;
+mod shared;
+mod stats;
 mod upstream;
 
 pub use error::ProxyError;

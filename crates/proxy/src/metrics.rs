@@ -11,10 +11,8 @@
 //! lock, no allocation.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Duration;
 
 use edgeguard_cache::CacheStats;
-use edgeguard_store::DecisionKind;
 use http::Response;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -25,135 +23,11 @@ use prometheus_client::registry::Registry;
 
 use crate::access_log::{AccessLog, RequestLine};
 use crate::body::ProxyBody;
-use crate::ctx::{RequestCtx, Shared};
-use crate::limits::{ConnStatus, ReqStatus};
+use crate::ctx::RequestCtx;
+use crate::decision::{DECISIONS, Decision};
 use crate::runtime::Runtime;
-
-/// What the node decided about a request, for the access log and `edgeguard_decisions_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Decision {
-    /// Served (from the cache or an upstream), no limit in the way.
-    Pass,
-    /// Served after a limit_req delay.
-    Delay,
-    LimitReq,
-    LimitConn,
-    /// SPEC section 3 (514).
-    IpAccessLimit,
-    /// A custom rule's block in force (403).
-    Block,
-    /// A challenge page was sent.
-    Challenge,
-    /// The node answered on its own: bad request, unknown host, body too large.
-    Refused,
-}
-
-const DECISIONS: [Decision; 8] = [
-    Decision::Pass,
-    Decision::Delay,
-    Decision::LimitReq,
-    Decision::LimitConn,
-    Decision::IpAccessLimit,
-    Decision::Block,
-    Decision::Challenge,
-    Decision::Refused,
-];
-
-impl Decision {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Decision::Pass => "pass",
-            Decision::Delay => "delay",
-            Decision::LimitReq => "limit_req",
-            Decision::LimitConn => "limit_conn",
-            Decision::IpAccessLimit => "ip_access_limit",
-            Decision::Block => "block",
-            Decision::Challenge => "challenge",
-            Decision::Refused => "refused",
-        }
-    }
-
-    fn index(self) -> usize {
-        DECISIONS.iter().position(|&d| d == self).unwrap_or(0)
-    }
-
-    /// The decision for a finished request: the one a phase set, else read from the limit outcomes.
-    pub(crate) fn of(ctx: &RequestCtx) -> Decision {
-        if let Some(d) = ctx.cdn.decision {
-            return d;
-        }
-        if ctx.domain.is_none() {
-            return Decision::Refused;
-        }
-        match ctx.protect.outcome {
-            Some(DecisionKind::Blocked) => return Decision::Block,
-            Some(DecisionKind::Challenged) => return Decision::Challenge,
-            // Protection reports a limit only for the IP access limit (limit_req/limit_conn are read below).
-            Some(DecisionKind::Limited) => return Decision::IpAccessLimit,
-            _ => {}
-        }
-        if ctx.conn_status == Some(ConnStatus::Rejected) {
-            return Decision::LimitConn;
-        }
-        match ctx.req_decision.and_then(|d| d.status) {
-            Some(ReqStatus::Rejected) => Decision::LimitReq,
-            Some(ReqStatus::Delayed) => Decision::Delay,
-            _ => Decision::Pass,
-        }
-    }
-}
-
-/// Status classes counted: 1xx to 5xx, and anything else.
-const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "other"];
-
-fn class_index(status: u16) -> usize {
-    match status {
-        100..=599 => usize::from(status / 100) - 1,
-        _ => 5,
-    }
-}
-
-/// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
-/// Counters of one domain (or of requests that matched none).
-#[derive(Debug, Default)]
-pub(crate) struct DomainStats {
-    requests: [AtomicU64; 6],
-    decisions: [AtomicU64; 8],
-}
-
-impl DomainStats {
-    fn count(&self, status: u16, decision: Decision) {
-        self.requests[class_index(status)].fetch_add(1, Relaxed);
-        self.decisions[decision.index()].fetch_add(1, Relaxed);
-    }
-}
-
-/// Node-wide counters.
-#[derive(Debug, Default)]
-pub(crate) struct NodeStats {
-    /// Requests for no configured domain.
-    unknown: DomainStats,
-    /// Cumulative per bucket is computed at scrape time; each request bumps one bucket.
-    latency: [AtomicU64; 13],
-    latency_sum_us: AtomicU64,
-}
-
-impl NodeStats {
-    fn observe_latency(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let i = BUCKETS
-            .iter()
-            .position(|&b| secs <= b)
-            .unwrap_or(BUCKETS.len());
-        self.latency[i].fetch_add(1, Relaxed);
-        self.latency_sum_us
-            .fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Relaxed);
-    }
-}
+use crate::shared::Shared;
+use crate::stats::{BUCKETS, CLASSES, DomainStats, NodeStats};
 
 /// Records a finished request: counters, latency, and the access log line.
 ///

@@ -13,8 +13,9 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
-use crate::ctx::{ConnInfo, Flow, RequestCtx, Shared};
+use crate::ctx::{ConnInfo, Flow, RequestCtx};
 use crate::phases::{cache, limit_conn, limit_req, protect, route, upstream};
+use crate::shared::Shared;
 
 /// Runs one request through the pipeline.
 pub(crate) async fn handle(

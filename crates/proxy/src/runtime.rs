@@ -51,7 +51,7 @@ pub(crate) struct DomainRt {
     /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`carry_over`).
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
-    pub stats: Arc<crate::metrics::DomainStats>,
+    pub stats: Arc<crate::stats::DomainStats>,
 }
 
 impl DomainRt {

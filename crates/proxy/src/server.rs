@@ -20,10 +20,11 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::client::canonical;
-use crate::ctx::{ConnInfo, Epoch, Shared};
+use crate::ctx::{ConnInfo, Epoch};
 use crate::error::ProxyError;
 use crate::pipeline;
 use crate::runtime::Runtime;
+use crate::shared::Shared;
 use edgeguard_protect::{FLUSH_EVERY, NodeProtection, StartChallengeError};
 use edgeguard_store::{ActivityLog, BlockRecord, Recommendation, StoreError, TrafficStats};
 

@@ -1,0 +1,24 @@
+//! The node-wide state every connection of a node shares ([`Shared`]): the runtime snapshot, the clock, the
+//! counters and the access log. Its own module so that the request context, the access log and the counters
+//! stay leaves that do not name each other.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use edgeguard_limit::Clock;
+
+use crate::access_log::AccessLog;
+use crate::ctx::Epoch;
+use crate::runtime::Runtime;
+use crate::stats::NodeStats;
+
+/// State shared by every connection of a node.
+pub(crate) struct Shared {
+    pub runtime: ArcSwap<Runtime>,
+    pub clock: Arc<dyn Clock>,
+    /// Counters for `/metrics` that are not per domain.
+    pub stats: NodeStats,
+    pub access_log: AccessLog,
+    /// Wall-clock time for cache freshness, read through `clock`.
+    pub epoch: Epoch,
+}
