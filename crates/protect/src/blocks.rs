@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 use edgeguard_rules::{Action, Object, RequestView};
 use edgeguard_store::BlockRecord;
 
-use crate::budget::{BlocksBudget, Rank, strength};
+use crate::budget::{BlocksBudget, Evictable, Rank, strength};
 
 /// An action in force for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,13 +60,21 @@ impl Table {
 
     fn unlink(&mut self, i: u16, key: &Arc<[u8]>, e: &InForce) {
         let object = &self.objects[usize::from(i)].0;
-        self.by_value.remove(&(Rank::of(object, e), i, key.clone()));
+        self.by_value.remove(&(
+            Rank::of(object, &e.rule, e.action, e.until_ms),
+            i,
+            key.clone(),
+        ));
         self.by_expiry.remove(&(e.until_ms, i, key.clone()));
     }
 
     fn link(&mut self, i: u16, key: Arc<[u8]>, e: &InForce) {
         let object = &self.objects[usize::from(i)].0;
-        self.by_value.insert((Rank::of(object, e), i, key.clone()));
+        self.by_value.insert((
+            Rank::of(object, &e.rule, e.action, e.until_ms),
+            i,
+            key.clone(),
+        ));
         self.by_expiry.insert((e.until_ms, i, key));
     }
 
@@ -140,7 +148,8 @@ impl DomainBlocks {
     /// `blocks` made shared and known to its budget.
     pub fn shared(blocks: DomainBlocks) -> Arc<DomainBlocks> {
         let b = Arc::new(blocks);
-        b.budget.register(&b);
+        let weak: std::sync::Weak<dyn Evictable> = Arc::downgrade(&b) as _;
+        b.budget.register(weak);
         b
     }
 
@@ -255,12 +264,15 @@ impl DomainBlocks {
             return true;
         }
         let cost = BlocksBudget::cost(key.len());
-        let rank = Rank::of(object, &entry);
+        let rank = Rank::of(object, &entry.rule, entry.action, entry.until_ms);
         while !self.budget.try_reserve(cost) {
             let local = t.weakest(now_ms).filter(|(r, _, _)| *r < rank);
             if let Some((_, vi, vk)) = local {
                 self.drop_entry(t, vi, &vk, true);
-            } else if !self.budget.evict_elsewhere(self, rank, now_ms) {
+            } else if !self
+                .budget
+                .evict_elsewhere(std::ptr::from_ref(self).cast(), rank, now_ms)
+            {
                 self.budget.count_refused();
                 return false;
             }
@@ -277,29 +289,6 @@ impl DomainBlocks {
         self.budget.release(BlocksBudget::cost(k.len()), evicted);
         self.held.fetch_sub(1, Ordering::Relaxed);
         Some(e)
-    }
-
-    /// The rank of the entry this domain would give up first (expired ones rank lowest), unless it is busy.
-    pub(crate) fn weakest(&self, now_ms: u64) -> Option<Rank> {
-        let t = match self.map.try_read() {
-            Ok(t) => t,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return None,
-        };
-        t.weakest(now_ms).map(|(r, _, _)| r)
-    }
-
-    /// Evicts the entry this domain gives up first if it ranks below `than`; false if busy or nothing does.
-    pub(crate) fn evict_weakest(&self, than: Rank, now_ms: u64) -> bool {
-        let mut t = match self.map.try_write() {
-            Ok(t) => t,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
-        };
-        match t.weakest(now_ms).filter(|(r, _, _)| *r < than) {
-            Some((_, i, k)) => self.drop_entry(&mut t, i, &k, true).is_some(),
-            None => false,
-        }
     }
 
     /// The strongest action in force for `req` at `now_ms` (a block before a challenge). `buf` is scratch space
@@ -423,6 +412,31 @@ impl DomainBlocks {
             (&a.object_type, &a.object_value).cmp(&(&b.object_type, &b.object_value))
         });
         out
+    }
+}
+
+impl Evictable for DomainBlocks {
+    /// The rank of the entry this domain would give up first (expired ones rank lowest), unless it is busy.
+    fn weakest(&self, now_ms: u64) -> Option<Rank> {
+        let t = match self.map.try_read() {
+            Ok(t) => t,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        t.weakest(now_ms).map(|(r, _, _)| r)
+    }
+
+    /// Evicts the entry this domain gives up first if it ranks below `than`; false if busy or nothing does.
+    fn evict_weakest(&self, than: Rank, now_ms: u64) -> bool {
+        let mut t = match self.map.try_write() {
+            Ok(t) => t,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        match t.weakest(now_ms).filter(|(r, _, _)| *r < than) {
+            Some((_, i, k)) => self.drop_entry(&mut t, i, &k, true).is_some(),
+            None => false,
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! The node's memory budget for blocks and challenges in force (`[node] blocks_size`), shared by every domain's
-//! [`DomainBlocks`]. A rule keyed by a header or parameter value lets an attacker choose the keys, so the entries
+//! `DomainBlocks`. A rule keyed by a header or parameter value lets an attacker choose the keys, so the entries
 //! are charged in bytes (key bytes plus [`ENTRY_OVERHEAD`]) against one fixed budget; when it is full the least
 //! valuable entry goes first (see [`Rank`]), in the inserting domain or, if that has nothing weaker, in another.
 //!
@@ -11,14 +11,23 @@ use std::sync::{Arc, Mutex, Weak};
 
 use edgeguard_rules::{Action, Object};
 
-use crate::blocks::{DomainBlocks, InForce};
+/// The rule named for what an operator put in force through the admin API.
+pub const RULE_OPERATOR: &str = "admin-api";
+
+/// A domain's blocks as the budget sees them when another domain needs room.
+pub(crate) trait Evictable: Send + Sync + std::fmt::Debug {
+    /// The rank of the entry this domain would give up first (expired ones rank lowest), unless it is busy.
+    fn weakest(&self, now_ms: u64) -> Option<Rank>;
+    /// Evicts that entry if it ranks below `than`; false if busy or nothing does.
+    fn evict_weakest(&self, than: Rank, now_ms: u64) -> bool;
+}
 
 /// Bytes charged per entry besides its key: the map slot, the two order-set nodes, the shared key's header and
 /// the rule name's reference count (measured layouts, rounded up).
 pub const ENTRY_OVERHEAD: u64 = 192;
 
 /// How much an entry is worth keeping, least first. Expired entries go before any of these (see
-/// [`DomainBlocks`]); then a log mark before a challenge before a block, the soonest to end first; an
+/// `DomainBlocks`); then a log mark before a challenge before a block, the soonest to end first; an
 /// operator's timed challenge and entries on the whole domain go last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Rank {
@@ -36,11 +45,11 @@ pub(crate) fn strength(a: Action) -> u8 {
 }
 
 impl Rank {
-    pub(crate) fn of(object: &Object, e: &InForce) -> Rank {
+    pub(crate) fn of(object: &Object, rule: &str, action: Action, until_ms: u64) -> Rank {
         Rank {
-            lasting: *object == Object::Domain || &*e.rule == crate::engine::RULE_OPERATOR,
-            strength: strength(e.action),
-            until_ms: e.until_ms,
+            lasting: *object == Object::Domain || rule == RULE_OPERATOR,
+            strength: strength(action),
+            until_ms,
         }
     }
 
@@ -73,7 +82,7 @@ pub struct BlocksBudget {
     entries: AtomicU64,
     evictions: AtomicU64,
     refused: AtomicU64,
-    domains: Mutex<Vec<Weak<DomainBlocks>>>,
+    domains: Mutex<Vec<Weak<dyn Evictable>>>,
 }
 
 impl BlocksBudget {
@@ -104,10 +113,10 @@ impl BlocksBudget {
     }
 
     /// Makes `b` a candidate for eviction when another domain needs room.
-    pub(crate) fn register(&self, b: &Arc<DomainBlocks>) {
+    pub(crate) fn register(&self, b: Weak<dyn Evictable>) {
         let mut list = self.domains.lock().unwrap_or_else(|p| p.into_inner());
         list.retain(|w| w.strong_count() > 0);
-        list.push(Arc::downgrade(b));
+        list.push(b);
     }
 
     /// Charges `cost` if it fits.
@@ -151,12 +160,12 @@ impl BlocksBudget {
 
     /// Frees one entry worth less than `than` in a domain other than `me`, the least valuable such entry that
     /// a domain not busy right now offers. Slow path (the budget is full): allocates the list of domains.
-    pub(crate) fn evict_elsewhere(&self, me: &DomainBlocks, than: Rank, now_ms: u64) -> bool {
-        let others: Vec<Arc<DomainBlocks>> = {
+    pub(crate) fn evict_elsewhere(&self, me: *const (), than: Rank, now_ms: u64) -> bool {
+        let others: Vec<Arc<dyn Evictable>> = {
             let list = self.domains.lock().unwrap_or_else(|p| p.into_inner());
             list.iter()
                 .filter_map(Weak::upgrade)
-                .filter(|b| !std::ptr::eq(&**b, me))
+                .filter(|b| !std::ptr::eq(Arc::as_ptr(b).cast::<()>(), me))
                 .collect()
         };
         let best = others

@@ -134,7 +134,7 @@ pub const RULE_CHALLENGE_ENABLED: &str = "challenge.enabled";
 /// The `rule` named by a challenge of one of `[domain.challenge] paths`.
 pub const RULE_CHALLENGE_PATHS: &str = "challenge.paths";
 /// The `rule` named by a timed challenge an operator started through the admin API.
-pub const RULE_OPERATOR: &str = "admin-api";
+pub use crate::budget::RULE_OPERATOR;
 /// The rule named for a client refused by `[domain.access_control] deny`.
 pub const RULE_ACCESS_DENY: &str = "access_control.deny";
 
