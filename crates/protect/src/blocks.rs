@@ -3,14 +3,18 @@
 //!
 //! Looked up on every request of the domain, so the common case (nothing in force) is one relaxed atomic load;
 //! otherwise a read lock and one hash lookup per object kind in force (rarely more than one). Expiry is checked
-//! on lookup; [`DomainBlocks::sweep`] drops expired entries in the background.
+//! on lookup; [`DomainBlocks::sweep`] drops expired entries in the background, walking only those. Every entry
+//! is charged to the node's [`BlocksBudget`] (`blocks_size`); two ordered sets per domain find the entry to
+//! evict first when it is full (expired, else the least valuable [`crate::budget::Rank`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
 
 use edgeguard_rules::{Action, Object, RequestView};
 use edgeguard_store::BlockRecord;
+
+use crate::budget::{BlocksBudget, Evictable, Rank, strength};
 
 /// An action in force for one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +25,76 @@ pub struct InForce {
     pub until_ms: u64,
 }
 
-type Keys = HashMap<Box<[u8]>, InForce>;
+/// Keys are shared with the order sets; an `Arc<[u8]>` is looked up by `&[u8]`.
+type Keys = HashMap<Arc<[u8]>, InForce>;
 
 /// Object type under which a timed challenge of a path prefix is listed and stored: `prefix:/shop`, with the
 /// domain as the object value.
 pub const PREFIX_TYPE: &str = "prefix:";
+
+/// The entries of one domain with their eviction orders. An object's index in `objects` never changes (the
+/// list only grows, by the few object kinds the domain's rules and stored blocks name).
+#[derive(Debug, Default)]
+struct Table {
+    objects: Vec<(Object, Keys)>,
+    /// Least valuable first.
+    by_value: BTreeSet<(Rank, u16, Arc<[u8]>)>,
+    /// Soonest to end first: expired entries are found here.
+    by_expiry: BTreeSet<(u64, u16, Arc<[u8]>)>,
+}
+
+impl Table {
+    fn index(&self, object: &Object) -> Option<u16> {
+        let i = self.objects.iter().position(|(o, _)| o == object)?;
+        u16::try_from(i).ok()
+    }
+
+    fn index_or_add(&mut self, object: &Object) -> Option<u16> {
+        if let Some(i) = self.index(object) {
+            return Some(i);
+        }
+        let i = u16::try_from(self.objects.len()).ok()?;
+        self.objects.push((object.clone(), Keys::new()));
+        Some(i)
+    }
+
+    fn unlink(&mut self, i: u16, key: &Arc<[u8]>, e: &InForce) {
+        let object = &self.objects[usize::from(i)].0;
+        self.by_value.remove(&(
+            Rank::of(object, &e.rule, e.action, e.until_ms),
+            i,
+            key.clone(),
+        ));
+        self.by_expiry.remove(&(e.until_ms, i, key.clone()));
+    }
+
+    fn link(&mut self, i: u16, key: Arc<[u8]>, e: &InForce) {
+        let object = &self.objects[usize::from(i)].0;
+        self.by_value.insert((
+            Rank::of(object, &e.rule, e.action, e.until_ms),
+            i,
+            key.clone(),
+        ));
+        self.by_expiry.insert((e.until_ms, i, key));
+    }
+
+    /// The entry to evict first and its rank: an expired one (ranked lowest of all), else the least valuable.
+    fn weakest(&self, now_ms: u64) -> Option<(Rank, u16, Arc<[u8]>)> {
+        if let Some((until, i, k)) = self.by_expiry.first()
+            && *until <= now_ms
+        {
+            return Some((Rank::default(), *i, k.clone()));
+        }
+        self.by_value.first().cloned()
+    }
+
+    /// Drops `objects[i]`'s `key`; returns the entry.
+    fn take(&mut self, i: u16, key: &[u8]) -> Option<(Arc<[u8]>, InForce)> {
+        let (k, e) = self.objects.get_mut(usize::from(i))?.1.remove_entry(key)?;
+        self.unlink(i, &k, &e);
+        Some((k, e))
+    }
+}
 
 /// The blocks and challenges of one domain. Shared by every configuration of the node that has the domain, so a
 /// reload keeps them.
@@ -34,7 +103,8 @@ pub struct DomainBlocks {
     domain: String,
     /// Entries held (objects and prefixes), expired or not: zero lets a request skip the locks.
     held: AtomicUsize,
-    map: RwLock<HashMap<Object, Keys>>,
+    map: RwLock<Table>,
+    budget: Arc<BlocksBudget>,
     /// Prefix entries held, expired or not: zero lets a request skip normalising its path for them.
     prefix_held: AtomicUsize,
     /// Timed challenges of path prefixes. A prefix is matched against the path rather than looked up by key, and
@@ -49,36 +119,53 @@ pub enum Inserted {
     New,
     /// The same or a stronger action is already in force: nothing changed.
     AlreadyInForce,
-}
-
-fn strength(a: Action) -> u8 {
-    match a {
-        Action::Log => 0,
-        Action::BotDetection => 1,
-        Action::Block => 2,
-    }
+    /// The blocks budget is full of entries worth more than this one: it is not kept.
+    NoRoom,
 }
 
 impl DomainBlocks {
+    /// Blocks under a budget of their own ([`edgeguard_config`]'s default `blocks_size`): replay and tests.
     pub fn new(domain: &str) -> Self {
+        Self::with_budget(
+            domain,
+            BlocksBudget::new(edgeguard_config::defaults::BLOCKS_SIZE),
+        )
+    }
+
+    /// Blocks charged to `budget`, shared with the node's other domains. Register the `Arc` made of it with
+    /// [`DomainBlocks::shared`] so that other domains can evict from it.
+    pub fn with_budget(domain: &str, budget: Arc<BlocksBudget>) -> Self {
         DomainBlocks {
             domain: domain.to_owned(),
             held: AtomicUsize::new(0),
-            map: RwLock::new(HashMap::new()),
+            map: RwLock::new(Table::default()),
+            budget,
             prefix_held: AtomicUsize::new(0),
             prefixes: RwLock::new(Vec::new()),
         }
+    }
+
+    /// `blocks` made shared and known to its budget.
+    pub fn shared(blocks: DomainBlocks) -> Arc<DomainBlocks> {
+        let b = Arc::new(blocks);
+        let weak: std::sync::Weak<dyn Evictable> = Arc::downgrade(&b) as _;
+        b.budget.register(weak);
+        b
     }
 
     pub fn domain(&self) -> &str {
         &self.domain
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, HashMap<Object, Keys>> {
+    pub fn budget(&self) -> &Arc<BlocksBudget> {
+        &self.budget
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Table> {
         self.map.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Object, Keys>> {
+    fn write(&self) -> RwLockWriteGuard<'_, Table> {
         self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -116,13 +203,14 @@ impl DomainBlocks {
     }
 
     /// Puts a timed challenge on `prefix`, replacing any earlier one of the same prefix (an operator's new TTL
-    /// counts from now, longer or shorter).
+    /// counts from now, longer or shorter). Charged to the budget but never evicted: an operator sets a few.
     pub fn set_prefix(&self, prefix: &str, entry: InForce) {
         let mut list = self.write_prefixes();
         if let Some(slot) = list.iter_mut().find(|(p, _)| &**p == prefix) {
             slot.1 = entry;
             return;
         }
+        self.budget.force_reserve(BlocksBudget::cost(prefix.len()));
         list.push((prefix.into(), entry));
         self.held.fetch_add(1, Ordering::Relaxed);
         self.prefix_held.fetch_add(1, Ordering::Relaxed);
@@ -132,7 +220,8 @@ impl DomainBlocks {
     pub fn remove_prefix(&self, prefix: &str) -> Option<InForce> {
         let mut list = self.write_prefixes();
         let at = list.iter().position(|(p, _)| &**p == prefix)?;
-        let (_, entry) = list.remove(at);
+        let (p, entry) = list.remove(at);
+        self.budget.release(BlocksBudget::cost(p.len()), false);
         self.held.fetch_sub(1, Ordering::Relaxed);
         self.prefix_held.fetch_sub(1, Ordering::Relaxed);
         Some(entry)
@@ -148,18 +237,58 @@ impl DomainBlocks {
         entry: InForce,
         now_ms: u64,
     ) -> Result<(), InForce> {
-        let mut map = self.write();
-        let keys = map.entry(object.clone()).or_default();
-        if let Some(old) = keys.get(key)
+        let mut t = self.write();
+        if let Some(old) = t
+            .index(object)
+            .and_then(|i| t.objects[usize::from(i)].1.get(key))
             && old.until_ms > now_ms
             && strength(old.action) > strength(entry.action)
         {
             return Err(old.clone());
         }
-        if keys.insert(key.into(), entry).is_none() {
-            self.held.fetch_add(1, Ordering::Relaxed);
-        }
+        // An operator's entry ranks last, so it finds room unless the budget is full of them.
+        self.put(&mut t, object, key, entry, now_ms);
         Ok(())
+    }
+
+    /// Stores `entry`, making room in the budget first; false when nothing held is worth less.
+    fn put(&self, t: &mut Table, object: &Object, key: &[u8], entry: InForce, now_ms: u64) -> bool {
+        let Some(i) = t.index_or_add(object) else {
+            return false;
+        };
+        if let Some((k, old)) = t.objects[usize::from(i)].1.remove_entry(key) {
+            // Same key, same charge: only the orders change.
+            t.unlink(i, &k, &old);
+            t.link(i, k.clone(), &entry);
+            t.objects[usize::from(i)].1.insert(k, entry);
+            return true;
+        }
+        let cost = BlocksBudget::cost(key.len());
+        let rank = Rank::of(object, &entry.rule, entry.action, entry.until_ms);
+        while !self.budget.try_reserve(cost) {
+            let local = t.weakest(now_ms).filter(|(r, _, _)| *r < rank);
+            if let Some((_, vi, vk)) = local {
+                self.drop_entry(t, vi, &vk, true);
+            } else if !self
+                .budget
+                .evict_elsewhere(std::ptr::from_ref(self).cast(), rank, now_ms)
+            {
+                self.budget.count_refused();
+                return false;
+            }
+        }
+        let k: Arc<[u8]> = Arc::from(key);
+        t.link(i, k.clone(), &entry);
+        t.objects[usize::from(i)].1.insert(k, entry);
+        self.held.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn drop_entry(&self, t: &mut Table, i: u16, key: &[u8], evicted: bool) -> Option<InForce> {
+        let (k, e) = t.take(i, key)?;
+        self.budget.release(BlocksBudget::cost(k.len()), evicted);
+        self.held.fetch_sub(1, Ordering::Relaxed);
+        Some(e)
     }
 
     /// The strongest action in force for `req` at `now_ms` (a block before a challenge). `buf` is scratch space
@@ -175,10 +304,10 @@ impl DomainBlocks {
         if self.is_empty() {
             return None;
         }
-        let map = self.read();
+        let t = self.read();
         let mut best: Option<&InForce> = None;
-        for (object, keys) in map.iter() {
-            if !object.key_into(req, buf) {
+        for (object, keys) in t.objects.iter() {
+            if keys.is_empty() || !object.key_into(req, buf) {
                 continue;
             }
             if let Some(e) = keys.get(buf.as_slice())
@@ -193,80 +322,79 @@ impl DomainBlocks {
 
     /// The entry in force for exactly this object and key, if any.
     pub fn get(&self, object: &Object, key: &[u8], now_ms: u64) -> Option<InForce> {
-        let map = self.read();
-        map.get(object)
-            .and_then(|k| k.get(key))
+        let t = self.read();
+        t.index(object)
+            .and_then(|i| t.objects[usize::from(i)].1.get(key))
             .filter(|e| e.until_ms > now_ms)
             .cloned()
     }
 
-    /// Puts `entry` in force for `object`/`key` unless the same or a stronger action already is.
+    /// Puts `entry` in force for `object`/`key` unless the same or a stronger action already is, or the budget
+    /// holds only entries worth more.
     pub fn insert(&self, object: &Object, key: &[u8], entry: InForce, now_ms: u64) -> Inserted {
-        let mut map = self.write();
-        let keys = match map.get_mut(object) {
-            Some(k) => k,
-            None => map.entry(object.clone()).or_default(),
-        };
-        if let Some(old) = keys.get(key)
+        let mut t = self.write();
+        if let Some(old) = t
+            .index(object)
+            .and_then(|i| t.objects[usize::from(i)].1.get(key))
             && old.until_ms > now_ms
             && strength(old.action) >= strength(entry.action)
         {
             return Inserted::AlreadyInForce;
         }
-        if keys.insert(key.into(), entry).is_none() {
-            self.held.fetch_add(1, Ordering::Relaxed);
+        if self.put(&mut t, object, key, entry, now_ms) {
+            Inserted::New
+        } else {
+            Inserted::NoRoom
         }
-        Inserted::New
     }
 
     /// Lifts the entry of `object`/`key`; returns the one there was.
     pub fn remove(&self, object: &Object, key: &[u8]) -> Option<InForce> {
-        let mut map = self.write();
-        let keys = map.get_mut(object)?;
-        let found = keys.remove(key);
-        if found.is_some() {
-            self.held.fetch_sub(1, Ordering::Relaxed);
-        }
-        if keys.is_empty() {
-            map.remove(object);
-        }
-        found
+        let mut t = self.write();
+        let i = t.index(object)?;
+        self.drop_entry(&mut t, i, key, false)
     }
 
-    /// Drops entries that ended by `now_ms`; returns how many.
+    /// Drops entries that ended by `now_ms`; returns how many. Walks only the expired ones.
     pub fn sweep(&self, now_ms: u64) -> usize {
         if self.is_empty() {
             return 0;
         }
         let mut dropped = 0;
         {
-            let mut map = self.write();
-            map.retain(|_, keys| {
-                let before = keys.len();
-                keys.retain(|_, e| e.until_ms > now_ms);
-                dropped += before - keys.len();
-                !keys.is_empty()
-            });
+            let mut t = self.write();
+            while let Some((until, i, k)) = t.by_expiry.first().cloned() {
+                if until > now_ms {
+                    break;
+                }
+                self.drop_entry(&mut t, i, &k, false);
+                dropped += 1;
+            }
         }
         let prefixes_dropped = if self.has_prefixes() {
             let mut list = self.write_prefixes();
             let before = list.len();
-            list.retain(|(_, e)| e.until_ms > now_ms);
+            list.retain(|(p, e)| {
+                let keep = e.until_ms > now_ms;
+                if !keep {
+                    self.budget.release(BlocksBudget::cost(p.len()), false);
+                }
+                keep
+            });
             before - list.len()
         } else {
             0
         };
         self.prefix_held
             .fetch_sub(prefixes_dropped, Ordering::Relaxed);
-        dropped += prefixes_dropped;
-        self.held.fetch_sub(dropped, Ordering::Relaxed);
-        dropped
+        self.held.fetch_sub(prefixes_dropped, Ordering::Relaxed);
+        dropped + prefixes_dropped
     }
 
     /// Entries in force at `now_ms`, as the store persists them.
     pub fn list(&self, now_ms: u64) -> Vec<BlockRecord> {
         let mut out = Vec::new();
-        for (object, keys) in self.read().iter() {
+        for (object, keys) in self.read().objects.iter() {
             // A `log` rule's mark only keeps the rule from logging the same key again within its TTL.
             for (key, e) in keys
                 .iter()
@@ -284,6 +412,51 @@ impl DomainBlocks {
             (&a.object_type, &a.object_value).cmp(&(&b.object_type, &b.object_value))
         });
         out
+    }
+}
+
+impl Evictable for DomainBlocks {
+    /// The rank of the entry this domain would give up first (expired ones rank lowest), unless it is busy.
+    fn weakest(&self, now_ms: u64) -> Option<Rank> {
+        let t = match self.map.try_read() {
+            Ok(t) => t,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        t.weakest(now_ms).map(|(r, _, _)| r)
+    }
+
+    /// Evicts the entry this domain gives up first if it ranks below `than`; false if busy or nothing does.
+    fn evict_weakest(&self, than: Rank, now_ms: u64) -> bool {
+        let mut t = match self.map.try_write() {
+            Ok(t) => t,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
+        };
+        match t.weakest(now_ms).filter(|(r, _, _)| *r < than) {
+            Some((_, i, k)) => self.drop_entry(&mut t, i, &k, true).is_some(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for DomainBlocks {
+    /// A domain's blocks leave the node (tests, replay): give their bytes back.
+    fn drop(&mut self) {
+        let t = self.map.get_mut().unwrap_or_else(|p| p.into_inner());
+        for (_, keys) in &t.objects {
+            for k in keys.keys() {
+                self.budget.release(BlocksBudget::cost(k.len()), false);
+            }
+        }
+        for (p, _) in self
+            .prefixes
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            self.budget.release(BlocksBudget::cost(p.len()), false);
+        }
     }
 }
 

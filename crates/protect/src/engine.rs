@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use edgeguard_challenge::{Challenger, Difficulty};
+use edgeguard_challenge::{ChallengePage, Challenger, Difficulty};
 use edgeguard_config::{ChallengeSpec, Domain, Mode as ConfigMode};
 use edgeguard_limit::persec::PerSecondTable;
 use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
 use edgeguard_rules::{Action, Mode, Rule, RuleSet, StatusSel, WindowView};
 use edgeguard_store::{ActivityRecord, ActivityWriter};
 
+use super::access::AccessLists;
 use super::blocks::{self, DomainBlocks, InForce, Inserted};
 use edgeguard_rules::RequestView;
 
@@ -133,7 +134,9 @@ pub const RULE_CHALLENGE_ENABLED: &str = "challenge.enabled";
 /// The `rule` named by a challenge of one of `[domain.challenge] paths`.
 pub const RULE_CHALLENGE_PATHS: &str = "challenge.paths";
 /// The `rule` named by a timed challenge an operator started through the admin API.
-pub const RULE_OPERATOR: &str = "admin-api";
+pub use crate::budget::RULE_OPERATOR;
+/// The rule named for a client refused by `[domain.access_control] deny`.
+pub const RULE_ACCESS_DENY: &str = "access_control.deny";
 
 /// A domain's `[domain.challenge]`, ready for the request path.
 #[derive(Debug, Clone)]
@@ -180,6 +183,9 @@ pub struct DomainGuard {
     challenge: ChallengeSettings,
     /// The node's challenger with this domain's clearance TTL; absent where nothing serves HTTP (replay, tests).
     challenger: Option<Arc<Challenger>>,
+    /// The challenge page, built once per configuration.
+    page: ChallengePage,
+    access: AccessLists,
 }
 
 /// The rule list a domain's `rate_limiting` section asks for (empty when it is off).
@@ -271,6 +277,8 @@ impl DomainGuard {
             sink,
             challenge: ChallengeSettings::new(&d.challenge),
             challenger: None,
+            page: ChallengePage::new(&d.name),
+            access: AccessLists::new(&d.access_control),
         })
     }
 
@@ -284,6 +292,16 @@ impl DomainGuard {
     /// The challenger of this domain (its clearance TTL), when the guard serves HTTP.
     pub fn challenger(&self) -> Option<&Challenger> {
         self.challenger.as_deref()
+    }
+
+    /// The domain's challenge page: a visit splices in its token and return path.
+    pub fn page(&self) -> &ChallengePage {
+        &self.page
+    }
+
+    /// `[domain.access_control]`.
+    pub fn access(&self) -> &AccessLists {
+        &self.access
     }
 
     pub fn challenge(&self) -> &ChallengeSettings {
@@ -438,12 +456,15 @@ impl DomainGuard {
             action: r.rule.action,
             until_ms: now_ms.saturating_add(u64::from(r.rule.ttl_s) * 1000),
         };
-        if self
+        match self
             .blocks
             .insert(&r.rule.object, key, entry.clone(), now_ms)
-            == Inserted::AlreadyInForce
         {
-            return None;
+            Inserted::AlreadyInForce => return None,
+            // Not kept (the budget holds only entries worth more): this request gets the action, and so does
+            // each next one while the window stays over the threshold; logged once, when first kept.
+            Inserted::NoRoom => return Some(entry),
+            Inserted::New => {}
         }
         if let Some(w) = &self.sink.writer {
             let object_value = String::from_utf8_lossy(key).into_owned();

@@ -15,18 +15,25 @@
 //! Not here: answering requests (403/514 pages, the challenge page and its verify endpoint are the proxy's),
 //! nginx `limit_req`/`limit_conn` (`edgeguard-limit`, applied by the proxy), timers and threads.
 
+mod access;
 mod blocks;
+mod budget;
+#[cfg(test)]
+mod budget_tests;
 mod engine;
 mod node;
+mod outcomes;
 pub mod path;
 pub mod replay;
 #[cfg(test)]
 mod tests;
 mod time;
 
+pub use access::{Access, AccessLists};
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
+pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
 pub use engine::{
-    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES,
+    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES, RULE_ACCESS_DENY,
     RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, RULE_TABLE_BYTES, Sink, rule_set,
 };
 pub use node::{
@@ -34,4 +41,5 @@ pub use node::{
     MIN_TIMED_CHALLENGE, NodeProtection, PRUNE_EVERY, ProtectError, RECOMMEND_EVERY,
     StartChallengeError,
 };
+pub use outcomes::{VERIFY_OUTCOMES, VerifyCounts};
 pub use time::rfc3339;

@@ -17,7 +17,9 @@ use edgeguard_store::{
 };
 
 use crate::blocks::{self, DomainBlocks, InForce, PREFIX_TYPE};
+use crate::budget::{BlocksBudget, BlocksStats};
 use crate::engine::{DomainGuard, GuardError, RULE_OPERATOR, Sink};
+use crate::outcomes::VerifyCounts;
 
 /// The node's database file in `data_dir`.
 pub const DB_FILE: &str = "edgeguard.db";
@@ -43,6 +45,9 @@ pub struct NodeProtection {
     stats: TrafficStats,
     challenger: Challenger,
     blocks: Mutex<HashMap<String, Arc<DomainBlocks>>>,
+    /// `[node] blocks_size`, shared by every domain's blocks.
+    budget: Arc<BlocksBudget>,
+    verify: VerifyCounts,
     recommended: Mutex<HashMap<String, Arc<AtomicU32>>>,
 }
 
@@ -105,6 +110,8 @@ impl NodeProtection {
             stats,
             challenger,
             blocks: Mutex::new(HashMap::new()),
+            budget: BlocksBudget::new(config.node.blocks_size),
+            verify: VerifyCounts::default(),
             recommended: Mutex::new(HashMap::new()),
         };
         let now = p.now_ms();
@@ -173,10 +180,25 @@ impl NodeProtection {
         &self.challenger
     }
 
+    /// The blocks budget: bytes and entries held, evictions (for `/metrics`).
+    pub fn blocks_stats(&self) -> BlocksStats {
+        self.budget.stats()
+    }
+
+    /// What the challenge verify endpoint answered, counted (for `/metrics`; never one log line each).
+    pub fn verify_counts(&self) -> &VerifyCounts {
+        &self.verify
+    }
+
     fn domain_blocks(&self, domain: &str) -> Arc<DomainBlocks> {
         lock(&self.blocks)
             .entry(domain.to_ascii_lowercase())
-            .or_insert_with(|| Arc::new(DomainBlocks::new(&domain.to_ascii_lowercase())))
+            .or_insert_with(|| {
+                DomainBlocks::shared(DomainBlocks::with_budget(
+                    &domain.to_ascii_lowercase(),
+                    self.budget.clone(),
+                ))
+            })
             .clone()
     }
 

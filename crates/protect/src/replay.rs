@@ -3,6 +3,9 @@
 //! limits when the caller plugs them in ([`LimitReq`]; the proxy has the key builder and zones, so it supplies
 //! them and this crate stays free of HTTP types). Used by `edgeguard replay`.
 //!
+//! `[domain.access_control]` applies as on the node: a line from a `deny` range is [`Verdict::Blocked`] by rule
+//! `access_control.deny`, one from an `allow` range passes every phase.
+//!
 //! `[domain.challenge]` applies as on the node: with `enabled = true` every request is challenged, with `paths`
 //! every request under one of them (rule `challenge.enabled` / `challenge.paths`).
 //!
@@ -20,7 +23,7 @@ use edgeguard_config::Config;
 use edgeguard_rules::{Action, RequestView};
 
 use crate::path::{PathBytes, push_normalized_path};
-use crate::{DomainBlocks, DomainGuard, GuardError, InForce, Sink};
+use crate::{Access, DomainBlocks, DomainGuard, GuardError, InForce, RULE_ACCESS_DENY, Sink};
 
 /// Why a replay cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +194,24 @@ impl Replayer {
             Some((p, q)) => (p, Some(q)),
             None => (line.uri, None),
         };
+        // `[domain.access_control]` before anything else, as on the node.
+        match self.guard.access().check(line.client) {
+            Access::Denied => {
+                return Step {
+                    verdict: Verdict::Blocked {
+                        rule: Arc::from(RULE_ACCESS_DENY),
+                    },
+                    trigger: None,
+                };
+            }
+            Access::Allowed => {
+                return Step {
+                    verdict: Verdict::Passed,
+                    trigger: None,
+                };
+            }
+            Access::Unlisted => {}
+        }
         let host = self.domain.as_str();
         let view = LineView { line, host, query };
 

@@ -41,6 +41,7 @@ mod limits;
 mod metrics;
 mod phases;
 mod pipeline;
+mod protect_metrics;
 pub mod replay;
 mod request_body;
 mod runtime;

@@ -51,17 +51,29 @@ async fn run_phases(
     }
     // Host -> domain, path -> location; 400/404/413; the client address behind a trusted proxy.
     phase!(route::route(ctx, &req));
-    // The challenge page's answer: never blocked, limited or counted.
-    if protect::is_verify(&req) {
+    // `[domain.access_control]`: a denied client gets 403 before anything else; an allowed one skips every
+    // protection phase and limit.
+    let allowed = match protect::access_control(ctx) {
+        Ok(allowed) => allowed,
+        Err(denied) => return *denied,
+    };
+    // The challenge page's answer (SPEC 9.1): subject to blocks, the IP access limit and limit_conn, never to a
+    // challenge, the rules or limit_req.
+    let verify = protect::is_verify(&req);
+    if !allowed {
+        // SPEC sections 3-4: blocks and challenges in force (403, challenge page), IP access limit (514), rules.
+        phase!(protect::blocks_in_force(ctx, &req, verify));
+        phase!(protect::ip_access_limit(ctx));
+        if !verify {
+            phase!(protect::rate_limiting_rules(ctx, &req));
+            // nginx limits of the location.
+            phase!(limit_req::limit_req(ctx, &req, clock).await);
+        }
+        phase!(limit_conn::limit_conn(ctx, &req));
+    }
+    if verify {
         return protect::verify(ctx, req).await;
     }
-    // SPEC sections 3-4: blocks and challenges in force (403, challenge page), IP access limit (514), rules.
-    phase!(protect::blocks_in_force(ctx, &req));
-    phase!(protect::ip_access_limit(ctx));
-    phase!(protect::rate_limiting_rules(ctx, &req));
-    // nginx limits of the location.
-    phase!(limit_req::limit_req(ctx, &req, clock).await);
-    phase!(limit_conn::limit_conn(ctx, &req));
     // A fresh hit answers; a miss leaves its fill or stale copy in `ctx.cdn` for the upstream phase.
     let req = match cache::lookup(ctx, req, clock).await {
         Ok(req) => req,

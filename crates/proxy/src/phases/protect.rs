@@ -1,6 +1,6 @@
-//! The seam between the request pipeline and the protection engine (`edgeguard-protect`): the three phases
-//! (blocks and challenges in force, IP access limit, rate-limiting rules), the challenge's verify endpoint, the
-//! and the response hook that records statuses into the rules' windows and the request's outcome into the
+//! The seam between the request pipeline and the protection engine (`edgeguard-protect`): the access-control
+//! lists, the three phases (blocks and challenges in force, IP access limit, rate-limiting rules), the
+//! challenge's verify endpoint, and the response hook that records statuses into the rules' windows and the request's outcome into the
 //! statistics. What they learn per request is `ctx.protect` ([`crate::ctx::ProtectState`]).
 //!
 //! Hot path: every routed request passes here. Nothing is formatted unless the request is refused, challenged, or
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use edgeguard_challenge::{
-    ChallengeParams, Difficulty, MAX_VERIFY_BODY, VERIFY_PATH, content_security_policy, render_page,
+    Difficulty, MAX_VERIFY_BODY, VERIFY_PATH, VerifyError, content_security_policy,
 };
 use edgeguard_rules::{Action, RequestView};
 use edgeguard_store::{ActivityRecord, DecisionKind};
@@ -27,7 +27,7 @@ use crate::ctx::{Flow, RequestCtx, answer};
 use crate::key::{self, KeyBuf};
 use crate::limits::{ConnStatus, ReqStatus};
 use edgeguard_protect::{
-    DomainGuard, InForce, NodeProtection, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
+    Access, DomainGuard, InForce, NodeProtection, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
     RULE_OPERATOR, rfc3339,
 };
 
@@ -60,13 +60,47 @@ fn node(ctx: &RequestCtx) -> Option<Arc<NodeProtection>> {
     ctx.rt.protect.node().cloned()
 }
 
-/// Phase 1: blocks and challenges in force for this request's objects, its path, or the whole domain.
-pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
+/// Before every protection phase: `[domain.access_control]`. `Err` is the 403 of a denied client; `Ok(true)`
+/// an allowed one, which no protection phase or limit sees. Leaves the domain's guard in `ctx.protect.guard`.
+///
+/// Hot path: one map lookup; with both lists empty, nothing else.
+pub(crate) fn access_control(ctx: &mut RequestCtx) -> Result<bool, Box<Response<ProxyBody>>> {
+    let Some(domain) = ctx.domain.as_ref() else {
+        return Ok(false);
+    };
+    let Some(guard) = ctx.rt.protect.get(&domain.name).cloned() else {
+        return Ok(false);
+    };
+    let access = guard.access().check(ctx.client_ip);
+    ctx.protect.guard = Some(guard);
+    match access {
+        Access::Unlisted => Ok(false),
+        Access::Allowed => Ok(true),
+        Access::Denied => {
+            ctx.protect.outcome = Some(DecisionKind::Blocked);
+            if ctx.domain.as_ref().is_some_and(|d| d.explain) {
+                ctx.protect.decision = Some("access_control deny".to_owned());
+            }
+            Err(Box::new(answer(
+                StatusCode::FORBIDDEN,
+                "403 Forbidden\nedgeguard: your address is on this site's deny list (access_control.deny)\n",
+            )))
+        }
+    }
+}
+
+/// Phase 1: blocks and challenges in force for this request's objects, its path, or the whole domain. For the
+/// challenge's verify endpoint (`verify`) only blocks count: a challenge in force is what it answers.
+pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>, verify: bool) -> Flow {
     let (Some(domain), Some(node)) = (ctx.domain.as_ref(), ctx.rt.protect.node()) else {
         return Flow::Continue;
     };
-    let Some(guard) = ctx.rt.protect.get(&domain.name).cloned() else {
-        return Flow::Continue;
+    let guard = match ctx.protect.guard.clone() {
+        Some(g) => g,
+        None => match ctx.rt.protect.get(&domain.name).cloned() {
+            Some(g) => g,
+            None => return Flow::Continue,
+        },
     };
     let now = node.now_ms();
     ctx.protect.now_ms = now;
@@ -81,6 +115,13 @@ pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> 
         };
         guard.in_force(&view, now, &mut ctx.protect.key)
     };
+    if verify {
+        ctx.protect.guard = Some(guard);
+        return match hit {
+            Some(f) if f.action == Action::Block => enforce(ctx, req, &f),
+            _ => Flow::Continue,
+        };
+    }
     // A block on an object wins; otherwise any challenge will do, the object's or the path's or the domain's.
     let hit = match hit {
         Some(f) => Some(f),
@@ -231,11 +272,12 @@ fn enforce(ctx: &mut RequestCtx, req: &Request<Incoming>, f: &InForce) -> Flow {
             }
             let token = challenger.issue(ctx.client_ip, &domain.name, now, difficulty);
             let return_to = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-            let page = render_page(&ChallengeParams {
-                token: &token,
-                domain: &domain.name,
-                return_to,
-            });
+            let page = match guard.as_deref() {
+                Some(g) => g.page().render(&token, return_to),
+                None => {
+                    edgeguard_challenge::ChallengePage::new(&domain.name).render(&token, return_to)
+                }
+            };
             Flow::Answer(challenge_page(page))
         }
     }
@@ -251,7 +293,7 @@ fn why(rule: &str) -> String {
     }
 }
 
-fn challenge_page(page: String) -> Response<ProxyBody> {
+fn challenge_page(page: Bytes) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::full(page));
     let h = resp.headers_mut();
     h.insert(
@@ -266,7 +308,8 @@ fn challenge_page(page: String) -> Response<ProxyBody> {
     resp
 }
 
-/// Whether the request is the challenge page's answer, which no protection phase may stop.
+/// Whether the request is the challenge page's answer, which only blocks, the IP access limit and limit_conn
+/// may stop.
 pub(crate) fn is_verify(req: &Request<Incoming>) -> bool {
     req.method() == Method::POST && req.uri().path() == VERIFY_PATH
 }
@@ -293,11 +336,12 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
         .and_then(DomainGuard::challenger)
         .unwrap_or_else(|| node.challenger());
     let v = challenger.handle_verify(&body, ctx.client_ip, &domain.name, now, false);
+    // Counted, not logged: a replayed or forged answer can come at line rate. A pass is one solved token
+    // (single use), so its activity record costs the client a proof of work.
+    node.verify_counts().record(&v.result);
     if v.result.is_ok() {
         let ttl = challenger.clearance_ttl();
         record_pass(ctx, &node, &domain.name, v.claimed_solve_ms, ttl);
-    } else {
-        tracing::info!(client = %ctx.client_ip, host = %domain.name, body = %v.body, "challenge answer refused");
     }
     let mut resp = Response::new(ProxyBody::full(v.body));
     *resp.status_mut() = StatusCode::from_u16(v.status).unwrap_or(StatusCode::FORBIDDEN);
@@ -307,6 +351,10 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if v.result == Err(VerifyError::Busy) {
+        // The page posts the same answer again after a pause; the token stays unredeemed.
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     if let Some(cookie) = v.set_cookie.and_then(|c| HeaderValue::try_from(c).ok()) {
         h.insert(header::SET_COOKIE, cookie);
     }

@@ -1,0 +1,180 @@
+//! SPEC 9.1-9.2 over HTTP: the challenge verify endpoint behind blocks and the IP access limit, single-use
+//! answers, and `[domain.access_control]`. Clients are told apart by `X-Forwarded-For` from the trusted
+//! 127.0.0.1; time is a fake clock.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use edgeguard_challenge::VERIFY_PATH;
+use edgeguard_limit::FakeClock;
+use edgeguard_proxy::{Node, RunningNode};
+use edgeguard_testkit::{Origin, Reply, Route};
+use http::StatusCode;
+use sha2::{Digest, Sha256};
+
+const ORIGIN_BODY: &str = "origin says hello";
+
+async fn start(dir: &Path, domain_extra: &str, clock: &FakeClock) -> (RunningNode, SocketAddr) {
+    let origin = Origin::builder()
+        .fallback(Route::text(ORIGIN_BODY))
+        .start()
+        .await
+        .addr;
+    let text = format!(
+        "[node]\nname = \"edge-v\"\nlisten = [\"127.0.0.1:0\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
+         data_dir = \"{}\"\n[[domain]]\nname = \"p.test\"\norigins = [\"{origin}\"]\n{domain_extra}",
+        dir.display()
+    );
+    let cfg = edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let node = Node::start_with_clock(cfg, Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    let addr = node.local_addrs()[0];
+    (node, addr)
+}
+
+async fn send(addr: SocketAddr, method: &str, path: &str, ip: &str, body: &str) -> Reply {
+    let headers = [
+        ("x-forwarded-for", ip),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    edgeguard_testkit::send(addr, method, "p.test", path, &headers, body).await
+}
+
+fn attr<'a>(page: &'a str, name: &str) -> &'a str {
+    let start = page.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+    let end = start + page[start..].find('"').unwrap();
+    &page[start..end]
+}
+
+/// The nonce the page's worker would find: SHA-256(challenge || nonce) with `bits` leading zero bits.
+fn solve(challenge: &str, bits: u32) -> u64 {
+    (0..u64::MAX)
+        .take(1 << 24)
+        .find(|n| {
+            let h = Sha256::digest(format!("{challenge}{n}").as_bytes());
+            let mut zeros = 0;
+            for b in h.iter() {
+                if *b == 0 {
+                    zeros += 8;
+                } else {
+                    zeros += b.leading_zeros();
+                    break;
+                }
+            }
+            zeros >= bits
+        })
+        .expect("a nonce within 2^24 tries")
+}
+
+/// The form the page posts for `page`'s puzzle.
+fn answer(page: &str) -> String {
+    let bits: u32 = attr(page, "data-difficulty").parse().unwrap();
+    let nonce = solve(attr(page, "data-challenge"), bits);
+    format!(
+        "token={}&nonce={nonce}&elapsed_ms=7&return_to=%2F",
+        attr(page, "data-token")
+    )
+}
+
+const SETUP: &str = "[domain.challenge]\npaths = [\"/shop\"]\ndifficulty = 8\n\
+    [domain.ip_access_limit]\nenabled = true\nqps = 5\n\
+    [domain.rate_limiting]\nenabled = true\nmode = \"custom\"\n\
+    [[domain.rate_limiting.rules]]\nname = \"trap01\"\nuri = \"/trap\"\nmatch = \"prefix\"\n\
+    object = \"ip\"\ninterval = 10\ncriteria = '\"count\">0'\naction = \"block\"\nttl = 600\n";
+
+#[tokio::test]
+async fn verify_is_behind_blocks_and_the_ip_access_limit_and_redeems_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let (node, addr) = start(dir.path(), SETUP, &clock).await;
+
+    // A solved answer is redeemed once; the same post again is refused.
+    let ok = "192.0.2.10";
+    let page = send(addr, "GET", "/shop", ok, "").await.body;
+    assert!(page.contains("data-token="), "{page}");
+    let form = answer(&page);
+    let first = send(addr, "POST", VERIFY_PATH, ok, &form).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert!(first.headers.get("set-cookie").is_some());
+    let again = send(addr, "POST", VERIFY_PATH, ok, &form).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN, "{}", again.body);
+    assert!(again.body.contains("replayed"), "{}", again.body);
+    assert!(again.headers.get("set-cookie").is_none());
+
+    // A blocked client gets 403 from the verify endpoint, even with a valid answer.
+    clock.advance(1000);
+    let bad = "192.0.2.20";
+    let page = send(addr, "GET", "/shop", bad, "").await.body;
+    let form = answer(&page);
+    let trap = send(addr, "GET", "/trap", bad, "").await;
+    assert_eq!(trap.status, StatusCode::FORBIDDEN, "{}", trap.body);
+    let blocked = send(addr, "POST", VERIFY_PATH, bad, &form).await;
+    assert_eq!(blocked.status, StatusCode::FORBIDDEN, "{}", blocked.body);
+    assert!(blocked.body.contains("trap01"), "{}", blocked.body);
+    assert!(blocked.headers.get("set-cookie").is_none());
+    // Counted in /metrics, not logged one line each.
+    let m = node.metrics_text();
+    for line in [
+        "edgeguard_challenge_verify_total{outcome=\"passed\"} 1",
+        "edgeguard_challenge_verify_total{outcome=\"replayed\"} 1",
+        "edgeguard_challenge_replay_in_use 1",
+        "edgeguard_blocks_in_force 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} missing:\n{m}");
+    }
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn verify_answers_514_past_the_ip_access_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let (node, addr) = start(dir.path(), SETUP, &clock).await;
+    let ip = "192.0.2.30";
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            send(addr, "POST", VERIFY_PATH, ip, "token=x&nonce=1")
+                .await
+                .status
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..5], &[400; 5], "{statuses:?}");
+    assert_eq!(statuses[5], 514, "{statuses:?}");
+    node.shutdown().await;
+}
+
+#[tokio::test]
+async fn allowed_clients_pass_every_limit_and_denied_get_403() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let extra = format!(
+        "{SETUP}[domain.access_control]\nallow = [\"192.0.2.0/24\", \"2001:db8:1::/48\"]\n\
+         deny = [\"198.51.100.0/24\"]\n"
+    );
+    let (node, addr) = start(dir.path(), &extra, &clock).await;
+    // Allowed: no challenge, no 514, no block, even on the trap.
+    for ip in ["192.0.2.1", "2001:db8:1::9"] {
+        for path in ["/shop", "/trap", "/trap", "/"].iter().cycle().take(20) {
+            let r = send(addr, "GET", path, ip, "").await;
+            assert_eq!(
+                (r.status, r.body.as_str()),
+                (StatusCode::OK, ORIGIN_BODY),
+                "{ip} {path}"
+            );
+        }
+    }
+    // Denied: 403 naming the list, before the challenge.
+    let r = send(addr, "GET", "/shop", "198.51.100.4", "").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("access_control.deny"), "{}", r.body);
+    let r = send(addr, "POST", VERIFY_PATH, "198.51.100.4", "token=x&nonce=1").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Unlisted: challenged as before.
+    let r = send(addr, "GET", "/shop", "203.0.113.1", "").await;
+    assert!(r.body.contains("data-token="));
+    node.shutdown().await;
+}
