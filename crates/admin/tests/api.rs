@@ -536,3 +536,52 @@ async fn openapi_lists_the_paths() {
     assert!(paths["/api/v1/domains/{name}"].get("patch").is_some());
     assert!(doc["components"]["schemas"]["RuleDoc"].is_object());
 }
+
+#[tokio::test]
+async fn access_control_lists() {
+    let h = start().await;
+    let path = "/api/v1/domains/www.example.com/access-control";
+    let got = h.get(path).await.json();
+    assert_eq!(got, json!({"allow": [], "deny": []}));
+
+    let set = h
+        .send_json(
+            "PUT",
+            path,
+            json!({"allow": ["192.0.2.0/24", "2001:db8::/32"], "deny": ["198.51.100.7"]}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.text());
+    let d = &h.control.config().domains[0];
+    assert_eq!(d.access_control.allow.len(), 2);
+    assert!(d.access_control.allow[1].contains("2001:db8::5".parse().unwrap()));
+    assert!(d.access_control.deny[0].contains("198.51.100.7".parse().unwrap()));
+    let again = h.get(path).await.json();
+    assert_eq!(again["allow"][0], "192.0.2.0/24");
+    assert_eq!(again["deny"][0], "198.51.100.7/32");
+
+    let bad = h
+        .send_json(
+            "PUT",
+            path,
+            json!({"deny": ["198.51.100.0/33"], "alow": []}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    let fields: Vec<String> = bad.json()["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["field"].as_str().map(str::to_owned))
+        .collect();
+    assert!(fields.contains(&"deny[0]".to_owned()), "{fields:?}");
+    assert!(fields.contains(&"alow".to_owned()), "{fields:?}");
+    // The bad change left the lists as they were.
+    assert_eq!(h.control.config().domains[0].access_control.deny.len(), 1);
+    assert_eq!(
+        h.get("/api/v1/domains/nope.example.com/access-control")
+            .await
+            .status,
+        404
+    );
+}

@@ -29,6 +29,7 @@ impl Modify for BearerAuth {
         super::domains::list_domains, super::domains::create_domain, super::domains::get_domain, super::domains::put_domain,
         super::domains::patch_domain, super::domains::delete_domain,
         super::protection::get_ip_access_limit, super::protection::put_ip_access_limit,
+        super::access::get_access_control, super::access::put_access_control,
         super::protection::get_rate_limiting, super::protection::put_rate_limiting,
         super::challenge::get_challenge, super::challenge::put_challenge, super::challenge::start_challenge,
         super::protection::list_rules, super::protection::add_rule, super::protection::get_rule, super::protection::put_rule,

@@ -1,6 +1,7 @@
 //! The `/api/v1/` endpoints: routing and the edit-validate-apply cycle every change goes through. Handlers are
 //! synchronous (they call [`Control`], which may block) and run on tokio's blocking pool.
 
+mod access;
 mod challenge;
 mod doc;
 mod domains;
@@ -16,6 +17,7 @@ use crate::control::{ApplyError, Control};
 use crate::error::{ApiError, FieldError};
 use crate::reply::{Reply, Req};
 
+pub(crate) use access::*;
 pub(crate) use challenge::*;
 pub(crate) use domains::*;
 pub(crate) use node::*;
@@ -66,6 +68,7 @@ pub enum Route {
     Domains,
     Domain(String),
     IpAccessLimit(String),
+    AccessControl(String),
     RateLimiting(String),
     Challenge(String),
     ChallengeStart(String),
@@ -90,6 +93,7 @@ impl Route {
             ["domains"] => Route::Domains,
             ["domains", _] => Route::Domain(name(1)),
             ["domains", _, "ip-access-limit"] => Route::IpAccessLimit(name(1)),
+            ["domains", _, "access-control"] => Route::AccessControl(name(1)),
             ["domains", _, "rate-limiting"] => Route::RateLimiting(name(1)),
             ["domains", _, "challenge"] => Route::Challenge(name(1)),
             ["domains", _, "challenge", "start"] => Route::ChallengeStart(name(1)),
@@ -113,7 +117,7 @@ impl Route {
             OpenApi | OriginAddresses(_) | Stats(_) | Activity | Blocks => &[Method::GET],
             Domains | Rules(_) => &[Method::GET, Method::POST],
             Domain(_) => &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE],
-            IpAccessLimit(_) | RateLimiting(_) | Challenge(_) | Config => {
+            IpAccessLimit(_) | AccessControl(_) | RateLimiting(_) | Challenge(_) | Config => {
                 &[Method::GET, Method::PUT]
             }
             RulesOrder(_) => &[Method::PUT],
@@ -145,6 +149,8 @@ pub fn handle(state: &State, route: Route, req: &Req) -> Reply {
         },
         IpAccessLimit(name) if m == Method::PUT => put_ip_access_limit(state, &name, req),
         IpAccessLimit(name) => get_ip_access_limit(state, &name),
+        AccessControl(name) if m == Method::PUT => put_access_control(state, &name, req),
+        AccessControl(name) => get_access_control(state, &name),
         RateLimiting(name) if m == Method::PUT => put_rate_limiting(state, &name, req),
         RateLimiting(name) => get_rate_limiting(state, &name),
         Challenge(name) if m == Method::PUT => put_challenge(state, &name, req),
