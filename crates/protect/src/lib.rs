@@ -20,6 +20,7 @@ mod engine;
 mod node;
 pub mod path;
 pub mod replay;
+pub mod summary;
 #[cfg(test)]
 mod tests;
 mod time;

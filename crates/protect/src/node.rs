@@ -18,6 +18,7 @@ use edgeguard_store::{
 
 use crate::blocks::{self, DomainBlocks, InForce, PREFIX_TYPE};
 use crate::engine::{DomainGuard, GuardError, RULE_OPERATOR, Sink};
+use crate::summary::Summaries;
 
 /// The node's database file in `data_dir`.
 pub const DB_FILE: &str = "edgeguard.db";
@@ -44,6 +45,8 @@ pub struct NodeProtection {
     challenger: Challenger,
     blocks: Mutex<HashMap<String, Arc<DomainBlocks>>>,
     recommended: Mutex<HashMap<String, Arc<AtomicU32>>>,
+    /// Refusal tallies of the node (rule triggers here, the data plane's limits beside them).
+    summaries: Arc<Summaries>,
 }
 
 impl std::fmt::Debug for NodeProtection {
@@ -106,6 +109,7 @@ impl NodeProtection {
             challenger,
             blocks: Mutex::new(HashMap::new()),
             recommended: Mutex::new(HashMap::new()),
+            summaries: Arc::default(),
         };
         let now = p.now_ms();
         match p.log.load_blocks(i64::try_from(now).unwrap_or(i64::MAX)) {
@@ -155,6 +159,11 @@ impl NodeProtection {
     pub fn now_ms(&self) -> u64 {
         u64::try_from(i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX) + self.offset_ms)
             .unwrap_or(0)
+    }
+
+    /// The node's refusal tallies: counted always, written as summary lines by the data plane's background task.
+    pub fn summaries(&self) -> &Arc<Summaries> {
+        &self.summaries
     }
 
     pub fn node_name(&self) -> &str {
@@ -215,6 +224,10 @@ impl NodeProtection {
                 // Not read while the domain has a `qps` or no limit; not refreshed in the background either.
                 Arc::new(AtomicU32::new(MIN_QPS))
             };
+            // Pre-registered so `/metrics` shows each configured rule before it first triggers.
+            for rule in &d.rate_limiting.rules {
+                self.summaries.rule(&name, &rule.name);
+            }
             let guard = DomainGuard::build(
                 d,
                 before,
@@ -223,6 +236,7 @@ impl NodeProtection {
                 Sink {
                     node: self.node.clone(),
                     writer: Some(self.log.writer()),
+                    summaries: self.summaries.clone(),
                 },
             )?
             .with_challenger(&self.challenger);
