@@ -30,7 +30,7 @@ pub struct DemoArgs {
 }
 
 pub fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    init_logging();
+    let _log = init_logging();
     let dir = std::env::temp_dir().join(format!("edgeguard-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let result = runtime()?.block_on(serve(args, dir.clone()));

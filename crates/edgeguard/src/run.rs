@@ -37,7 +37,7 @@ fn not_applied(config: &edgeguard_config::Config) -> Vec<&'static str> {
 }
 
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    init_logging();
+    let _log = init_logging();
     let config =
         edgeguard_config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
     runtime()?.block_on(async {
@@ -123,12 +123,24 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub fn init_logging() {
+/// Lines the log writer holds while stderr is slow; past that, lines are dropped rather than wait.
+const LOG_BUFFER_LINES: usize = 16_384;
+
+/// Logging to stderr through a writer thread (`tracing-appender`'s non-blocking writer): a worker never waits
+/// for stderr; when the buffer is full, lines are dropped (lossy). Keep the guard for the life of the process:
+/// dropping it flushes what is buffered and stops the writer.
+pub fn init_logging() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEGUARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_BUFFER_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    guard
 }

@@ -20,6 +20,7 @@ use edgeguard_store::{ActivityRecord, ActivityWriter};
 
 use super::access::AccessLists;
 use super::blocks::{self, DomainBlocks, InForce, Inserted};
+use super::summary::Summaries;
 use edgeguard_rules::RequestView;
 
 /// Bytes of the IP access limit's per-second table of one domain: about 190 bytes per client, so some 11,000
@@ -45,6 +46,8 @@ pub enum GuardError {
 pub struct Sink {
     pub node: String,
     pub writer: Option<ActivityWriter>,
+    /// Triggers are counted here; at most a few per rule and period get a line of their own.
+    pub summaries: Arc<Summaries>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -482,6 +485,11 @@ impl DomainGuard {
             if r.rule.action.enforces() {
                 w.submit_block(blocks::record(&self.name, &r.rule.object, key, &entry));
             }
+        }
+        let tally = self.sink.summaries.rule(&self.name, &r.name);
+        tally.refuse(key);
+        if !tally.may_log() {
+            return Some(entry);
         }
         tracing::warn!(
             domain = %self.name,

@@ -25,6 +25,7 @@ mod node;
 mod outcomes;
 pub mod path;
 pub mod replay;
+pub mod summary;
 #[cfg(test)]
 mod tests;
 mod time;

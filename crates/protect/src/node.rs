@@ -20,6 +20,7 @@ use crate::blocks::{self, DomainBlocks, InForce, PREFIX_TYPE};
 use crate::budget::{BlocksBudget, BlocksStats};
 use crate::engine::{DomainGuard, GuardError, RULE_OPERATOR, Sink};
 use crate::outcomes::VerifyCounts;
+use crate::summary::Summaries;
 
 /// The node's database file in `data_dir`.
 pub const DB_FILE: &str = "edgeguard.db";
@@ -49,6 +50,8 @@ pub struct NodeProtection {
     budget: Arc<BlocksBudget>,
     verify: VerifyCounts,
     recommended: Mutex<HashMap<String, Arc<AtomicU32>>>,
+    /// Refusal tallies of the node (rule triggers here, the data plane's limits beside them).
+    summaries: Arc<Summaries>,
 }
 
 impl std::fmt::Debug for NodeProtection {
@@ -113,6 +116,7 @@ impl NodeProtection {
             budget: BlocksBudget::new(config.node.blocks_size),
             verify: VerifyCounts::default(),
             recommended: Mutex::new(HashMap::new()),
+            summaries: Arc::default(),
         };
         let now = p.now_ms();
         match p.log.load_blocks(i64::try_from(now).unwrap_or(i64::MAX)) {
@@ -162,6 +166,11 @@ impl NodeProtection {
     pub fn now_ms(&self) -> u64 {
         u64::try_from(i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX) + self.offset_ms)
             .unwrap_or(0)
+    }
+
+    /// The node's refusal tallies: counted always, written as summary lines by the data plane's background task.
+    pub fn summaries(&self) -> &Arc<Summaries> {
+        &self.summaries
     }
 
     pub fn node_name(&self) -> &str {
@@ -237,6 +246,10 @@ impl NodeProtection {
                 // Not read while the domain has a `qps` or no limit; not refreshed in the background either.
                 Arc::new(AtomicU32::new(MIN_QPS))
             };
+            // Pre-registered so `/metrics` shows each configured rule before it first triggers.
+            for rule in &d.rate_limiting.rules {
+                self.summaries.rule(&name, &rule.name);
+            }
             let guard = DomainGuard::build(
                 d,
                 before,
@@ -245,6 +258,7 @@ impl NodeProtection {
                 Sink {
                     node: self.node.clone(),
                     writer: Some(self.log.writer()),
+                    summaries: self.summaries.clone(),
                 },
             )?
             .with_challenger(&self.challenger);

@@ -119,10 +119,8 @@ impl RequestCtx {
             let start = buf.len();
             k.append(&input, &mut buf);
             if buf.len() - start > max {
-                tracing::info!(
-                    len = buf.len() - start,
-                    "limit key too long, request not limited by it"
-                );
+                // A client can send such keys on every request: counted and summarised, not a line each.
+                ctx.rt.long_keys.refuse(&buf[start..]);
                 buf.truncate(start);
             }
             ctx.key_ends.push(buf.len());

@@ -68,6 +68,8 @@ struct Scrape {
     /// Domains with a cache, by name.
     caches: Vec<(String, CacheStats)>,
     log_dropped: u64,
+    /// Refusal tallies (kind, name, total), sorted; from the node protection's summaries.
+    refusals: Vec<(&'static str, String, u64)>,
 }
 
 #[derive(Debug)]
@@ -158,6 +160,13 @@ impl Scrape {
             upstreams,
             caches,
             log_dropped: log.dropped(),
+            refusals: rt.protect.node().map_or_else(Vec::new, |n| {
+                n.summaries()
+                    .all()
+                    .iter()
+                    .map(|t| (t.kind(), t.name().to_owned(), t.total()))
+                    .collect()
+            }),
         }
     }
 }
@@ -306,6 +315,17 @@ impl Collector for Scrape {
                     _ => ConstGauge::new(get(s)).encode(family)?,
                 }
             }
+        }
+
+        let mut m = enc.encode_descriptor(
+            "edgeguard_refusals",
+            "Requests refused (or delayed, kind limit_req_delay) by each zone, rule or limit; dry runs included.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, name, v) in &self.refusals {
+            let labels = [("kind", *kind), ("name", name.as_str())];
+            ConstCounter::new(*v).encode(m.encode_family(&labels)?)?;
         }
 
         let m = enc.encode_descriptor(

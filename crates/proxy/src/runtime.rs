@@ -13,6 +13,7 @@ use edgeguard_cache::{Cache, CacheConfig};
 use edgeguard_config::{
     CacheSpec, Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
 };
+use edgeguard_protect::summary::{KeyText, Summaries, Tally};
 use http::{HeaderValue, StatusCode};
 
 use crate::error::ProxyError;
@@ -27,6 +28,10 @@ pub(crate) struct Limits {
     pub req_keys: Vec<Arc<CompiledKey>>,
     pub conn: Vec<ConnLimit>,
     pub conn_keys: Vec<Arc<CompiledKey>>,
+    /// Refusal and delay tallies of each `req` / `conn` entry's zone, in the same order.
+    pub req_refused: Vec<Arc<Tally>>,
+    pub req_delayed: Vec<Arc<Tally>>,
+    pub conn_refused: Vec<Arc<Tally>>,
 }
 
 #[derive(Debug)]
@@ -52,6 +57,11 @@ pub(crate) struct DomainRt {
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
     pub stats: Arc<crate::stats::DomainStats>,
+    /// Refusals of the domain's own limits, by client address: the IP access limit, challenge answers,
+    /// request bodies (too large, too slow).
+    pub ip_limited: Arc<Tally>,
+    pub verify_refused: Arc<Tally>,
+    pub body_refused: Arc<Tally>,
 }
 
 impl DomainRt {
@@ -78,6 +88,8 @@ pub(crate) struct Runtime {
     req_zones: HashMap<String, (ReqZoneSpec, Arc<ReqZone>, Arc<CompiledKey>)>,
     conn_zones: HashMap<String, (ConnZoneSpec, Arc<ConnZone>, Arc<CompiledKey>)>,
     pools: Vec<Arc<UpstreamPool>>,
+    /// Limit keys too long to count (not limited by that key), node-wide.
+    pub long_keys: Arc<Tally>,
 }
 
 fn status(code: u16, what: &'static str) -> Result<StatusCode, ProxyError> {
@@ -86,7 +98,12 @@ fn status(code: u16, what: &'static str) -> Result<StatusCode, ProxyError> {
 
 impl Runtime {
     /// Builds the state for `config`, taking over zones and pools of `previous` where they are unchanged.
-    pub(crate) fn build(config: &Config, previous: Option<&Runtime>) -> Result<Self, ProxyError> {
+    /// Refusal tallies come from `summaries` by kind and name, so a reload keeps their counts.
+    pub(crate) fn build(
+        config: &Config,
+        previous: Option<&Runtime>,
+        summaries: &Summaries,
+    ) -> Result<Self, ProxyError> {
         let node = &config.node;
         let via = HeaderValue::try_from(format!("1.1 {}", node.name))
             .map_err(|_| ProxyError::ViaName(node.name.clone()))?;
@@ -136,10 +153,11 @@ impl Runtime {
             req_zones,
             conn_zones,
             pools: Vec::new(),
+            long_keys: summaries.get("limit_key_too_long", "", KeyText::Bytes),
         };
         let previous_pools = previous.map_or(&[][..], |p| &p.pools[..]);
         for domain in &config.domains {
-            let mut rt = runtime.build_domain(domain, node.tier, previous_pools)?;
+            let mut rt = runtime.build_domain(domain, node.tier, previous_pools, summaries)?;
             let before = previous.and_then(|p| p.domains.get(&rt.name));
             carry_over(&mut rt, &domain.cache, before.map(|d| &**d));
             runtime
@@ -209,7 +227,9 @@ impl Runtime {
         d: &Domain,
         tier: Tier,
         previous: &[Arc<UpstreamPool>],
+        summaries: &Summaries,
     ) -> Result<DomainRt, ProxyError> {
+        let name = d.name.to_ascii_lowercase();
         let mut upstreams = Vec::new();
         if tier == Tier::Edge {
             for up in &d.parents {
@@ -219,20 +239,23 @@ impl Runtime {
         for up in &d.origins {
             upstreams.push(self.pool("origin", up, previous));
         }
-        let limits = Arc::new(self.limits(&d.name, &d.limit_req, &d.limit_conn)?);
+        let limits = Arc::new(self.limits(&d.name, &d.limit_req, &d.limit_conn, summaries)?);
         let mut locations = Vec::with_capacity(d.locations.len());
         for loc in &d.locations {
             let req = loc.limit_req.as_deref().unwrap_or(&d.limit_req);
             let conn = loc.limit_conn.as_deref().unwrap_or(&d.limit_conn);
             locations.push(LocationRt {
                 path: loc.path.clone(),
-                limits: Arc::new(self.limits(&d.name, req, conn)?),
+                limits: Arc::new(self.limits(&d.name, req, conn, summaries)?),
             });
         }
         // The model promises longest first; sorting again keeps the match right whatever built the config.
         locations.sort_by_key(|l| std::cmp::Reverse(l.path.len()));
         Ok(DomainRt {
-            name: d.name.to_ascii_lowercase(),
+            ip_limited: summaries.get("ip_access_limit", &name, KeyText::Address),
+            verify_refused: summaries.get("challenge_answer", &name, KeyText::Address),
+            body_refused: summaries.get("request_body", &name, KeyText::Address),
+            name,
             explain: d.explain,
             limit_req_status: status(d.limit_req_status, "limit_req_status")?,
             limit_conn_status: status(d.limit_conn_status, "limit_conn_status")?,
@@ -251,6 +274,7 @@ impl Runtime {
         domain: &str,
         req: &[LimitReqSpec],
         conn: &[LimitConnSpec],
+        summaries: &Summaries,
     ) -> Result<Limits, ProxyError> {
         let mut out = Limits::default();
         for spec in req {
@@ -269,6 +293,10 @@ impl Runtime {
                 dry_run: spec.dry_run,
             });
             out.req_keys.push(key.clone());
+            out.req_refused
+                .push(summaries.get("limit_req", &spec.zone, KeyText::Bytes));
+            out.req_delayed
+                .push(summaries.get("limit_req_delay", &spec.zone, KeyText::Bytes));
         }
         for spec in conn {
             let (_, zone, key) =
@@ -285,6 +313,8 @@ impl Runtime {
                 dry_run: spec.dry_run,
             });
             out.conn_keys.push(key.clone());
+            out.conn_refused
+                .push(summaries.get("limit_conn", &spec.zone, KeyText::Bytes));
         }
         Ok(out)
     }

@@ -25,6 +25,7 @@ use crate::error::ProxyError;
 use crate::pipeline;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
+use edgeguard_protect::summary::{self, Summaries};
 use edgeguard_protect::{FLUSH_EVERY, NodeProtection, StartChallengeError};
 use edgeguard_store::{ActivityLog, BlockRecord, Recommendation, StoreError, TrafficStats};
 
@@ -51,9 +52,9 @@ impl Node {
         if config.node.listen.is_empty() {
             return Err(ProxyError::NoListener);
         }
-        let mut runtime = Runtime::build(&config, None)?;
         let protection =
             Arc::new(NodeProtection::open(&config, clock.clone()).map_err(ProxyError::Protection)?);
+        let mut runtime = Runtime::build(&config, None, protection.summaries())?;
         runtime.protect = protection
             .guards(&config, None)
             .map_err(ProxyError::Guard)?;
@@ -78,12 +79,14 @@ impl Node {
             clock,
             stats: Default::default(),
             access_log: Default::default(),
+            summaries: protection.summaries().clone(),
         });
         shared.access_log.configure(
             config.node.access_log.as_deref(),
             config.node.access_log_format,
         )?;
         let health = crate::health::spawn(shared.clone());
+        let summaries = spawn_summaries(shared.summaries.clone());
         let (stop, stop_rx) = watch::channel(None);
         let tasks = listeners
             .into_iter()
@@ -98,6 +101,7 @@ impl Node {
             reload_lock: Mutex::new(()),
             health,
             protect_task: spawn_protection(&protection),
+            summaries,
             protection,
         })
     }
@@ -115,6 +119,8 @@ pub struct RunningNode {
     protect_task: JoinHandle<()>,
     /// Active upstream health checks.
     health: JoinHandle<()>,
+    /// Writes the refusal summaries every [`summary::PERIOD`].
+    summaries: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -137,7 +143,7 @@ impl RunningNode {
     pub fn reload(&self, config: Config) -> Result<(), ProxyError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.shared.runtime.load_full();
-        let mut next = Runtime::build(&config, Some(&current))?;
+        let mut next = Runtime::build(&config, Some(&current), self.protection.summaries())?;
         next.protect = self
             .protection
             .guards(&config, Some(&current.protect))
@@ -182,6 +188,9 @@ impl RunningNode {
             let _ = task.await;
         }
         self.health.abort();
+        self.summaries.abort();
+        // What was refused since the last summary is not lost at a stop.
+        self.shared.summaries.write(summary::PERIOD.as_secs());
         self.shared.access_log.close();
         self.protect_task.abort();
         let protection = self.protection.clone();
@@ -238,6 +247,7 @@ impl Drop for RunningNode {
             let _ = self.stop.send(Some(Duration::ZERO));
         }
         self.health.abort();
+        self.summaries.abort();
         self.protect_task.abort();
     }
 }
@@ -325,6 +335,20 @@ async fn serve(
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, "connection ended: {e}");
     }
+}
+
+/// Writes the refusal summaries (one line per zone, rule or limit that refused something) every
+/// [`summary::PERIOD`], until aborted. The first tick is skipped: nothing has been counted yet.
+fn spawn_summaries(summaries: Arc<Summaries>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(summary::PERIOD);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            summaries.write(summary::PERIOD.as_secs());
+        }
+    })
 }
 
 /// Runs the protection engine's periodic step ([`NodeProtection::tick`]: statistics flush, block sweep,

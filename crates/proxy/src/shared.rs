@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use edgeguard_limit::Clock;
+use edgeguard_protect::summary::Summaries;
 
 use crate::access_log::AccessLog;
 use crate::ctx::Epoch;
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     /// Counters for `/metrics` that are not per domain.
     pub stats: NodeStats,
     pub access_log: AccessLog,
+    /// Refusal tallies (the node protection's): `/metrics` reads them, a background task writes the summaries.
+    pub summaries: Arc<Summaries>,
     /// Wall-clock time for cache freshness, read through `clock`.
     pub epoch: Epoch,
 }

@@ -28,17 +28,12 @@ pub(crate) fn limit_conn(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow 
     ctx.conn_guard = Some(decision.guard);
     match decision.status {
         Some(s @ (ConnStatus::Rejected | ConnStatus::RejectedDryRun)) => {
-            let dry = if s == ConnStatus::RejectedDryRun {
-                ", dry run,"
-            } else {
-                ""
-            };
-            tracing::error!(
-                "limiting connections{dry} by zone \"{}\", client: {}, host: \"{}\"",
-                decision.limit.map_or("", |i| lim.conn[i].zone.name()),
-                ctx.client_ip,
-                ctx.domain.as_ref().map_or("", |d| d.name.as_str()),
-            );
+            // Counted in the zone's tally, written as a summary line per zone and period (not a line each).
+            let i = decision.limit.unwrap_or(0);
+            if let Some(t) = lim.conn_refused.get(i) {
+                let keys = key_slices(&ctx.keys, &ctx.key_ends);
+                t.refuse(keys.get(i).copied().unwrap_or(b""));
+            }
             if s == ConnStatus::RejectedDryRun {
                 return Flow::Continue;
             }

@@ -1,4 +1,4 @@
-//! nginx `limit_req` over the matched location's limits: decide, log as nginx does, wait if delayed, answer
+//! nginx `limit_req` over the matched location's limits: decide, count in the zone's refusal tally, wait if delayed, answer
 //! `limit_req_status` if rejected.
 
 use std::time::Duration;
@@ -45,26 +45,26 @@ pub(crate) async fn limit_req(
     let Some(status) = decision.status else {
         return Flow::Continue;
     };
-    let zone = || decision.limit.map_or("", |i| lim.req[i].zone.name());
-    let (whole, frac) = (decision.excess_milli / 1000, decision.excess_milli % 1000);
+    // nginx writes a line per rejected or delayed request; here each is counted in its zone's tally and
+    // written as one summary line per zone and period (the key is the zone's key for this request).
+    let i = decision.limit.unwrap_or(0);
+    let key = key_slices(&ctx.keys, &ctx.key_ends)
+        .get(i)
+        .copied()
+        .unwrap_or(b"");
     match status {
         ReqStatus::Passed => Flow::Continue,
         ReqStatus::Rejected | ReqStatus::RejectedDryRun => {
-            let dry = if status == ReqStatus::RejectedDryRun {
-                ", dry run"
-            } else {
-                ""
-            };
-            if decision.no_room {
-                // nginx logs this at alert: the zone is too small for the keys it sees.
-                tracing::error!("could not allocate node in limit_req zone \"{}\"", zone());
+            if let Some(t) = lim.req_refused.get(i) {
+                t.refuse(key);
+                if decision.no_room && t.may_log() {
+                    // nginx logs this at alert: the zone is too small for the keys it sees.
+                    tracing::error!(
+                        "could not allocate node in limit_req zone \"{}\"",
+                        lim.req[i].zone.name()
+                    );
+                }
             }
-            tracing::error!(
-                "limiting requests{dry}, excess: {whole}.{frac:03} by zone \"{}\", client: {}, host: \"{}\"",
-                zone(),
-                ctx.client_ip,
-                ctx.domain.as_ref().map_or("", |d| d.name.as_str()),
-            );
             if status == ReqStatus::RejectedDryRun {
                 return Flow::Continue;
             }
@@ -75,16 +75,9 @@ pub(crate) async fn limit_req(
             Flow::Answer(limit_answer(code, "request rate limited (limit_req)"))
         }
         ReqStatus::Delayed | ReqStatus::DelayedDryRun => {
-            let dry = if status == ReqStatus::DelayedDryRun {
-                ", dry run"
-            } else {
-                ""
-            };
-            tracing::warn!(
-                "delaying request{dry}, excess: {whole}.{frac:03}, by zone \"{}\", client: {}",
-                zone(),
-                ctx.client_ip
-            );
+            if let Some(t) = lim.req_delayed.get(i) {
+                t.refuse(key);
+            }
             if status == ReqStatus::Delayed {
                 // The excess is already charged: a client that leaves during the wait has still spent it.
                 let wait = Duration::from_millis(decision.delay_ms);

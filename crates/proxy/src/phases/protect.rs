@@ -154,7 +154,10 @@ pub(crate) fn ip_access_limit(ctx: &mut RequestCtx) -> Flow {
     if ctx.domain.as_ref().is_some_and(|d| d.explain) {
         ctx.protect.decision = Some(format!("ip_access_limit qps={qps}"));
     }
-    tracing::info!(client = %ctx.client_ip, host = %guard.name(), qps, "IP access limit exceeded (514)");
+    // Counted and summarised per domain and period, never a line per refused request.
+    if let Some(d) = &ctx.domain {
+        d.ip_limited.refuse_ip(ctx.client_ip);
+    }
     let code = StatusCode::from_u16(514).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     Flow::Answer(answer(
         code,
@@ -342,6 +345,8 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
     if v.result.is_ok() {
         let ttl = challenger.clearance_ttl();
         record_pass(ctx, &node, &domain.name, v.claimed_solve_ms, ttl);
+    } else {
+        domain.verify_refused.refuse_ip(ctx.client_ip);
     }
     let mut resp = Response::new(ProxyBody::full(v.body));
     *resp.status_mut() = StatusCode::from_u16(v.status).unwrap_or(StatusCode::FORBIDDEN);

@@ -43,7 +43,7 @@ pub(crate) async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Re
             ctx.cdn.upstream = failures.0.last().map(|(p, _)| p.clone());
             let client_side = failures.0.last().is_some_and(|(_, f)| f.is_client_side());
             if client_side {
-                tracing::info!(host = %domain.name, client = %ctx.client_ip, "request body refused: {status}");
+                domain.body_refused.refuse_ip(ctx.client_ip);
             } else {
                 let why = failures.body().trim_end().replace('\n', "; ");
                 if let Some(stale) = cache::stale_instead(ctx, &domain, &why) {
