@@ -42,6 +42,19 @@ pub enum ProxyError {
     /// A domain's protection (rules, tables) could not be built.
     #[error("configuration not applied: {0}")]
     Guard(#[source] edgeguard_protect::GuardError),
+    /// A `[domain.tls]` certificate or key that cannot be served (unreadable, mismatched, expired).
+    #[error("configuration not applied: domain {domain}: [domain.tls]: {source}")]
+    Certificate {
+        domain: String,
+        #[source]
+        source: edgeguard_config::certs::CertError,
+    },
+    /// A `[domain.upstream_tls]` that cannot be set up (unreadable `ca`, no roots, bad `server_name`).
+    #[error("configuration not applied: domain {domain}: [domain.upstream_tls]: {why}")]
+    UpstreamTls { domain: String, why: String },
+    /// The TLS library refused the server settings.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
     /// Anything else that cannot be turned into runtime state (the access log file or its writer).
     #[error("configuration not applied: {0}")]
     Config(String),

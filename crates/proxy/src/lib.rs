@@ -44,6 +44,7 @@ pub mod replay;
 mod request_body;
 mod runtime;
 mod server;
+mod tls;
 mod upstream;
 
 pub use error::ProxyError;

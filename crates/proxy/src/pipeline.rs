@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
 use crate::ctx::{ConnInfo, Flow, RequestCtx, Shared};
-use crate::phases::{cache, limit_conn, limit_req, protect, route, upstream};
+use crate::phases::{cache, limit_conn, limit_req, protect, redirect, route, upstream};
 
 /// Runs one request through the pipeline.
 pub(crate) async fn handle(
@@ -61,6 +61,8 @@ async fn run_phases(
     // nginx limits of the location.
     phase!(limit_req::limit_req(ctx, &req, clock).await);
     phase!(limit_conn::limit_conn(ctx, &req));
+    // https_redirect: plain HTTP gets 308 to HTTPS, after the challenge and limits had their say.
+    phase!(redirect::https_redirect(ctx, &req));
     // A fresh hit answers; a miss leaves its fill or stale copy in `ctx.cdn` for the upstream phase.
     let req = match cache::lookup(ctx, req, clock).await {
         Ok(req) => req,

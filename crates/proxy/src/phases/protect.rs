@@ -292,7 +292,7 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
         .as_deref()
         .and_then(DomainGuard::challenger)
         .unwrap_or_else(|| node.challenger());
-    let v = challenger.handle_verify(&body, ctx.client_ip, &domain.name, now, false);
+    let v = challenger.handle_verify(&body, ctx.client_ip, &domain.name, now, ctx.conn.https);
     if v.result.is_ok() {
         let ttl = challenger.clearance_ttl();
         record_pass(ctx, &node, &domain.name, v.claimed_solve_ms, ttl);
