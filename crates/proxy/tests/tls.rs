@@ -79,9 +79,13 @@ fn peer_cert(s: &TlsStream<TcpStream>) -> Vec<u8> {
     s.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
-/// One HTTP/1.1 keep-alive request on `s`; returns the head and body text (the body is read by length).
+/// One HTTP/1.1 keep-alive GET on `s`; returns the head and body text (the body is read by length).
 async fn get_on(s: &mut TlsStream<TcpStream>, host: &str, path: &str) -> String {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    exchange(s, &req).await
+}
+
+async fn exchange(s: &mut TlsStream<TcpStream>, req: &str) -> String {
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -353,4 +357,61 @@ async fn an_origin_over_https_is_verified_against_its_ca() {
         "{}",
         r.body
     );
+}
+
+fn attr<'a>(page: &'a str, name: &str) -> &'a str {
+    let start = page.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+    let end = start + page[start..].find('"').unwrap();
+    &page[start..end]
+}
+
+/// The nonce the challenge page's worker would find: SHA-256(challenge || nonce) with `bits` leading zeros.
+fn solve(challenge: &str, bits: u32) -> u64 {
+    use sha2::{Digest, Sha256};
+    (0..1u64 << 24)
+        .find(|n| {
+            let h = Sha256::digest(format!("{challenge}{n}").as_bytes());
+            let zeros = h
+                .iter()
+                .position(|&b| b != 0)
+                .map_or(256, |i| i as u32 * 8 + h[i].leading_zeros());
+            zeros >= bits
+        })
+        .expect("a nonce within 2^24 tries")
+}
+
+#[tokio::test]
+async fn the_clearance_cookie_is_secure_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test ca");
+    ca.issue(dir.path(), "a", "a.test");
+    ca.issue(dir.path(), "b", "b.test");
+    let o = proto_origin().await;
+    let extra = "\n[domain.challenge]\ndifficulty = 8\npaths = [\"/login\"]\n";
+    let (node, _) = node(&site(dir.path(), o.addr, extra)).await;
+    let mut s = tls_connect(node.local_tls_addrs()[0], &ca, "a.test", &[])
+        .await
+        .unwrap();
+    let page = get_on(&mut s, "a.test", "/login").await;
+    assert!(page.contains("data-token="), "{page}");
+    let nonce = solve(
+        attr(&page, "data-challenge"),
+        attr(&page, "data-difficulty").parse().unwrap(),
+    );
+    let form = format!(
+        "token={}&nonce={nonce}&elapsed_ms=42&return_to=%2Flogin",
+        attr(&page, "data-token")
+    );
+    let req = format!(
+        "POST /.edgeguard/challenge/verify HTTP/1.1\r\nHost: a.test\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let verified = exchange(&mut s, &req).await;
+    assert!(verified.starts_with("HTTP/1.1 200"), "{verified}");
+    let cookie = verified
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("{verified}"));
+    assert!(cookie.trim_end().ends_with("; Secure"), "{cookie}");
 }
