@@ -43,7 +43,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             tracing::info!(%addr, "listening");
         }
         for addr in node.local_tls_addrs() {
-            tracing::info!(%addr, "listening (HTTPS)");
+            tracing::info!(%addr, "serving HTTPS");
         }
         let control = Arc::new(NodeControl::new(node.clone(), config, path));
         let admin = match edgeguard_admin::start(admin_addr, token, control.clone()).await {
