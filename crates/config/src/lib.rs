@@ -9,6 +9,7 @@
 //! Not here: applying a configuration (the proxy does that), watching files or handling SIGHUP (the binary
 //! does), and the meaning of rules beyond their validation (`edgeguard-rules`).
 
+pub mod certs;
 pub mod defaults;
 mod error;
 pub mod model;

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use edgeguard_config::*;
 
-const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+/// A real self-signed certificate and its key: `check` loads them as the node would.
+fn cert_and_key() -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["www.example.com".into()]).unwrap();
+    (c.cert.pem(), c.signing_key.serialize_pem())
+}
 
 fn example() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wave2.toml");
@@ -18,9 +21,10 @@ fn example() -> String {
 fn folder(text: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("certs")).unwrap();
-    std::fs::write(dir.path().join("certs/www.example.com.pem"), CERT).unwrap();
-    std::fs::write(dir.path().join("certs/www.example.com.key"), KEY).unwrap();
-    std::fs::write(dir.path().join("certs/origin-ca.pem"), CERT).unwrap();
+    let (cert, key) = cert_and_key();
+    std::fs::write(dir.path().join("certs/www.example.com.pem"), &cert).unwrap();
+    std::fs::write(dir.path().join("certs/www.example.com.key"), key).unwrap();
+    std::fs::write(dir.path().join("certs/origin-ca.pem"), cert).unwrap();
     let file = dir.path().join("edgeguard.toml");
     std::fs::write(&file, text).unwrap();
     (dir, file)

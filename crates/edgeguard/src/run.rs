@@ -17,19 +17,7 @@ fn not_applied(config: &edgeguard_config::Config) -> Vec<&'static str> {
     if config.cluster.is_some() {
         out.push("[cluster] (limits, blocks and statistics are kept per node)");
     }
-    if !config.node.listen_tls.is_empty() {
-        out.push("node.listen_tls (no HTTPS listener is opened)");
-    }
     let any = |f: fn(&edgeguard_config::Domain) -> bool| config.domains.iter().any(f);
-    if any(|d| d.tls.is_some()) {
-        out.push("[domain.tls]");
-    }
-    if any(|d| d.https_redirect) {
-        out.push("domain.https_redirect");
-    }
-    if any(|d| d.upstream_tls.enabled) {
-        out.push("[domain.upstream_tls] (upstreams are reached over plain HTTP)");
-    }
     if any(|d| d.cache.disk_path.is_some()) {
         out.push("domain.cache.disk_path (the cache is in memory only)");
     }
@@ -53,6 +41,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         );
         for addr in node.local_addrs() {
             tracing::info!(%addr, "listening");
+        }
+        for addr in node.local_tls_addrs() {
+            tracing::info!(%addr, "serving HTTPS");
         }
         let control = Arc::new(NodeControl::new(node.clone(), config, path));
         let admin = match edgeguard_admin::start(admin_addr, token, control.clone()).await {

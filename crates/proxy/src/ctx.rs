@@ -34,6 +34,8 @@ pub(crate) struct ConnInfo {
     pub peer_ip: IpAddr,
     /// `peer_ip` as text, for `$remote_addr` and `X-Forwarded-For` without formatting per request.
     pub peer_text: Bytes,
+    /// The connection came in over TLS (`listen_tls`).
+    pub https: bool,
 }
 
 /// What a phase decided.

@@ -56,4 +56,17 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    /// A `[domain.tls]` certificate or key that cannot be served (unreadable, mismatched, expired).
+    #[error("configuration not applied: domain {domain}: [domain.tls]: {source}")]
+    Certificate {
+        domain: String,
+        #[source]
+        source: edgeguard_config::certs::CertError,
+    },
+    /// A `[domain.upstream_tls]` that cannot be set up (unreadable `ca`, no roots, bad `server_name`).
+    #[error("configuration not applied: domain {domain}: [domain.upstream_tls]: {why}")]
+    UpstreamTls { domain: String, why: String },
+    /// The TLS library refused the server settings.
+    #[error("TLS setup failed: {0}")]
+    Tls(String),
 }

@@ -1,5 +1,5 @@
 //! Forwarding: the request as it goes upstream (Host from the request line, framing, hop-by-hop headers, the
-//! clearance cookie removed, nginx's `X-Forwarded-For`, our `Via`, origin-form URI, HTTP/1.1) and the
+//! clearance cookie removed, nginx's `X-Forwarded-For`, `X-Forwarded-Proto`, our `Via`, origin-form URI, HTTP/1.1) and the
 //! hop-by-hop headers of the answer.
 //!
 //! Hot path: header edits in place; `X-Forwarded-For` is built in one buffer only when the request had one.
@@ -13,6 +13,9 @@ use smallvec::SmallVec;
 use crate::client::X_FORWARDED_FOR;
 use crate::ctx::RequestCtx;
 use crate::request_body::RequestBody;
+
+/// `X-Forwarded-Proto`: `https` or `http`, how the client reached this node.
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// The request to send upstream, rewritten from the client's.
 pub(crate) fn upstream_request(ctx: &RequestCtx, req: Request<Incoming>) -> Request<RequestBody> {
@@ -33,6 +36,15 @@ pub(crate) fn upstream_request(ctx: &RequestCtx, req: Request<Incoming>) -> Requ
     strip_hop_by_hop(&mut parts.headers);
     crate::cookie::strip_clearance(&mut parts.headers);
     add_forwarded_for(&mut parts.headers, &ctx.conn.peer_text);
+    // A trusted proxy in front (an edge before this parent) said how the client came; anyone else is told.
+    if !(parts.headers.contains_key(&X_FORWARDED_PROTO)
+        && crate::client::is_trusted(ctx.conn.peer_ip, &ctx.rt.trusted_proxies))
+    {
+        let proto = if ctx.conn.https { "https" } else { "http" };
+        parts
+            .headers
+            .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    }
     parts.headers.append(header::VIA, ctx.rt.via.clone());
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         parts.uri = match parts.uri.path_and_query() {

@@ -48,6 +48,7 @@ mod runtime;
 mod server;
 mod shared;
 mod stats;
+mod tls;
 mod upstream;
 
 pub use error::ProxyError;

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
 use crate::ctx::{ConnInfo, Flow, RequestCtx};
-use crate::phases::{cache, limit_conn, limit_req, protect, route, upstream};
+use crate::phases::{cache, limit_conn, limit_req, protect, redirect, route, upstream};
 use crate::shared::Shared;
 
 /// Runs one request through the pipeline.
@@ -74,6 +74,8 @@ async fn run_phases(
     if verify {
         return protect::verify(ctx, req).await;
     }
+    // https_redirect: plain HTTP gets 308 to HTTPS, after the challenge and limits had their say.
+    phase!(redirect::https_redirect(ctx, &req));
     // A fresh hit answers; a miss leaves its fill or stale copy in `ctx.cdn` for the upstream phase.
     let req = match cache::lookup(ctx, req, clock).await {
         Ok(req) => req,

@@ -19,6 +19,7 @@ use http::{HeaderValue, StatusCode};
 use crate::error::ProxyError;
 use crate::key::CompiledKey;
 use crate::limits::{self, ConnLimit, ConnZone, ReqLimit, ReqZone};
+use crate::tls::UpstreamTls;
 use crate::upstream::UpstreamPool;
 
 /// The limit lists in force for one location (or for a domain outside its locations).
@@ -53,6 +54,8 @@ pub(crate) struct DomainRt {
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// `https_redirect`: plain-HTTP requests get 308 to HTTPS.
+    pub https_redirect: bool,
     /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`carry_over`).
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
@@ -82,6 +85,8 @@ pub(crate) struct Runtime {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// The port of the first bound `listen_tls` address, for `https_redirect`; set by the node after binding.
+    pub https_port: Option<u16>,
     pub domains: HashMap<String, Arc<DomainRt>>,
     /// Protection of each domain (blocks, IP access limit, rules); filled in by the node after `build`.
     pub protect: edgeguard_protect::Guards,
@@ -148,6 +153,7 @@ impl Runtime {
             header_timeout: node.header_timeout,
             body_timeout: node.body_timeout,
             keepalive_timeout: node.keepalive_timeout,
+            https_port: None,
             domains: HashMap::new(),
             protect: Default::default(),
             req_zones,
@@ -203,21 +209,22 @@ impl Runtime {
         &mut self,
         kind: &str,
         up: &edgeguard_config::Upstream,
+        tls: Option<&UpstreamTls>,
         previous: &[Arc<UpstreamPool>],
     ) -> Arc<UpstreamPool> {
         let label_kind = |p: &Arc<UpstreamPool>| p.label.starts_with(kind);
         if let Some(p) = self
             .pools
             .iter()
-            .find(|p| p.same_address(up) && label_kind(p))
+            .find(|p| p.same_address(up, tls) && label_kind(p))
         {
             return p.clone();
         }
         let pool = previous
             .iter()
-            .find(|p| p.same_address(up) && label_kind(p))
+            .find(|p| p.same_address(up, tls) && label_kind(p))
             .cloned()
-            .unwrap_or_else(|| Arc::new(UpstreamPool::new(kind, up)));
+            .unwrap_or_else(|| Arc::new(UpstreamPool::new(kind, up, tls.cloned())));
         self.pools.push(pool.clone());
         pool
     }
@@ -231,13 +238,14 @@ impl Runtime {
     ) -> Result<DomainRt, ProxyError> {
         let name = d.name.to_ascii_lowercase();
         let mut upstreams = Vec::new();
+        let tls = UpstreamTls::build(&d.upstream_tls, &d.name)?;
         if tier == Tier::Edge {
             for up in &d.parents {
-                upstreams.push(self.pool("parent", up, previous));
+                upstreams.push(self.pool("parent", up, tls.as_ref(), previous));
             }
         }
         for up in &d.origins {
-            upstreams.push(self.pool("origin", up, previous));
+            upstreams.push(self.pool("origin", up, tls.as_ref(), previous));
         }
         let limits = Arc::new(self.limits(&d.name, &d.limit_req, &d.limit_conn, summaries)?);
         let mut locations = Vec::with_capacity(d.locations.len());
@@ -264,6 +272,7 @@ impl Runtime {
             upstreams,
             connect_timeout: d.connect_timeout,
             read_timeout: d.read_timeout,
+            https_redirect: d.https_redirect,
             cache: None,
             stats: Arc::default(),
         })

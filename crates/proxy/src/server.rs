@@ -1,6 +1,8 @@
-//! Listeners and connections: one accept loop per `node.listen` address, each connection served by hyper-util's
-//! auto builder (HTTP/1.1 with keep-alive and pipelining, or HTTP/2 with prior knowledge, told apart by the
-//! connection preface), graceful shutdown through hyper-util's watcher.
+//! Listeners and connections: one accept loop per `node.listen` and `node.listen_tls` address, each connection
+//! served by hyper-util's auto builder (HTTP/1.1 with keep-alive and pipelining, or HTTP/2: with prior
+//! knowledge on plain ports, told apart by the connection preface, and by ALPN over TLS), graceful shutdown
+//! through hyper-util's watcher. A TLS connection is handshaken first (within `header_timeout`, see `tls.rs`)
+//! and then served by the same builder and pipeline as a plain one.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,6 +20,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use crate::client::canonical;
 use crate::ctx::{ConnInfo, Epoch};
@@ -25,6 +28,7 @@ use crate::error::ProxyError;
 use crate::pipeline;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
+use crate::tls::SniResolver;
 use edgeguard_protect::summary::{self, Summaries};
 use edgeguard_protect::{FLUSH_EVERY, NodeProtection, StartChallengeError};
 use edgeguard_store::{ActivityLog, BlockRecord, Recommendation, StoreError, TrafficStats};
@@ -49,30 +53,35 @@ impl Node {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> Result<RunningNode, ProxyError> {
-        if config.node.listen.is_empty() {
+        if config.node.listen.is_empty() && config.node.listen_tls.is_empty() {
             return Err(ProxyError::NoListener);
         }
+        let resolver = Arc::new(SniResolver {
+            certs: ArcSwap::from_pointee(crate::tls::load_certs(&config)?),
+        });
+        let acceptor = TlsAcceptor::from(crate::tls::server_config(resolver.clone())?);
         let protection =
             Arc::new(NodeProtection::open(&config, clock.clone()).map_err(ProxyError::Protection)?);
         let mut runtime = Runtime::build(&config, None, protection.summaries())?;
         runtime.protect = protection
             .guards(&config, None)
             .map_err(ProxyError::Guard)?;
-        let mut listeners = Vec::with_capacity(config.node.listen.len());
-        for &addr in &config.node.listen {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| ProxyError::Bind { addr, source })?;
-            listeners.push(listener);
+        let mut listeners = Vec::new();
+        let (mut addrs, mut tls_addrs) = (Vec::new(), Vec::new());
+        let all = config.node.listen.iter().map(|a| (a, false));
+        for (&addr, tls) in all.chain(config.node.listen_tls.iter().map(|a| (a, true))) {
+            let bind = |source| ProxyError::Bind { addr, source };
+            let listener = TcpListener::bind(addr).await.map_err(bind)?;
+            let bound = listener.local_addr().map_err(bind)?;
+            if tls {
+                tls_addrs.push(bound);
+            } else {
+                addrs.push(bound);
+            }
+            listeners.push((listener, tls.then(|| acceptor.clone())));
         }
-        let addrs = listeners
-            .iter()
-            .zip(&config.node.listen)
-            .map(|(l, &addr)| {
-                l.local_addr()
-                    .map_err(|source| ProxyError::Bind { addr, source })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        // Where https_redirect sends plain-HTTP clients: the first TLS port actually bound.
+        runtime.https_port = tls_addrs.first().map(|a| a.port());
         let shared = Arc::new(Shared {
             runtime: ArcSwap::from_pointee(runtime),
             epoch: Epoch::new(&*clock),
@@ -90,11 +99,13 @@ impl Node {
         let (stop, stop_rx) = watch::channel(None);
         let tasks = listeners
             .into_iter()
-            .map(|l| tokio::spawn(accept_loop(l, shared.clone(), stop_rx.clone())))
+            .map(|(l, tls)| tokio::spawn(accept_loop(l, tls, shared.clone(), stop_rx.clone())))
             .collect();
-        tracing::info!(?addrs, node = %config.node.name, "edgeguard node serving");
+        tracing::info!(?addrs, ?tls_addrs, node = %config.node.name, "edgeguard node serving");
         Ok(RunningNode {
             addrs,
+            tls_addrs,
+            resolver,
             shared,
             stop,
             tasks,
@@ -110,6 +121,9 @@ impl Node {
 /// A serving node. Dropping it stops the listeners without waiting (use [`RunningNode::shutdown`] to wait).
 pub struct RunningNode {
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
+    /// The certificates TLS handshakes pick from; swapped whole by a reload.
+    resolver: Arc<SniResolver>,
     shared: Arc<Shared>,
     stop: watch::Sender<Option<Duration>>,
     tasks: Vec<JoinHandle<()>>,
@@ -127,6 +141,7 @@ impl std::fmt::Debug for RunningNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunningNode")
             .field("addrs", &self.addrs)
+            .field("tls_addrs", &self.tls_addrs)
             .finish_non_exhaustive()
     }
 }
@@ -137,13 +152,22 @@ impl RunningNode {
         &self.addrs
     }
 
+    /// The bound HTTPS addresses, in `node.listen_tls` order (with real ports where 0 was asked).
+    pub fn local_tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
+    }
+
     /// Applies `config` to every request that starts after this returns. Zones whose name, key, rate and size
     /// are unchanged keep their counters. On error the running configuration stays in force. Listen addresses
-    /// are not changed by a reload (a new `node.listen` needs a restart).
+    /// are not changed by a reload (a new `node.listen` needs a restart). Certificates are read again: new
+    /// handshakes use the new ones, open connections keep theirs; one that cannot be served refuses the
+    /// whole reload.
     pub fn reload(&self, config: Config) -> Result<(), ProxyError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.shared.runtime.load_full();
         let mut next = Runtime::build(&config, Some(&current), self.protection.summaries())?;
+        next.https_port = current.https_port;
+        let certs = crate::tls::load_certs(&config)?;
         next.protect = self
             .protection
             .guards(&config, Some(&current.protect))
@@ -154,6 +178,7 @@ impl RunningNode {
             config.node.access_log_format,
         )?;
         self.shared.runtime.store(Arc::new(next));
+        self.resolver.certs.store(Arc::new(certs));
         tracing::info!(node = %config.node.name, "configuration reloaded");
         Ok(())
     }
@@ -266,15 +291,28 @@ fn server_builder(rt: &Runtime) -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(None)
+        // A peer that stops answering pings within keepalive_timeout is gone: the connection is closed.
+        .keep_alive_interval(rt.keepalive_timeout)
+        .keep_alive_timeout(rt.header_timeout)
         // nginx's http2_max_concurrent_streams default.
         .max_concurrent_streams(128)
+        // Rapid reset (CVE-2023-44487): streams the client opens and resets before they are served, and
+        // streams we had to reset for its errors, beyond these counts end the connection with GOAWAY.
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
+        // CONTINUATION flood: h2 refuses a header block over this size as it arrives, not after.
         .max_header_list_size(u32::try_from(rt.max_header_size).unwrap_or(u32::MAX));
     builder
 }
 
+/// Client-reset streams not yet accepted that an HTTP/2 connection may hold (h2's default is 20).
+const H2_MAX_PENDING_RESETS: usize = 20;
+/// Streams reset for the client's protocol errors before the connection is closed (h2's default: 1024).
+const H2_MAX_LOCAL_ERROR_RESETS: usize = 256;
+
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
@@ -284,8 +322,13 @@ async fn accept_loop(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
                     let watcher = graceful.watcher();
-                    conns.spawn(serve(stream, peer, shared.clone(), watcher));
+                    let shared = shared.clone();
+                    match &tls {
+                        None => conns.spawn(serve(stream, peer, false, shared, watcher)),
+                        Some(tls) => conns.spawn(serve_tls(tls.clone(), stream, peer, shared, watcher)),
+                    };
                 }
                 Err(e) => {
                     // Out of descriptors and similar: back off instead of spinning.
@@ -312,17 +355,37 @@ async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-async fn serve(
+/// The TLS handshake, bounded by `header_timeout` (a client that opens connections and never finishes the
+/// handshake holds no more than a slow header would), then the connection as a plain one.
+async fn serve_tls(
+    tls: TlsAcceptor,
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
-    let _ = stream.set_nodelay(true);
+    let timeout = shared.runtime.load().header_timeout;
+    match tokio::time::timeout(timeout, tls.accept(stream)).await {
+        Ok(Ok(stream)) => serve(stream, peer, true, shared, watcher).await,
+        Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake not finished within header_timeout"),
+    }
+}
+
+async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    https: bool,
+    shared: Arc<Shared>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let peer_ip = canonical(peer.ip());
     let conn = Arc::new(ConnInfo {
         peer_ip,
         peer_text: Bytes::from(peer_ip.to_string()),
+        https,
     });
     let builder = server_builder(&shared.runtime.load());
     let svc_shared = shared.clone();

@@ -28,6 +28,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::request_body::{BodyError, RequestBody};
+use crate::tls::UpstreamTls;
 
 /// Idle connections kept per upstream address; more are closed when released.
 const MAX_IDLE: usize = 512;
@@ -41,6 +42,8 @@ pub(crate) struct UpstreamPool {
     /// `origin 127.0.0.1:8081` / `parent p1:80`, for error bodies and logs.
     pub(crate) label: String,
     idle: Mutex<Vec<SendRequest<RequestBody>>>,
+    /// `[domain.upstream_tls]`: connections are TLS, verified for this name.
+    tls: Option<UpstreamTls>,
     /// Kept with the pool (by address) across reloads.
     pub(crate) health: Health,
 }
@@ -84,10 +87,15 @@ pub(crate) enum Failure {
     ClientGone,
     /// Not tried: health checks have it down (the body names the failure that put it there).
     MarkedDown,
+    /// `[domain.upstream_tls]`: the upstream's certificate did not verify, by why; or the handshake failed.
+    CertUnknownIssuer,
+    CertWrongName,
+    CertInvalid,
+    TlsHandshake,
 }
 
 /// Every `Failure`, so one fits in an `AtomicU8` as its index.
-const FAILURES: [Failure; 11] = [
+const FAILURES: [Failure; 15] = [
     Failure::Resolve,
     Failure::Refused,
     Failure::ConnectTimeout,
@@ -99,6 +107,10 @@ const FAILURES: [Failure; 11] = [
     Failure::BodyTimeout,
     Failure::ClientGone,
     Failure::MarkedDown,
+    Failure::CertUnknownIssuer,
+    Failure::CertWrongName,
+    Failure::CertInvalid,
+    Failure::TlsHandshake,
 ];
 
 impl Failure {
@@ -152,6 +164,18 @@ impl Failure {
             Failure::BodyTimeout => "was not sent the request: client body timed out",
             Failure::ClientGone => "was not sent the request: client body broken",
             Failure::MarkedDown => "is marked down by health checks",
+            Failure::CertUnknownIssuer => {
+                "upstream certificate not trusted: its issuer is not among the roots of upstream_tls.ca \
+                 (or the system's)"
+            }
+            Failure::CertWrongName => {
+                "upstream certificate not trusted: not valid for the verified name (upstream_tls.server_name, \
+                 default the domain name)"
+            }
+            Failure::CertInvalid => {
+                "upstream certificate not trusted: expired, not yet valid or otherwise invalid"
+            }
+            Failure::TlsHandshake => "failed the TLS handshake",
         }
     }
 }
@@ -217,18 +241,26 @@ impl Failures {
 }
 
 impl UpstreamPool {
-    pub(crate) fn new(kind: &str, up: &Upstream) -> Self {
+    pub(crate) fn new(kind: &str, up: &Upstream, tls: Option<UpstreamTls>) -> Self {
+        let scheme = if tls.is_some() { "https://" } else { "" };
         Self {
             host: up.host.clone(),
             port: up.port,
-            label: format!("{kind} {}:{}", up.host, up.port),
+            label: format!("{kind} {scheme}{}:{}", up.host, up.port),
             idle: Mutex::new(Vec::new()),
+            tls,
             health: Health::default(),
         }
     }
 
-    pub(crate) fn same_address(&self, up: &Upstream) -> bool {
-        self.host == up.host && self.port == up.port
+    /// Same address and same TLS settings: such a pool (and its idle connections) serves both.
+    pub(crate) fn same_address(&self, up: &Upstream, tls: Option<&UpstreamTls>) -> bool {
+        let same_tls = match (&self.tls, tls) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.spec == b.spec && a.server_name == b.server_name,
+            _ => false,
+        };
+        self.host == up.host && self.port == up.port && same_tls
     }
 
     fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
@@ -280,16 +312,49 @@ impl UpstreamPool {
             Err(_) => return Err(Failure::ConnectTimeout),
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| Failure::ConnectError)?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("upstream connection ended: {e}");
-            }
-        });
-        Ok(sender)
+        let Some(tls) = &self.tls else {
+            return handshake(stream).await;
+        };
+        let connect = tls.connector.connect(tls.server_name.clone(), stream);
+        match tokio::time::timeout(timeout, connect).await {
+            Ok(Ok(stream)) => handshake(stream).await,
+            Ok(Err(e)) => Err(tls_failure(&e)),
+            Err(_) => Err(Failure::ConnectTimeout),
+        }
+    }
+}
+
+/// The HTTP/1.1 client handshake on a connected stream; the connection is driven by its own task.
+async fn handshake<S>(stream: S) -> Result<SendRequest<RequestBody>, Failure>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| Failure::ConnectError)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("upstream connection ended: {e}");
+        }
+    });
+    Ok(sender)
+}
+
+/// What a failed TLS handshake with an upstream says about its certificate.
+fn tls_failure(e: &std::io::Error) -> Failure {
+    use rustls::{CertificateError, Error};
+    let Some(err) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) else {
+        return Failure::TlsHandshake;
+    };
+    tracing::debug!("upstream TLS handshake failed: {err}");
+    match err {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => Failure::CertUnknownIssuer,
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => Failure::CertWrongName,
+        Error::InvalidCertificate(_) => Failure::CertInvalid,
+        _ => Failure::TlsHandshake,
     }
 }
 

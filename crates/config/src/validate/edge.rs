@@ -1,9 +1,9 @@
 //! The settings of SPEC section 9 on top of section 8's: HTTPS (listeners, certificates, upstream TLS), the
 //! protection tables' budgets and IPv6 prefix, access lists, limit scopes, the cache's disk tier and the cluster.
 //!
-//! Certificate and key files are checked here for what can be known without a TLS library: that they can be
-//! read and hold PEM blocks of the right kind. Relative paths are taken from `base`, the configuration file's
-//! folder.
+//! Certificate and key files are checked here as the node would load them (`crate::certs`): readable PEM of
+//! the right kind, a supported key that matches the certificate, a certificate not expired. Relative paths are
+//! taken from `base`, the configuration file's folder.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -126,10 +126,19 @@ pub(super) fn tls(
     let key = req(sink, format!("{path}.key"), &t.span, &t.key, |s| {
         pem_file(base, s, "PRIVATE KEY", "private key")
     });
-    Some(TlsSpec {
-        cert: cert?,
-        key: key?,
-    })
+    let (cert, key) = (cert?, key?);
+    // The files hold PEM of the right kinds; now what the node would refuse at start or reload.
+    if let Err(e) = crate::certs::certified_key(&cert, &key, std::time::SystemTime::now()) {
+        use crate::certs::CertError;
+        let (field, span) = match e {
+            CertError::Key { .. } | CertError::Mismatch { .. } => ("key", &t.key),
+            _ => ("cert", &t.cert),
+        };
+        let span = span.as_ref().map_or(t.span.clone(), |s| s.span());
+        sink.err(format!("{path}.{field}"), &span, e.to_string());
+        return None;
+    }
+    Some(TlsSpec { cert, key })
 }
 
 pub(super) fn upstream_tls(

@@ -338,7 +338,7 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
         .as_deref()
         .and_then(DomainGuard::challenger)
         .unwrap_or_else(|| node.challenger());
-    let v = challenger.handle_verify(&body, ctx.client_ip, &domain.name, now, false);
+    let v = challenger.handle_verify(&body, ctx.client_ip, &domain.name, now, ctx.conn.https);
     // Counted, not logged: a replayed or forged answer can come at line rate. A pass is one solved token
     // (single use), so its activity record costs the client a proof of work.
     node.verify_counts().record(&v.result);
