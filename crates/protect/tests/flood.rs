@@ -220,7 +220,7 @@ fn a_table_budget_is_not_resident_until_used() {
         .flat_map(|r| r.guard().table_stats())
         .map(|t| t.size_bytes)
         .sum();
-    assert_eq!(budget, 4 * 224 << 20);
+    assert_eq!(budget, (4 * 224) << 20);
     assert!(
         grown < 32 << 20,
         "{grown} bytes resident after building tables of {budget} bytes"
