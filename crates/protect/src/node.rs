@@ -477,4 +477,9 @@ impl Guards {
     pub fn node(&self) -> Option<&Arc<NodeProtection>> {
         self.node.as_ref()
     }
+
+    /// Every domain's guard, by lower-case name, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<DomainGuard>)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v))
+    }
 }

@@ -44,6 +44,7 @@ pub mod replay;
 mod request_body;
 mod runtime;
 mod server;
+mod table_metrics;
 mod upstream;
 
 pub use error::ProxyError;
