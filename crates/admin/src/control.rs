@@ -55,6 +55,13 @@ pub trait Control: Send + Sync + 'static {
         to_ms: i64,
     ) -> Result<Vec<StatsPoint>, String>;
 
+    /// The protection tables of `domain` (the IP access limit's, then each rule's, in evaluation order); empty
+    /// when the node runs none for it.
+    fn protection_tables(&self, domain: &str) -> Vec<ProtectionTable> {
+        let _ = domain;
+        Vec::new()
+    }
+
     /// The node's metrics in the Prometheus text exposition format, served at `/metrics`.
     fn metrics(&self) -> String;
 
@@ -97,6 +104,23 @@ pub enum StartError {
     /// The request was out of range for the node. Answered as 400.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// One protection table of a domain as the node reports it (`GET /api/v1/domains/{name}/protection-tables`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ProtectionTable {
+    /// `ip-access-limit`, or the rule's name.
+    pub table: String,
+    /// Memory budget of the table (its share of `table_size`), bytes; resident only as keys fill it.
+    pub size_bytes: u64,
+    /// Keys it holds at most (keys of up to 16 bytes).
+    pub capacity: u64,
+    /// Keys it holds now.
+    pub in_use: u64,
+    /// Keys with live counts evicted for a new key since the table was built.
+    pub evictions: u64,
+    /// New keys not stored because every candidate victim was estimated to count more.
+    pub admission_refusals: u64,
 }
 
 /// A block or challenge in force for one object of one domain.

@@ -224,6 +224,11 @@ pub struct ActivityPageDoc {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct ProtectionTableList {
+    pub tables: Vec<crate::control::ProtectionTable>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BlockList {
     pub blocks: Vec<crate::control::BlockInfo>,
 }

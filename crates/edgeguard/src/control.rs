@@ -145,6 +145,21 @@ impl Control for NodeControl {
             .map_err(|e| e.to_string())
     }
 
+    fn protection_tables(&self, domain: &str) -> Vec<edgeguard_admin::ProtectionTable> {
+        let tables = self.node.protection_tables(domain).unwrap_or_default();
+        tables
+            .into_iter()
+            .map(|t| edgeguard_admin::ProtectionTable {
+                table: t.table,
+                size_bytes: t.size_bytes,
+                capacity: t.capacity,
+                in_use: t.in_use,
+                evictions: t.evictions,
+                admission_refusals: t.admission_refusals,
+            })
+            .collect()
+    }
+
     fn metrics(&self) -> String {
         self.node.metrics_text()
     }

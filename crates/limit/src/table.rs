@@ -316,9 +316,7 @@ impl<S: TableState> Table<S> {
         for s in self.shards.iter() {
             let s = s.0.lock.lock();
             total += s.sketch.as_ref().map_or(0, |k| k.held_bytes());
-            total += s.slots.len() * size_of::<Slot<S>>()
-                + s.links.len() * size_of::<Link>()
-                + s.index.len() * 4;
+            total += s.capacity() * (size_of::<Slot<S>>() + size_of::<Link>()) + s.index.len() * 4;
         }
         total
     }

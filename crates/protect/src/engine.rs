@@ -15,7 +15,7 @@ use edgeguard_challenge::{ChallengePage, Challenger, Difficulty};
 use edgeguard_config::{ChallengeSpec, Domain, Mode as ConfigMode};
 use edgeguard_limit::persec::PerSecondTable;
 use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
-use edgeguard_rules::{Action, Mode, Rule, RuleSet, StatusSel, WindowView};
+use edgeguard_rules::{Action, Mode, Rule, RuleSet, StatusSel, WindowView, client_of};
 use edgeguard_store::{ActivityRecord, ActivityWriter};
 
 use super::access::AccessLists;
@@ -23,13 +23,17 @@ use super::blocks::{self, DomainBlocks, InForce, Inserted};
 use super::summary::Summaries;
 use edgeguard_rules::RequestView;
 
-/// Bytes of the IP access limit's per-second table of one domain: about 190 bytes per client, so some 11,000
-/// clients active within the same second are tracked exactly; beyond that the least recently seen are evicted
-/// and start afresh (they are let through, never refused by mistake).
-pub const IP_LIMIT_TABLE_BYTES: usize = 2 << 20;
-/// Bytes of one rule's window table: 134 to 214 bytes per key (0-2 tracked statuses), so 10,000 to 15,000
-/// keys (IPs, header or parameter values) seen within the rule's interval.
-pub const RULE_TABLE_BYTES: usize = 2 << 20;
+use crate::view::Counted6;
+
+/// The bytes of `rate_limiting.table_size` each of `rules` rules' window gets: an equal share, so a domain's
+/// rules together stay within the budget whatever their windows track.
+pub fn rule_table_bytes(table_size: u64, rules: usize) -> usize {
+    usize::try_from(table_size / rules.max(1) as u64).unwrap_or(usize::MAX)
+}
+
+/// The name [`DomainGuard::table_stats`] gives the IP access limit's table (rule names are letters and digits,
+/// so no rule is mistaken for it).
+pub const IP_LIMIT_TABLE: &str = "ip-access-limit";
 
 /// Why a domain's protection could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +66,8 @@ impl std::fmt::Debug for Sink {
 #[derive(Debug)]
 struct IpLimit {
     table: Arc<PerSecondTable>,
+    /// `ip_access_limit.table_size` the table was built with: a reload with another size builds a new one.
+    size: u64,
     fixed: Option<u32>,
     /// The node's recommendation for the domain, refreshed in the background; used when `fixed` is absent.
     recommended: Arc<AtomicU32>,
@@ -71,6 +77,8 @@ struct RuleRt {
     rule: Rule,
     name: Arc<str>,
     table: Arc<WindowTable>,
+    /// Bytes the window was built with: a reload that gives the rule another share builds a new one.
+    size: usize,
     /// The criteria's selectors, in the order the window counts them.
     tracked: Vec<StatusSel>,
 }
@@ -84,9 +92,10 @@ impl std::fmt::Debug for RuleRt {
 }
 
 impl RuleRt {
-    /// Same name, object, interval and criteria: the counts keep their meaning across a reload.
-    fn same_counting(&self, rule: &Rule) -> bool {
-        self.rule.name == rule.name
+    /// Same name, object, interval, criteria and size: the counts keep their meaning across a reload.
+    fn same_counting(&self, rule: &Rule, size: usize) -> bool {
+        self.size == size
+            && self.rule.name == rule.name
             && self.rule.object == rule.object
             && self.rule.interval_s == rule.interval_s
             && self.rule.criteria == rule.criteria
@@ -189,6 +198,25 @@ pub struct DomainGuard {
     /// The challenge page, built once per configuration.
     page: ChallengePage,
     access: AccessLists,
+    /// `[node] ipv6_prefix`: the prefix an IPv6 client is counted by (IP access limit, `ip` rules and blocks).
+    ipv6_prefix: u8,
+}
+
+/// Per-table figures of a domain's protection, for /metrics and the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStats {
+    /// `ip-access-limit`, or the rule's name.
+    pub table: String,
+    /// Bytes the table may hold (its share of `table_size`).
+    pub size_bytes: u64,
+    /// Keys it can hold.
+    pub capacity: u64,
+    /// Keys it holds now.
+    pub in_use: u64,
+    /// Keys with live counts evicted for a new key, since the table was built.
+    pub evictions: u64,
+    /// New keys not stored because each candidate for eviction was estimated more frequent.
+    pub admission_refusals: u64,
 }
 
 /// The rule list a domain's `rate_limiting` section asks for (empty when it is off).
@@ -229,15 +257,17 @@ impl DomainGuard {
             message: e,
         };
         let ip_limit = if d.ip_access_limit.enabled {
+            let size = d.ip_access_limit.table_size;
             let table = match previous.and_then(|p| p.ip_limit.as_ref()) {
-                Some(old) => old.table.clone(),
-                None => Arc::new(
-                    PerSecondTable::new(IP_LIMIT_TABLE_BYTES)
-                        .map_err(|e| table_err(e.to_string()))?,
+                Some(old) if old.size == size => old.table.clone(),
+                _ => Arc::new(
+                    PerSecondTable::new(usize::try_from(size).unwrap_or(usize::MAX))
+                        .map_err(|e| table_err(format!("ip_access_limit.table_size: {e}")))?,
                 ),
             };
             Some(IpLimit {
                 table,
+                size,
                 fixed: d.ip_access_limit.qps,
                 recommended,
             })
@@ -246,9 +276,10 @@ impl DomainGuard {
         };
         let set = rule_set(d)?;
         let mut rules = Vec::with_capacity(set.rules().len());
+        let size = rule_table_bytes(d.rate_limiting.table_size, set.rules().len());
         for rule in set.rules() {
             let kept = previous
-                .and_then(|p| p.rules.iter().find(|old| old.same_counting(rule)))
+                .and_then(|p| p.rules.iter().find(|old| old.same_counting(rule, size)))
                 .map(|old| old.table.clone());
             let tracked = rule.criteria.tracked();
             let table = match kept {
@@ -258,16 +289,16 @@ impl DomainGuard {
                         interval_s: rule.interval_s,
                         tracked: tracked.iter().copied().map(win_sel).collect(),
                     };
-                    Arc::new(
-                        WindowTable::new(&spec, RULE_TABLE_BYTES)
-                            .map_err(|e| table_err(format!("rule {}: {e}", rule.name)))?,
-                    )
+                    Arc::new(WindowTable::new(&spec, size).map_err(|e| {
+                        table_err(format!("rate_limiting.table_size, rule {}: {e}", rule.name))
+                    })?)
                 }
             };
             rules.push(RuleRt {
                 name: Arc::from(rule.name.as_str()),
                 rule: rule.clone(),
                 table,
+                size,
                 tracked,
             });
         }
@@ -282,7 +313,43 @@ impl DomainGuard {
             challenger: None,
             page: ChallengePage::new(&d.name),
             access: AccessLists::new(&d.access_control),
+            ipv6_prefix: edgeguard_config::defaults::IPV6_PREFIX,
         })
+    }
+
+    /// Counts IPv6 clients by their first `bits` bits (`[node] ipv6_prefix`; 128: the whole address). A guard
+    /// is built with the default, 64.
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> Self {
+        self.ipv6_prefix = bits.clamp(1, 128);
+        self
+    }
+
+    /// The prefix an IPv6 client is counted by.
+    pub fn ipv6_prefix(&self) -> u8 {
+        self.ipv6_prefix
+    }
+
+    /// Capacity, use, evictions and admission refusals of each table: the IP access limit's (when on), then
+    /// each rule's in evaluation order.
+    pub fn table_stats(&self) -> Vec<TableStats> {
+        let ip = self.ip_limit.as_ref().map(|l| TableStats {
+            table: IP_LIMIT_TABLE.to_owned(),
+            size_bytes: l.size,
+            capacity: l.table.capacity() as u64,
+            in_use: l.table.in_use() as u64,
+            evictions: l.table.evictions(),
+            admission_refusals: l.table.admission_refusals(),
+        });
+        ip.into_iter()
+            .chain(self.rules.iter().map(|r| TableStats {
+                table: r.rule.name.clone(),
+                size_bytes: r.size as u64,
+                capacity: r.table.capacity() as u64,
+                in_use: r.table.in_use() as u64,
+                evictions: r.table.evictions(),
+                admission_refusals: r.table.admission_refusals(),
+            }))
+            .collect()
     }
 
     /// Gives the guard the challenger its challenges are issued and checked with.
@@ -375,7 +442,11 @@ impl DomainGuard {
         now_ms: u64,
         buf: &mut Vec<u8>,
     ) -> Option<InForce> {
-        self.blocks.lookup(req, now_ms, buf)
+        let req = Counted6 {
+            req,
+            ipv6_prefix: self.ipv6_prefix,
+        };
+        self.blocks.lookup(&req, now_ms, buf)
     }
 
     /// Phase 2, the IP access limit: `Some(qps)` when the request is one too many in its second (answer 514).
@@ -387,7 +458,8 @@ impl DomainGuard {
             .fixed
             .unwrap_or_else(|| limit.recommended.load(Ordering::Relaxed))
             .max(1);
-        let admitted = match client {
+        // Binary keys: 4 bytes for IPv4 (mapped IPv6 included), 16 for an IPv6 prefix with the host bits zero.
+        let admitted = match client_of(client, self.ipv6_prefix) {
             IpAddr::V4(v4) => limit.table.check(&v4.octets(), qps, now_ms),
             IpAddr::V6(v6) => limit.table.check(&v6.octets(), qps, now_ms),
         };
@@ -411,7 +483,11 @@ impl DomainGuard {
             return None;
         }
         let (i, rule) = self.set.first_match(path, query)?;
-        if !rule.object.key_into(req, key) {
+        let req = Counted6 {
+            req,
+            ipv6_prefix: self.ipv6_prefix,
+        };
+        if !rule.object.key_into(&req, key) {
             return None;
         }
         let r = &self.rules[i];

@@ -29,13 +29,15 @@ pub mod summary;
 #[cfg(test)]
 mod tests;
 mod time;
+mod view;
 
 pub use access::{Access, AccessLists};
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
 pub use engine::{
-    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE_BYTES, RULE_ACCESS_DENY,
-    RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, RULE_TABLE_BYTES, Sink, rule_set,
+    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE, RULE_ACCESS_DENY,
+    RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, Sink, TableStats, rule_set,
+    rule_table_bytes,
 };
 pub use node::{
     ACTION_LIFT, ACTIVITY_RETENTION_MS, DB_FILE, FLUSH_EVERY, Guards, MAX_TIMED_CHALLENGE,

@@ -3,7 +3,7 @@
 //! the per-domain engines one configuration builds from them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ pub struct NodeProtection {
     recommended: Mutex<HashMap<String, Arc<AtomicU32>>>,
     /// Refusal tallies of the node (rule triggers here, the data plane's limits beside them).
     summaries: Arc<Summaries>,
+    /// `[node] ipv6_prefix` of the configuration in force, to name an IPv6 client the way its block is keyed.
+    ipv6_prefix: AtomicU8,
 }
 
 impl std::fmt::Debug for NodeProtection {
@@ -117,6 +119,7 @@ impl NodeProtection {
             verify: VerifyCounts::default(),
             recommended: Mutex::new(HashMap::new()),
             summaries: Arc::default(),
+            ipv6_prefix: AtomicU8::new(config.node.ipv6_prefix),
         };
         let now = p.now_ms();
         match p.log.load_blocks(i64::try_from(now).unwrap_or(i64::MAX)) {
@@ -261,9 +264,12 @@ impl NodeProtection {
                     summaries: self.summaries.clone(),
                 },
             )?
-            .with_challenger(&self.challenger);
+            .with_challenger(&self.challenger)
+            .with_ipv6_prefix(config.node.ipv6_prefix);
             map.insert(name, Arc::new(guard));
         }
+        self.ipv6_prefix
+            .store(config.node.ipv6_prefix, Ordering::Relaxed);
         Ok(Guards {
             map,
             node: Some(self.clone()),
@@ -310,10 +316,17 @@ impl NodeProtection {
         else {
             return false;
         };
+        let object = Object::parse(object_type);
+        // The value as the block is keyed (an IPv6 address names its prefix), for the store and the record too.
+        let key = match &object {
+            Ok(o) => self.object_key(o, object_value),
+            Err(_) => object_value.to_owned(),
+        };
+        let object_value = key.as_str();
         let found = match object_type.strip_prefix(PREFIX_TYPE) {
             Some(prefix) => blocks.remove_prefix(prefix),
-            None => match Object::parse(object_type) {
-                Ok(object) => blocks.remove(&object, object_value.as_bytes()),
+            None => match object {
+                Ok(object) => blocks.remove(&object, key.as_bytes()),
                 Err(_) => None,
             },
         };
@@ -335,6 +348,27 @@ impl NodeProtection {
         });
         tracing::info!(domain, object_type, object_value, lifter, "block lifted");
         true
+    }
+
+    /// The key an `ip` block of `value` is held under: an address, or an address with a prefix length
+    /// (`2001:db8:7:7::/64`, `2001:db8:7:7::1/64`), names its client as the node counts it, so an operator can
+    /// lift the block of an IPv6 client by any of its addresses; other values are taken as written.
+    fn object_key(&self, object: &Object, value: &str) -> String {
+        if *object != Object::Ip {
+            return value.to_owned();
+        }
+        let (addr, bits) = match value.split_once('/') {
+            Some((a, b)) => (a, b.parse::<u8>().ok()),
+            None => (value, Some(self.ipv6_prefix.load(Ordering::Relaxed))),
+        };
+        match (addr.parse::<std::net::IpAddr>(), bits) {
+            (Ok(ip), Some(bits)) => {
+                let mut key = Vec::new();
+                edgeguard_rules::ip_key_into(ip, bits, &mut key);
+                String::from_utf8(key).unwrap_or_else(|_| value.to_owned())
+            }
+            _ => value.to_owned(),
+        }
     }
 
     /// Starts a challenge of the whole `domain` (`prefix` absent) or of one path prefix for `ttl` from now, as
@@ -478,5 +512,10 @@ impl Guards {
 
     pub fn node(&self) -> Option<&Arc<NodeProtection>> {
         self.node.as_ref()
+    }
+
+    /// Every domain's guard, by lower-case name, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<DomainGuard>)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), v))
     }
 }

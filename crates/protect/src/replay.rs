@@ -160,7 +160,8 @@ impl Replayer {
             Arc::new(DomainBlocks::new(&d.name)),
             Arc::new(AtomicU32::new(default_qps)),
             Sink::default(),
-        )?;
+        )?
+        .with_ipv6_prefix(config.node.ipv6_prefix);
         Ok(Replayer {
             guard,
             domain: d.name.to_ascii_lowercase(),

@@ -48,6 +48,7 @@ mod runtime;
 mod server;
 mod shared;
 mod stats;
+mod table_metrics;
 mod tls;
 mod upstream;
 

@@ -195,6 +195,15 @@ impl RunningNode {
         crate::metrics::render(&rt, &self.shared.stats, &self.shared.access_log)
     }
 
+    /// Capacity, use, evictions and admission refusals of each protection table of `domain` (the IP access
+    /// limit's, then each rule's); `None` when the node does not serve it.
+    pub fn protection_tables(&self, domain: &str) -> Option<Vec<edgeguard_protect::TableStats>> {
+        let rt = self.shared.runtime.load();
+        rt.protect
+            .get(&domain.to_ascii_lowercase())
+            .map(|g| g.table_stats())
+    }
+
     /// Runs one round of upstream health checks now (they also run in the background every few seconds):
     /// an upstream that accepts a TCP connection is marked up, one that does not is marked down.
     pub async fn check_upstreams(&self) {

@@ -8,12 +8,47 @@ use std::net::IpAddr;
 pub trait RequestView {
     /// The client address as the limiters see it (after `trusted_proxies`).
     fn client_ip(&self) -> IpAddr;
+    /// The prefix length an IPv6 client is counted by under `object = "ip"` (`[node] ipv6_prefix`); 128, the
+    /// whole address, unless the protection engine says otherwise.
+    fn ipv6_prefix(&self) -> u8 {
+        128
+    }
     /// The request's host, as routed.
     fn host(&self) -> &str;
     /// The first value of header `name` (given in lower case), if the request has it.
     fn header(&self, name: &str) -> Option<&[u8]>;
     /// The raw query string (after `?`, still percent-encoded), if any.
     fn query(&self) -> Option<&str>;
+}
+
+/// `ip` with an IPv6 address cut to its first `ipv6_prefix` bits (48..=128; other bits zero) and an
+/// IPv4-mapped IPv6 address as the IPv4 address: the client an IP limit counts.
+#[inline]
+pub fn client_of(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) if ipv6_prefix < 128 => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(ipv6_prefix))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+        other => other,
+    }
+}
+
+/// Writes the key of an `ip` object into `buf` (cleared first): the IPv4 address, or the IPv6 client cut to
+/// `ipv6_prefix` bits as `2001:db8:7:7::/64` (a whole /128 as the plain address). The same text names the
+/// object in the activity log, the blocks list and the admin API's lift.
+///
+/// Hot path: no allocation beyond growing `buf`.
+pub fn ip_key_into(ip: IpAddr, ipv6_prefix: u8, buf: &mut Vec<u8>) {
+    buf.clear();
+    let client = client_of(ip, ipv6_prefix);
+    // Writing to a Vec cannot fail.
+    let _ = match client {
+        IpAddr::V6(_) if ipv6_prefix < 128 => write!(buf, "{client}/{ipv6_prefix}"),
+        _ => write!(buf, "{client}"),
+    };
 }
 
 /// A rule's `object`.
@@ -105,8 +140,7 @@ impl Object {
         buf.clear();
         match self {
             Object::Ip => {
-                // Writing to a Vec cannot fail.
-                let _ = write!(buf, "{}", req.client_ip().to_canonical());
+                ip_key_into(req.client_ip(), req.ipv6_prefix(), buf);
                 true
             }
             Object::Domain => {

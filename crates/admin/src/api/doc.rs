@@ -34,7 +34,7 @@ impl Modify for BearerAuth {
         super::challenge::get_challenge, super::challenge::put_challenge, super::challenge::start_challenge,
         super::protection::list_rules, super::protection::add_rule, super::protection::get_rule, super::protection::put_rule,
         super::protection::delete_rule, super::protection::order_rules,
-        super::node::origin_addresses, super::node::stats, super::node::activity,
+        super::node::origin_addresses, super::node::stats, super::node::protection_tables, super::node::activity,
         super::node::list_blocks, super::node::lift_block, super::node::get_config, super::node::put_config,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::FieldError)),

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::State;
 use crate::edit::{export, find_domain, validate};
 use crate::error::{ApiError, ErrorBody, FieldError};
-use crate::openapi::{ActivityPageDoc, BlockList, StatsDoc};
+use crate::openapi::{ActivityPageDoc, BlockList, ProtectionTableList, StatsDoc};
 use crate::reply::{Reply, Req};
 
 /// `GET .../origin-addresses`.
@@ -49,6 +49,18 @@ pub(crate) fn origin_addresses(state: &State, name: &str) -> Result<Reply, ApiEr
         d,
         &state.control.node_addresses(),
     )))
+}
+
+#[utoipa::path(get, path = "/api/v1/domains/{name}/protection-tables", tag = "protection",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 200, description = "Capacity, use, evictions and admission refusals of each protection \
+        table of the domain: the IP access limit's (`ip-access-limit`), then each rule's", body = ProtectionTableList),
+        (status = 404, body = ErrorBody)))]
+pub(crate) fn protection_tables(state: &State, name: &str) -> Result<Reply, ApiError> {
+    let config = state.control.config();
+    let d = &config.domains[find_domain(&config, name)?];
+    let tables = state.control.protection_tables(&d.name);
+    Ok(Reply::ok(&ProtectionTableList { tables }))
 }
 
 /// The addresses an origin must allow for domain `d`: its parents' (names resolved now, as the edge will when

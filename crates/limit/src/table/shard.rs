@@ -123,8 +123,10 @@ fn huge_pages(addr: usize, len: usize) {
 fn huge_pages(_addr: usize, _len: usize) {}
 
 pub(super) struct Shard<S> {
-    pub(super) slots: Box<[Slot<S>]>,
-    pub(super) links: Box<[Link]>,
+    /// Slots ever used; grows within its reserved capacity (the shard's slot count), never beyond.
+    pub(super) slots: Vec<Slot<S>>,
+    /// One per slot in `slots`.
+    pub(super) links: Vec<Link>,
     pub(super) index: Box<[u32]>,
     pub(super) head: u32,
     pub(super) tail: u32,
@@ -140,33 +142,34 @@ pub(super) fn index_words(slots: usize) -> usize {
 }
 
 impl<S: TableState> Shard<S> {
+    /// A shard of `n` slots whose memory is reserved now and touched as it is first used: slots and links are
+    /// pushed into their reserved capacity when the free list runs dry (never reallocated), and the index is
+    /// zeroed memory, which the allocator takes fresh from the kernel for big tables. A table's budget is thus
+    /// a bound, not a resident cost: an idle domain holds a few pages, a flooded one what the flood fills.
     pub(super) fn new(n: usize, frequency_aware: bool) -> Self {
-        let mut slots: Vec<Slot<S>> = Vec::with_capacity(n);
+        let slots: Vec<Slot<S>> = Vec::with_capacity(n);
         huge_pages(slots.as_ptr() as usize, n * size_of::<Slot<S>>());
-        slots.extend((0..n).map(|_| Slot {
-            meta: Meta::EMPTY,
-            state: S::default(),
-        }));
-        let mut links: Vec<Link> = Vec::with_capacity(n);
+        let links: Vec<Link> = Vec::with_capacity(n);
         huge_pages(links.as_ptr() as usize, n * size_of::<Link>());
-        links.extend((0..n).map(|i| Link {
-            prev: NIL,
-            next: if i + 1 < n { i as u32 + 1 } else { NIL },
-        }));
-        let mut index: Vec<u32> = Vec::with_capacity(index_words(n));
+        let index: Vec<u32> = vec![0; index_words(n)];
         huge_pages(index.as_ptr() as usize, index_words(n) * 4);
-        index.resize(index_words(n), 0);
         Self {
-            slots: slots.into_boxed_slice(),
-            links: links.into_boxed_slice(),
+            slots,
+            links,
             index: index.into_boxed_slice(),
             head: NIL,
             tail: NIL,
-            free_head: if n > 0 { 0 } else { NIL },
+            free_head: NIL,
             free: n,
             len: 0,
             sketch: frequency_aware.then(|| Box::new(Sketch::new(n))),
         }
+    }
+
+    /// Slots this shard can hold (used, free and not yet touched).
+    pub(super) fn capacity(&self) -> usize {
+        // `Vec::with_capacity` gives exactly the capacity asked for; kept out of the header, which is budgeted.
+        self.slots.capacity()
     }
 
     #[inline]
@@ -248,12 +251,27 @@ impl<S: TableState> Shard<S> {
         out
     }
 
+    /// A free slot: the most recently freed one, else the first never used (the order a prelinked free list
+    /// 0, 1, 2... would give, so LRU behaviour is unchanged).
     fn take_free(&mut self) -> u32 {
-        let i = self.free_head;
-        debug_assert_ne!(i, NIL);
-        self.free_head = self.links[i as usize].next;
+        debug_assert!(self.free > 0);
         self.free -= 1;
-        i
+        let i = self.free_head;
+        if i != NIL {
+            self.free_head = self.links[i as usize].next;
+            return i;
+        }
+        let i = self.slots.len();
+        debug_assert!(i < self.slots.capacity());
+        self.slots.push(Slot {
+            meta: Meta::EMPTY,
+            state: S::default(),
+        });
+        self.links.push(Link {
+            prev: NIL,
+            next: NIL,
+        });
+        i as u32
     }
 
     fn put_free(&mut self, i: u32) {
