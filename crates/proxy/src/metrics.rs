@@ -448,7 +448,9 @@ impl Collector for Scrape {
 pub(crate) fn render(rt: &Runtime, stats: &NodeStats, log: &AccessLog) -> String {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Scrape::take(rt, stats, log)));
-    registry.register_collector(Box::new(crate::table_metrics::ProtectTables::take(rt)));
+    registry.register_collector(Box::new(crate::table_metrics::ProtectTables::take(
+        &rt.protect,
+    )));
     let mut out = String::with_capacity(4096);
     // Writing to a String cannot fail; the collector's own writes only fail with the writer.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
