@@ -345,7 +345,9 @@ pub(crate) fn render(rt: &Runtime, stats: &NodeStats, log: &AccessLog) -> String
     if let Some(p) = crate::protect_metrics::ProtectScrape::take(&rt.protect) {
         registry.register_collector(Box::new(p));
     }
-    registry.register_collector(Box::new(crate::table_metrics::ProtectTables::take(rt)));
+    registry.register_collector(Box::new(crate::table_metrics::ProtectTables::take(
+        &rt.protect,
+    )));
     let mut out = String::with_capacity(4096);
     // Writing to a String cannot fail; the collector's own writes only fail with the writer.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);

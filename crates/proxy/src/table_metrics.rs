@@ -8,9 +8,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use edgeguard_protect::TableStats;
-
-use crate::runtime::Runtime;
+use edgeguard_protect::{Guards, TableStats};
 
 /// One scrape of every domain's protection tables.
 #[derive(Debug)]
@@ -60,9 +58,8 @@ const SERIES: [Series; 5] = [
 ];
 
 impl ProtectTables {
-    pub(crate) fn take(rt: &Runtime) -> Self {
-        let mut rows: Vec<(String, TableStats)> = rt
-            .protect
+    pub(crate) fn take(guards: &Guards) -> Self {
+        let mut rows: Vec<(String, TableStats)> = guards
             .iter()
             .flat_map(|(name, g)| g.table_stats().into_iter().map(|t| (name.to_owned(), t)))
             .collect();
