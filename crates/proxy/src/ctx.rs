@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
-use edgeguard_cache::{CacheStatus, CachedResponse, FillGuard};
+use edgeguard_cache::{CacheStatus, CachedResponse, ClientConditions, FillGuard};
 use edgeguard_limit::Clock;
 use edgeguard_protect::DomainGuard;
 use edgeguard_store::DecisionKind;
@@ -219,6 +219,9 @@ pub(crate) struct Pending {
     pub fill: Option<FillGuard>,
     /// The expired copy to answer with if the upstream fails.
     pub stale: Option<CachedResponse>,
+    /// The client's conditional and range headers, taken off the request that fills the cache and
+    /// answered from the object it stores.
+    pub conds: Option<ClientConditions>,
 }
 
 /// A short local answer.

@@ -8,5 +8,6 @@ pub(crate) mod cache;
 pub(crate) mod limit_conn;
 pub(crate) mod limit_req;
 pub(crate) mod protect;
+pub(crate) mod refresh;
 pub(crate) mod route;
 pub(crate) mod upstream;
