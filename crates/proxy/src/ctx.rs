@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
-use edgeguard_cache::{CacheStatus, CachedResponse, ClientConditions, FillGuard};
+use edgeguard_cache::{CacheKey, CacheStatus, CachedResponse, ClientConditions, FillGuard};
 use edgeguard_limit::Clock;
 use edgeguard_protect::DomainGuard;
 use edgeguard_store::DecisionKind;
@@ -222,6 +222,8 @@ pub(crate) struct Pending {
     /// The client's conditional and range headers, taken off the request that fills the cache and
     /// answered from the object it stores.
     pub conds: Option<ClientConditions>,
+    /// An unsafe request (POST, PUT, DELETE, PATCH): the key whose object a success invalidates.
+    pub invalidate: Option<CacheKey>,
 }
 
 /// A short local answer.

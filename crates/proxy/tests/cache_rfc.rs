@@ -58,6 +58,13 @@ async fn rfc_origin() -> Origin {
             "/sie",
             Route::text("sie\n").cache_control("max-age=60, stale-if-error=600"),
         )
+        .route(
+            "/create",
+            Route::text("created\n")
+                .status(201)
+                .header("location", "/v")
+                .header("content-location", "http://other.test/digits"),
+        )
         .when_failing(Route::text("origin failing\n").status(503))
         .start()
         .await
@@ -147,6 +154,42 @@ async fn stale_if_error_extends_the_grace() {
     assert_eq!((r.status.as_u16(), r.x_cache()), (200, "STALE"));
     let r = get(addr, "a.test", "/digits", &[]).await;
     assert_eq!(r.status, 503, "past the grace, no stale-if-error");
+}
+
+#[tokio::test]
+async fn a_successful_unsafe_request_invalidates_its_url_and_location() {
+    let o = rfc_origin().await;
+    let (n, _) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+    for path in ["/digits", "/v", "/create"] {
+        get(addr, "a.test", path, &[]).await;
+    }
+    o.fail(true);
+    let r = send(addr, http::Method::POST, "a.test", "/digits", &[], "x").await;
+    assert_eq!(r.status, 503);
+    o.fail(false);
+    assert_eq!(
+        get(addr, "a.test", "/digits", &[]).await.x_cache(),
+        "HIT",
+        "a failure invalidates nothing"
+    );
+    for method in [http::Method::PUT, http::Method::DELETE] {
+        send(addr, method, "a.test", "/digits", &[], "").await;
+        assert_eq!(get(addr, "a.test", "/digits", &[]).await.x_cache(), "MISS");
+    }
+    let r = send(addr, http::Method::POST, "a.test", "/create", &[], "x").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(get(addr, "a.test", "/create", &[]).await.x_cache(), "MISS");
+    assert_eq!(
+        get(addr, "a.test", "/v", &[]).await.x_cache(),
+        "MISS",
+        "its Location"
+    );
+    assert_eq!(
+        get(addr, "a.test", "/digits", &[]).await.x_cache(),
+        "HIT",
+        "a Content-Location on another host is not ours"
+    );
 }
 
 #[tokio::test]

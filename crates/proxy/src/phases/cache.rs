@@ -17,7 +17,7 @@
 //! Hot path (a hit): one key allocation, one short lock in the cache, a header-map clone; no body copy.
 
 use bytes::Bytes;
-use edgeguard_cache::{CacheStatus, CachedResponse, ClientConditions, Lookup, X_CACHE};
+use edgeguard_cache::{CacheKey, CacheStatus, CachedResponse, ClientConditions, Lookup, X_CACHE};
 use edgeguard_limit::Clock;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -84,7 +84,13 @@ pub(crate) async fn lookup(
             None
         }
     };
-    ctx.cdn.cache = Some(Pending { fill, stale, conds });
+    let invalidate = is_unsafe(&parts.method).then_some(key);
+    ctx.cdn.cache = Some(Pending {
+        fill,
+        stale,
+        conds,
+        invalidate,
+    });
     Ok(Request::from_parts(parts, body))
 }
 
@@ -145,7 +151,17 @@ pub(crate) async fn upstream_answered(
         parts.headers.append(header::VIA, ctx.rt.via.clone());
         return Response::from_parts(parts, body);
     }
-    let Pending { fill, stale, conds } = pending;
+    let Pending {
+        fill,
+        stale,
+        conds,
+        invalidate,
+    } = pending;
+    if let Some(key) = invalidate
+        && (parts.status.is_success() || parts.status.is_redirection())
+    {
+        invalidate_after_unsafe(domain, &key, &parts.headers);
+    }
     // The request's time, not the response's: an object's age then errs on the old side (RFC 9111 4.2.3
     // takes the request time as well), and the fake clock of tests reads the same at both ends.
     let now = ctx.cdn.now;
@@ -181,6 +197,7 @@ pub(crate) async fn upstream_answered(
                         fill: None,
                         stale,
                         conds,
+                        invalidate: None,
                     });
                     if let Some(resp) = stale_instead(ctx, domain, "upstream body failed") {
                         return resp;
@@ -203,6 +220,39 @@ pub(crate) async fn upstream_answered(
     parts.headers.append(header::VIA, ctx.rt.via.clone());
     ctx.cdn.cache_status = Some(CacheStatus::Miss);
     Response::from_parts(parts, body)
+}
+
+fn is_unsafe(method: &http::Method) -> bool {
+    use http::Method;
+    [Method::POST, Method::PUT, Method::DELETE, Method::PATCH].contains(method)
+}
+
+/// RFC 9111 section 4.4: a successful unsafe request invalidates the stored response of its URL, and of the
+/// `Location` and `Content-Location` it names on the same host (others are not this domain's to touch).
+fn invalidate_after_unsafe(domain: &DomainRt, key: &CacheKey, headers: &http::HeaderMap) {
+    let Some(cache) = domain.cache.as_ref() else {
+        return;
+    };
+    let mut keys = vec![key.clone()];
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(uri) = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<http::Uri>().ok())
+        else {
+            continue;
+        };
+        let same_host = uri
+            .host()
+            .is_none_or(|h| h.eq_ignore_ascii_case(&domain.name));
+        if same_host && uri.path().starts_with('/') {
+            keys.push(cache.key(&domain.name, &uri));
+        }
+    }
+    let n = cache.purge_keys(&keys);
+    if n > 0 {
+        tracing::debug!(host = %domain.name, "{n} cached object(s) invalidated by an unsafe request");
+    }
 }
 
 /// Headers meant for this node only: `CDN-Cache-Control` (RFC 9213; this node is the CDN it targets) and
