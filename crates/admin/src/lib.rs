@@ -19,7 +19,9 @@ mod reply;
 mod server;
 
 pub use api::node::{OriginAddresses, ParentAddresses, back_to_origin};
-pub use control::{ApplyError, BlockInfo, Control, StartError, TIMED_CHALLENGE_TTL_S, block_id};
+pub use control::{
+    ApplyError, BlockInfo, Control, PurgeTarget, StartError, TIMED_CHALLENGE_TTL_S, block_id,
+};
 pub use error::{ErrorBody, FieldError};
 pub use memory::MemoryControl;
 pub use server::{MAX_BODY_BYTES, RunningAdmin, serve, start};

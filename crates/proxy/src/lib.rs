@@ -47,4 +47,5 @@ mod server;
 mod upstream;
 
 pub use error::ProxyError;
+pub use server::purge::Purge;
 pub use server::{DEFAULT_SHUTDOWN_GRACE, Node, RunningNode};

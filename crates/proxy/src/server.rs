@@ -2,6 +2,8 @@
 //! auto builder (HTTP/1.1 with keep-alive and pipelining, or HTTP/2 with prior knowledge, told apart by the
 //! connection preface), graceful shutdown through hyper-util's watcher.
 
+pub(crate) mod purge;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -320,3 +320,50 @@ async fn stale_while_revalidate_answers_at_once_and_refreshes_once() {
     assert!(fresh);
     assert_eq!(o.hits_of("/swr"), 2, "one background refresh");
 }
+
+#[tokio::test]
+async fn purge_by_urls_prefix_and_tags() {
+    let o = Origin::builder()
+        .route_prefix(
+            "/img/",
+            Route::path("img ", "\n")
+                .cache_control("max-age=60")
+                .header("cache-tag", "img, all"),
+        )
+        .fallback(
+            Route::path("ok ", "\n")
+                .cache_control("max-age=60")
+                .header("surrogate-key", "all page"),
+        )
+        .start()
+        .await;
+    let (n, _) = node(&site(o.addr, "")).await;
+    let addr = n.local_addrs()[0];
+    let paths = ["/img/1", "/img/2", "/a", "/b?x=1", "/c"];
+    for p in paths {
+        let r = get(addr, "a.test", p, &[]).await;
+        assert_eq!(
+            r.header("cache-tag"),
+            None,
+            "purge groups are not sent downstream"
+        );
+        assert_eq!(r.header("surrogate-key"), None);
+    }
+    use edgeguard_proxy::Purge;
+    assert_eq!(
+        n.purge(
+            "a.test",
+            &Purge::Urls(vec!["/b?x=1".into(), "/none".into()])
+        ),
+        Some(1)
+    );
+    assert_eq!(n.purge("a.test", &Purge::Tags(vec!["img".into()])), Some(2));
+    assert_eq!(get(addr, "a.test", "/a", &[]).await.x_cache(), "HIT");
+    assert_eq!(get(addr, "a.test", "/img/1", &[]).await.x_cache(), "MISS");
+    assert_eq!(n.purge("a.test", &Purge::Prefix("/img/".into())), Some(1));
+    assert_eq!(
+        n.purge("a.test", &Purge::Tags(vec!["page".into()])),
+        Some(2)
+    );
+    assert_eq!(n.purge("nope.test", &Purge::Prefix("/".into())), None);
+}
