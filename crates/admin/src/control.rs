@@ -69,12 +69,30 @@ pub trait Control: Send + Sync + 'static {
     /// parents (or on a parent node).
     fn node_addresses(&self) -> Vec<IpAddr>;
 
+    /// Removes objects from `domain`'s cache; returns how many. `Err`: the domain keeps no cache (answered
+    /// as 404). The default keeps no cache at all.
+    fn purge(&self, domain: &str, what: &PurgeTarget) -> Result<u64, String> {
+        let _ = what;
+        Err(format!("{domain} keeps no cache on this node"))
+    }
+
     /// Unix time in milliseconds; the default time range of charts ends here.
     fn now_ms(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
     }
+}
+
+/// What [`Control::purge`] removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PurgeTarget {
+    /// Paths with their query (`/a?b=1`) or absolute URLs.
+    Urls(Vec<String>),
+    /// A path prefix (`/img/`).
+    Prefix(String),
+    /// Tags from the origin's `Cache-Tag`/`Surrogate-Key`.
+    Tags(Vec<String>),
 }
 
 /// Why [`Control::apply`] did not apply a configuration.

@@ -20,7 +20,8 @@ mod server;
 
 pub use api::node::{OriginAddresses, ParentAddresses, back_to_origin};
 pub use control::{
-    ApplyError, BlockInfo, Control, ProtectionTable, StartError, TIMED_CHALLENGE_TTL_S, block_id,
+    ApplyError, BlockInfo, Control, ProtectionTable, PurgeTarget, StartError,
+    TIMED_CHALLENGE_TTL_S, block_id,
 };
 pub use error::{ErrorBody, FieldError};
 pub use memory::MemoryControl;

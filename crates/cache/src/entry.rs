@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::{AGE, CONNECTION, CONTENT_LENGTH};
+use http::header::{AGE, CONNECTION, CONTENT_LENGTH, ETAG, LAST_MODIFIED};
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 /// `X-Cache`, set on every response the proxy sends for a cacheable domain.
@@ -12,7 +12,12 @@ pub const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 
 /// Headers that describe one connection, not the object: never stored (RFC 9110 section 7.6.1). `Age` is
 /// dropped too because it is recomputed on every hit.
-const NOT_STORED: [&str; 9] = [
+/// `CDN-Cache-Control` is for this node alone (RFC 9213: the CDN it targets), and `Cache-Tag`/`Surrogate-Key`
+/// name purge groups: none of them is stored or sent downstream.
+const NOT_STORED: [&str; 12] = [
+    "cdn-cache-control",
+    "cache-tag",
+    "surrogate-key",
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -35,7 +40,7 @@ pub(crate) type VarySnapshot = Box<[(HeaderName, Option<HeaderValue>)]>;
 
 /// One cached response. Immutable once stored; shared by `Arc` between the LRU map and responses in flight,
 /// so a hit copies no body bytes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Entry {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -43,8 +48,15 @@ pub(crate) struct Entry {
     pub stored_at: SystemTime,
     pub initial_age: Duration,
     pub fresh_until: SystemTime,
+    /// Until when it may be served stale because the upstream failed.
     pub stale_until: SystemTime,
+    /// Until when it is kept at all: past `stale_until` when it has a validator to be revalidated with.
+    pub keep_until: SystemTime,
+    /// `stale-while-revalidate`: until when a stale copy is answered at once while one refresh runs.
+    pub swr_until: SystemTime,
     pub vary: VarySnapshot,
+    /// Purge groups from `Cache-Tag`/`Surrogate-Key`.
+    pub tags: Box<[Box<str>]>,
     /// Bytes charged against the budget.
     pub size: usize,
 }
@@ -55,6 +67,19 @@ impl Entry {
         self.vary
             .iter()
             .all(|(name, value)| headers.get(name) == value.as_ref())
+    }
+
+    pub fn etag(&self) -> Option<&HeaderValue> {
+        self.headers.get(ETAG)
+    }
+
+    pub fn last_modified(&self) -> Option<&HeaderValue> {
+        self.headers.get(LAST_MODIFIED)
+    }
+
+    /// Whether a conditional request can revalidate it (RFC 9111 section 4.3.1).
+    pub fn has_validator(&self) -> bool {
+        self.etag().is_some() || self.last_modified().is_some()
     }
 
     pub fn age_at(&self, now: SystemTime) -> Duration {
@@ -76,6 +101,22 @@ pub(crate) fn stored_headers(headers: &HeaderMap, body_len: usize) -> HeaderMap 
     }
     out.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
     out
+}
+
+/// Purge groups of a response: `Cache-Tag` and `Surrogate-Key` values split on commas and spaces.
+pub(crate) fn tags_of(headers: &HeaderMap) -> Box<[Box<str>]> {
+    let mut tags: Vec<Box<str>> = Vec::new();
+    for name in ["cache-tag", "surrogate-key"] {
+        for v in headers.get_all(name) {
+            let Ok(v) = v.to_str() else { continue };
+            for t in v.split(|c: char| c == ',' || c.is_ascii_whitespace()) {
+                if !t.is_empty() && !tags.iter().any(|have| &**have == t) {
+                    tags.push(t.into());
+                }
+            }
+        }
+    }
+    tags.into_boxed_slice()
 }
 
 fn named_by_connection(headers: &HeaderMap, name: &str) -> bool {
@@ -116,6 +157,10 @@ pub enum CacheStatus {
     Miss,
     /// Served expired from the cache because the upstream failed.
     Stale,
+    /// Expired, revalidated with the upstream (which answered 304), served from the cache.
+    Revalidated,
+    /// Expired within `stale-while-revalidate`: served at once while a refresh runs in the background.
+    Updating,
 }
 
 impl CacheStatus {
@@ -124,6 +169,8 @@ impl CacheStatus {
             CacheStatus::Hit => "HIT",
             CacheStatus::Miss => "MISS",
             CacheStatus::Stale => "STALE",
+            CacheStatus::Revalidated => "REVALIDATED",
+            CacheStatus::Updating => "UPDATING",
         }
     }
 
@@ -187,6 +234,10 @@ impl CachedResponse {
         headers.insert(AGE, HeaderValue::from(self.age.as_secs()));
         headers.insert(X_CACHE, status.header_value());
         response
+    }
+
+    pub(crate) fn entry(&self) -> &Arc<Entry> {
+        &self.entry
     }
 }
 

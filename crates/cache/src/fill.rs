@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
+use http::header::{CONTENT_LENGTH, IF_MODIFIED_SINCE, IF_NONE_MATCH};
+use http::{HeaderMap, StatusCode};
 
 use crate::entry::{self, CachedResponse, Entry, VarySnapshot};
 use crate::policy::{self, RequestHead};
@@ -30,6 +31,8 @@ pub struct FillGuard {
     tx: Option<tokio::sync::watch::Sender<FlightState>>,
     /// Boxed: keeps `Lookup` small on the hit path, which never builds one.
     req: Box<RequestHead>,
+    /// The expired object this fill revalidates, when it has a validator.
+    revalidating: Option<Arc<Entry>>,
 }
 
 impl FillGuard {
@@ -39,6 +42,7 @@ impl FillGuard {
         id: u64,
         tx: tokio::sync::watch::Sender<FlightState>,
         req: RequestHead,
+        revalidating: Option<Arc<Entry>>,
     ) -> Self {
         FillGuard {
             shared,
@@ -46,6 +50,89 @@ impl FillGuard {
             id,
             tx: Some(tx),
             req: Box::new(req),
+            revalidating,
+        }
+    }
+
+    /// Whether this fill revalidates an expired object: its request then carries the object's validators
+    /// ([`add_validators`](Self::add_validators)) and a 304 goes to [`refresh`](Self::refresh).
+    pub fn is_revalidation(&self) -> bool {
+        self.revalidating.is_some()
+    }
+
+    /// Adds `If-None-Match`/`If-Modified-Since` from the object being revalidated to the upstream request
+    /// (whose own conditional headers the proxy has removed).
+    pub fn add_validators(&self, headers: &mut HeaderMap) {
+        let Some(entry) = &self.revalidating else {
+            return;
+        };
+        if let Some(etag) = entry.etag() {
+            headers.insert(IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(lm) = entry.last_modified() {
+            headers.insert(IF_MODIFIED_SINCE, lm.clone());
+        }
+    }
+
+    /// The upstream answered the revalidation with 304 (`parts`): the stored headers are updated with the
+    /// 304's (RFC 9111 section 4.3.4), freshness is evaluated again, and the stored body is served. When the
+    /// updated headers forbid storing, the object is dropped but still answers this request.
+    ///
+    /// Returns `None` when this fill revalidates nothing (the proxy then sends the 304 as it came).
+    pub fn refresh(
+        mut self,
+        parts: &http::response::Parts,
+        now: SystemTime,
+    ) -> Option<CachedResponse> {
+        let old = self.revalidating.take()?;
+        let mut headers = old.headers.clone();
+        let update = entry::stored_headers(&parts.headers, old.body.len());
+        for name in update.keys() {
+            if name != CONTENT_LENGTH {
+                headers.remove(name);
+            }
+        }
+        for (name, value) in &update {
+            if name != CONTENT_LENGTH {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        // Purge groups are not stored headers: keep the object's unless the 304 names new ones.
+        let tags = entry::tags_of(&parts.headers);
+        let tags = if tags.is_empty() {
+            old.tags.clone()
+        } else {
+            tags
+        };
+        let result = self
+            .build(old.status, &headers, old.body.clone(), now, Some(tags))
+            .map(Arc::new);
+        let head = self.req.method == http::Method::HEAD;
+        match result {
+            Ok(entry) => {
+                Stats::bump(&self.shared.stats.revalidated);
+                self.finish(Some(Arc::clone(&entry)));
+                Some(CachedResponse::new(entry, now, head))
+            }
+            Err(_) => {
+                Stats::bump(&self.shared.stats.not_stored);
+                self.shared.remove(&self.key);
+                self.finish(None);
+                let fallback = Entry {
+                    headers,
+                    ..(*old).clone()
+                };
+                Some(CachedResponse::new(Arc::new(fallback), now, head))
+            }
+        }
+    }
+
+    fn finish(&mut self, stored: Option<Arc<Entry>>) {
+        self.shared
+            .finish_flight(&self.key, self.id, stored.clone());
+        if let Some(tx) = self.tx.take() {
+            // `send_replace` stores the value even when no follower is listening.
+            tx.send_replace(FlightState::Done(stored));
         }
     }
 
@@ -65,16 +152,23 @@ impl FillGuard {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if let Some(size) = declared.filter(|&len| len > limit) {
+            self.shared.memo_uncacheable(&self.key, now);
             return Err(NotStored::TooLarge { size, limit });
         }
-        policy::evaluate(
+        let verdict = policy::evaluate(
             &self.req,
             parts.status,
             &parts.headers,
             now,
             self.shared.config.default_ttl,
-        )?;
-        self.vary_snapshot(&parts.headers).map(drop)
+        )
+        .and_then(|_| self.vary_snapshot(&parts.headers).map(drop));
+        if verdict.is_err()
+            && !(self.revalidating.is_some() && parts.status == StatusCode::NOT_MODIFIED)
+        {
+            self.shared.memo_uncacheable(&self.key, now);
+        }
+        verdict
     }
 
     /// The request header values the response's `Vary` nominates, from the leading request.
@@ -91,32 +185,51 @@ impl FillGuard {
     /// Stores the upstream response if it may be stored, and hands it to the followers. `now` is when the
     /// response arrived. The caller sends the response to its own client either way (`X-Cache: MISS`).
     pub fn complete(
-        mut self,
+        self,
         parts: &http::response::Parts,
         body: Bytes,
         now: SystemTime,
     ) -> Result<(), NotStored> {
-        let result = self.build(parts, body, now).map(Arc::new);
+        self.complete_with(parts, body, now).map(drop)
+    }
+
+    /// [`complete`](Self::complete), returning the stored object so the caller can answer its client's
+    /// conditional or range request from it.
+    pub fn complete_with(
+        mut self,
+        parts: &http::response::Parts,
+        body: Bytes,
+        now: SystemTime,
+    ) -> Result<CachedResponse, NotStored> {
+        let tags = entry::tags_of(&parts.headers);
+        let result = self
+            .build(parts.status, &parts.headers, body, now, Some(tags))
+            .map(Arc::new);
         let stats = &self.shared.stats;
         match &result {
             Ok(_) => Stats::bump(&stats.stored),
             Err(_) => Stats::bump(&stats.not_stored),
         }
         let stored = result.as_ref().ok().cloned();
-        self.shared
-            .finish_flight(&self.key, self.id, stored.clone());
-        if let Some(tx) = self.tx.take() {
-            // `send_replace` stores the value even when no follower is listening.
-            tx.send_replace(FlightState::Done(stored));
+        if stored.is_none() {
+            self.shared.memo_uncacheable(&self.key, now);
         }
-        result.map(drop)
+        if stored.is_none() && self.revalidating.is_some() {
+            // The object changed into something not storable: the old copy must not be revalidated again.
+            self.shared.remove(&self.key);
+        }
+        self.finish(stored);
+        let head = self.req.method == http::Method::HEAD;
+        result.map(|e| CachedResponse::new(e, now, head))
     }
 
     fn build(
         &self,
-        parts: &http::response::Parts,
+        status: StatusCode,
+        raw_headers: &HeaderMap,
         body: Bytes,
         now: SystemTime,
+        tags: Option<Box<[Box<str>]>>,
     ) -> Result<Entry, NotStored> {
         let config = &self.shared.config;
         let limit = self.shared.object_limit;
@@ -126,16 +239,12 @@ impl FillGuard {
                 limit: limit as u64,
             });
         }
-        let fresh = policy::evaluate(
-            &self.req,
-            parts.status,
-            &parts.headers,
-            now,
-            config.default_ttl,
-        )?;
-        let vary = self.vary_snapshot(&parts.headers)?;
-        let headers = entry::stored_headers(&parts.headers, body.len());
-        let size = entry::entry_size(&self.key, &headers, &vary, body.len());
+        let fresh = policy::evaluate(&self.req, status, raw_headers, now, config.default_ttl)?;
+        let vary = self.vary_snapshot(raw_headers)?;
+        let headers = entry::stored_headers(raw_headers, body.len());
+        let tags = tags.unwrap_or_default();
+        let size = entry::entry_size(&self.key, &headers, &vary, body.len())
+            + tags.iter().map(|t| t.len() + 16).sum::<usize>();
         if size > limit {
             return Err(NotStored::TooLarge {
                 size: size as u64,
@@ -143,22 +252,37 @@ impl FillGuard {
             });
         }
         let fresh_until = now.checked_add(fresh.ttl).unwrap_or(now);
+        let after = |d: Duration| fresh_until.checked_add(d).unwrap_or(fresh_until);
+        let grace_until = after(config.stale_grace.max(fresh.sie));
         let stale_until = if fresh.no_stale {
             fresh_until
         } else {
+            grace_until
+        };
+        let has_validator = headers.contains_key(http::header::ETAG)
+            || headers.contains_key(http::header::LAST_MODIFIED);
+        let keep_until = if has_validator {
+            grace_until
+        } else {
+            stale_until
+        };
+        let swr_until = if fresh.no_stale {
             fresh_until
-                .checked_add(config.stale_grace)
-                .unwrap_or(fresh_until)
+        } else {
+            after(fresh.swr)
         };
         Ok(Entry {
-            status: parts.status,
+            status,
             headers,
             body,
             stored_at: now,
             initial_age: fresh.initial_age,
             fresh_until,
             stale_until,
+            keep_until: keep_until.max(swr_until),
+            swr_until,
             vary,
+            tags,
             size,
         })
     }

@@ -1,12 +1,15 @@
 //! The HTTP response cache of one domain: a memory-bounded LRU of buffered GET responses, freshness decided
-//! by `http-cache-semantics` with the domain's `default_ttl` as fallback, stale copies kept for a grace period
-//! so the proxy can serve them when the upstream fails, and request coalescing so a burst of misses for one
-//! object makes a single upstream request.
+//! by `http-cache-semantics` with the domain's `default_ttl` as fallback (and `CDN-Cache-Control` over
+//! `Cache-Control`), stale copies kept for a grace period so the proxy can serve them when the upstream
+//! fails or within `stale-while-revalidate`, revalidation of expired objects with their validators, client
+//! conditional and range requests answered from stored objects, request coalescing so a burst of misses for
+//! one object makes a single upstream request, a hit-for-pass memo, and purge by key, prefix or tag.
 //!
-//! Not here: any I/O (the proxy fetches, buffers and sends), a disk tier, conditional revalidation
-//! (`If-None-Match`/304), more than one `Vary` variant per key, or range requests. The clock is a `now:
-//! SystemTime` argument so tests drive time; the only `.await` is a follower waiting for a fill.
+//! Not here: any I/O (the proxy fetches, buffers and sends), a disk tier, more than one `Vary` variant per
+//! key. The clock is a `now: SystemTime` argument so tests drive time; the only `.await` is a follower
+//! waiting for a fill.
 
+mod conditional;
 mod entry;
 mod fill;
 mod key;
@@ -19,11 +22,13 @@ use std::collections::hash_map::RandomState;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use hashlink::LinkedHashMap;
 use http::header::RANGE;
 use http::{Method, Uri};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
+pub use conditional::ClientConditions;
 pub use entry::{CacheStatus, CachedResponse, X_CACHE};
 pub use fill::{FillGuard, WaitHandle};
 pub use key::CacheKey;
@@ -34,6 +39,12 @@ use fill::FlightState;
 use policy::RequestHead;
 use stats::Stats;
 use store::Store;
+
+/// How long a URL whose response could not be stored is remembered as such (hit-for-pass): its requests then
+/// go upstream side by side instead of queueing behind one another's fill.
+pub const HIT_FOR_PASS_TTL: Duration = Duration::from_secs(10);
+/// Most URLs remembered as uncacheable at once (the oldest is forgotten first).
+pub const HIT_FOR_PASS_MAX: usize = 4096;
 
 /// Upper bound of the per-object limit, whatever the budget.
 pub const MAX_OBJECT_SIZE: u64 = 8 << 20;
@@ -99,8 +110,14 @@ pub enum NotStored {
 /// [`Cache::record_stale_served`].
 #[derive(Debug)]
 pub enum Lookup {
-    /// Fresh: answer with [`CachedResponse::into_response`]`(CacheStatus::Hit)`.
+    /// Fresh: answer with [`CachedResponse::respond`]`(CacheStatus::Hit, ..)`.
     Hit(CachedResponse),
+    /// Expired within `stale-while-revalidate`: answer with the copy at once (`CacheStatus::Updating`) and,
+    /// when `fill` is given, refresh it in the background (one refresh at a time per object).
+    Updating {
+        stale: CachedResponse,
+        fill: Option<FillGuard>,
+    },
     /// Nobody is fetching this object: fetch it, then [`FillGuard::complete`] (or drop the guard on error).
     Lead {
         fill: FillGuard,
@@ -120,7 +137,7 @@ impl Lookup {
     /// The expired copy to fall back on, if any.
     pub fn stale(&self) -> Option<&CachedResponse> {
         match self {
-            Lookup::Hit(_) => None,
+            Lookup::Hit(_) | Lookup::Updating { .. } => None,
             Lookup::Lead { stale, .. } | Lookup::Follow { stale, .. } | Lookup::Pass { stale } => {
                 stale.as_ref()
             }
@@ -147,6 +164,8 @@ struct Inner {
     store: Store,
     flights: HashMap<Box<str>, Flight, RandomState>,
     next_flight: u64,
+    /// Hit-for-pass: URLs whose last response could not be stored, and until when that is believed.
+    uncacheable: LinkedHashMap<Box<str>, SystemTime, RandomState>,
 }
 
 /// A fill in progress. Followers clone `rx`; the leader's `FillGuard` owns the sender.
@@ -167,6 +186,7 @@ impl Cache {
                     store: Store::new(budget),
                     flights: HashMap::with_hasher(RandomState::new()),
                     next_flight: 0,
+                    uncacheable: LinkedHashMap::with_hasher(RandomState::new()),
                 }),
                 stats: Stats::default(),
             }),
@@ -209,7 +229,7 @@ impl Cache {
         };
 
         let mut inner = self.shared.inner.lock();
-        let mut stale = None;
+        let mut kept = None;
         let mut expired = false;
         if let Some(entry) = inner.store.get(key.as_str()) {
             if entry.vary_matches(&req.headers) {
@@ -219,17 +239,28 @@ impl Cache {
                     Stats::bump(&stats.hits);
                     return Lookup::Hit(CachedResponse::new(entry, now, head));
                 }
-                if now < entry.stale_until {
-                    stale = Some(Arc::clone(entry));
+                if now < entry.keep_until {
+                    kept = Some(Arc::clone(entry));
                 }
             }
-            expired = now >= entry.stale_until;
+            expired = now >= entry.keep_until;
         }
         if expired {
             inner.store.remove(key.as_str());
             self.shared.publish_size(&inner);
         }
-        let stale = stale.map(|e| CachedResponse::new(e, now, head));
+        let stale = kept
+            .as_ref()
+            .filter(|e| now < e.stale_until)
+            .map(|e| CachedResponse::new(Arc::clone(e), now, head));
+        let updating = kept.as_ref().is_some_and(|e| now < e.swr_until);
+        if updating && (head || inner.flights.contains_key(key.as_str())) {
+            // A refresh is under way (or a HEAD cannot lead one): the stale copy, at once.
+            drop(inner);
+            Stats::bump(&stats.hits);
+            let stale = CachedResponse::new(kept.unwrap_or_else(|| unreachable!()), now, head);
+            return Lookup::Updating { stale, fill: None };
+        }
 
         if let Some(flight) = inner.flights.get(key.as_str()) {
             let rx = flight.rx.clone();
@@ -241,7 +272,8 @@ impl Cache {
             };
         }
         // A HEAD response has no body to store, and a Range request would bring a 206 the cache does not
-        // keep: neither leads a fill.
+        // keep: neither leads a fill. (The proxy takes `Range` off a GET before the lookup, fills the whole
+        // object and answers the range from it: see `ClientConditions`.)
         if head || req.headers.contains_key(RANGE) {
             drop(inner);
             Stats::bump(&stats.passes);
@@ -250,27 +282,72 @@ impl Cache {
         let id = inner.next_flight;
         inner.next_flight += 1;
         let (tx, rx) = watch::channel(FlightState::Pending);
-        inner.flights.insert(key.boxed(), Flight { id, rx });
-        drop(inner);
-        Stats::bump(&stats.misses);
-        Lookup::Lead {
-            fill: FillGuard::new(
-                Arc::clone(&self.shared),
-                key.boxed(),
-                id,
-                tx,
-                RequestHead::capture(req),
-            ),
-            stale,
+        // Hit-for-pass: a URL known not to cache leads without a flight, so nobody waits on it.
+        let memo = inner.uncacheable.get(key.as_str()).copied();
+        if memo.is_some_and(|until| now < until) {
+            Stats::bump(&stats.passes);
+        } else {
+            if memo.is_some() {
+                inner.uncacheable.remove(key.as_str());
+            }
+            inner.flights.insert(key.boxed(), Flight { id, rx });
+            Stats::bump(&stats.misses);
         }
+        drop(inner);
+        let revalidating = kept.filter(|e| e.has_validator());
+        let fill = FillGuard::new(
+            Arc::clone(&self.shared),
+            key.boxed(),
+            id,
+            tx,
+            RequestHead::capture(req),
+            revalidating,
+        );
+        if updating {
+            let stale = stale.unwrap_or_else(|| unreachable!("swr_until <= stale_until"));
+            return Lookup::Updating {
+                stale,
+                fill: Some(fill),
+            };
+        }
+        Lookup::Lead { fill, stale }
     }
 
     /// Drops the object stored under `key`, if any.
     pub fn purge(&self, key: &CacheKey) -> bool {
+        self.shared.remove(key.as_str())
+    }
+
+    /// Drops the objects stored under `keys`; returns how many there were.
+    pub fn purge_keys(&self, keys: &[CacheKey]) -> usize {
         let mut inner = self.shared.inner.lock();
-        let removed = inner.store.remove(key.as_str()).is_some();
+        let n = keys
+            .iter()
+            .filter(|k| inner.store.remove(k.as_str()).is_some())
+            .count();
         self.shared.publish_size(&inner);
-        removed
+        n
+    }
+
+    /// Drops every object whose key starts with `prefix` (a host and path prefix, as [`CacheKey`] spells
+    /// it); returns how many. Walks the whole store under the lock: an admin operation, not a hot path.
+    pub fn purge_prefix(&self, prefix: &str) -> usize {
+        self.purge_where(|key, _| key.starts_with(prefix))
+    }
+
+    /// Drops every object tagged (`Cache-Tag`/`Surrogate-Key`) with one of `tags`; returns how many.
+    pub fn purge_tags(&self, tags: &[&str]) -> usize {
+        self.purge_where(|_, entry| entry.tags.iter().any(|t| tags.contains(&&**t)))
+    }
+
+    fn purge_where(&self, doomed: impl Fn(&str, &Entry) -> bool) -> usize {
+        let mut inner = self.shared.inner.lock();
+        let keys = inner.store.keys_where(doomed);
+        for key in &keys {
+            inner.store.remove(key);
+        }
+        self.shared.publish_size(&inner);
+        keys.len()
     }
 
     /// Drops every stored object (fills in flight still complete).
@@ -299,10 +376,28 @@ impl Shared {
         self.stats.objects.store(inner.store.len() as u64, Relaxed);
     }
 
+    fn remove(&self, key: &str) -> bool {
+        let mut inner = self.inner.lock();
+        let removed = inner.store.remove(key).is_some();
+        self.publish_size(&inner);
+        removed
+    }
+
+    /// Remembers `key` as not cacheable until `now + HIT_FOR_PASS_TTL`.
+    fn memo_uncacheable(&self, key: &str, now: SystemTime) {
+        let until = now.checked_add(HIT_FOR_PASS_TTL).unwrap_or(now);
+        let mut inner = self.inner.lock();
+        inner.uncacheable.replace(key.into(), until);
+        while inner.uncacheable.len() > HIT_FOR_PASS_MAX {
+            inner.uncacheable.pop_front();
+        }
+    }
+
     /// Stores `entry` under `key` and ends flight `id`, in one critical section.
     fn finish_flight(&self, key: &str, id: u64, entry: Option<Arc<Entry>>) {
         let mut inner = self.inner.lock();
         if let Some(entry) = entry {
+            inner.uncacheable.remove(key);
             let evicted = inner.store.insert(key.into(), entry);
             self.publish_size(&inner);
             if evicted > 0 {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::{CACHE_CONTROL, EXPIRES, PRAGMA, SET_COOKIE, VARY};
+use http::header::{CACHE_CONTROL, ETAG, EXPIRES, LAST_MODIFIED, PRAGMA, SET_COOKIE, VARY};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use http_cache_semantics::{CacheOptions, CachePolicy, RequestLike, ResponseLike};
 
@@ -12,7 +12,7 @@ use crate::NotStored;
 /// What the policy crate needs of the request that led a fill. Request-side cache directives are dropped
 /// on purpose (see `RequestHead::capture`).
 pub(crate) struct RequestHead {
-    method: Method,
+    pub(crate) method: Method,
     uri: Uri,
     headers: HeaderMap,
 }
@@ -76,8 +76,31 @@ pub(crate) struct Freshness {
     pub initial_age: Duration,
     /// Time it stays fresh from now.
     pub ttl: Duration,
-    /// `must-revalidate`/`proxy-revalidate`: never served stale, not even when the origin fails.
+    /// `must-revalidate`/`proxy-revalidate`/`no-cache`: never served stale, not even when the origin fails.
     pub no_stale: bool,
+    /// `stale-while-revalidate` (RFC 5861): answered stale at once for this long while it is refreshed.
+    pub swr: Duration,
+    /// `stale-if-error` (RFC 5861): served stale this long when the upstream fails.
+    pub sie: Duration,
+}
+
+/// RFC 9213: the directives for this cache alone; when present, `Cache-Control` (and `Expires`) are not.
+pub(crate) const CDN_CACHE_CONTROL: &str = "cdn-cache-control";
+
+/// The headers freshness is judged on: with `CDN-Cache-Control`, its directives in place of
+/// `Cache-Control`, and no `Expires`/`Pragma`.
+fn effective(headers: &HeaderMap) -> std::borrow::Cow<'_, HeaderMap> {
+    if !headers.contains_key(CDN_CACHE_CONTROL) {
+        return std::borrow::Cow::Borrowed(headers);
+    }
+    let mut out = headers.clone();
+    out.remove(CACHE_CONTROL);
+    out.remove(EXPIRES);
+    out.remove(PRAGMA);
+    for v in headers.get_all(CDN_CACHE_CONTROL) {
+        out.append(CACHE_CONTROL, v.clone());
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// RFC 9111 section 1.2.2: a delta-seconds too large to handle counts as 2^31 seconds. Also keeps
@@ -116,6 +139,7 @@ pub(crate) fn evaluate(
     if vary_star(headers) {
         return Err(NotStored::VaryStar);
     }
+    let headers = &*effective(headers);
     let res = ResponseHead { status, headers };
     let policy = CachePolicy::new_options(req, &res, now, options());
     if !policy.is_storable() {
@@ -134,13 +158,17 @@ pub(crate) fn evaluate(
         CachePolicy::new_options(req, &res, now, options())
     };
     let ttl = policy.time_to_live(now).min(MAX_LIFETIME);
-    if ttl.is_zero() {
+    // Stale from the start (`no-cache`, `max-age=0`): worth storing only with a validator, to revalidate
+    // on each use (RFC 9111 section 4.3); without one every use is a full fetch anyway.
+    if ttl.is_zero() && !headers.contains_key(ETAG) && !headers.contains_key(LAST_MODIFIED) {
         return Err(NotStored::NotFresh);
     }
     Ok(Freshness {
         initial_age: policy.age(now).min(MAX_LIFETIME),
         ttl,
         no_stale: directives.revalidate,
+        swr: directives.swr,
+        sie: directives.sie,
     })
 }
 
@@ -177,6 +205,8 @@ struct Directives {
     /// `max-age` or `s-maxage` present.
     explicit: bool,
     revalidate: bool,
+    swr: Duration,
+    sie: Duration,
 }
 
 impl Directives {
@@ -185,13 +215,23 @@ impl Directives {
         for value in headers.get_all(CACHE_CONTROL) {
             let Ok(value) = value.to_str() else { continue };
             for part in value.split(',') {
-                let name = part.split('=').next().unwrap_or("").trim();
+                let mut kv = part.splitn(2, '=');
+                let name = kv.next().unwrap_or("").trim();
+                let secs = || {
+                    let v = kv.clone().next().unwrap_or("").trim().trim_matches('"');
+                    Duration::from_secs(v.parse::<u64>().unwrap_or(0)).min(MAX_LIFETIME)
+                };
                 if name.eq_ignore_ascii_case("max-age") || name.eq_ignore_ascii_case("s-maxage") {
                     d.explicit = true;
                 } else if name.eq_ignore_ascii_case("must-revalidate")
                     || name.eq_ignore_ascii_case("proxy-revalidate")
+                    || name.eq_ignore_ascii_case("no-cache")
                 {
                     d.revalidate = true;
+                } else if name.eq_ignore_ascii_case("stale-while-revalidate") {
+                    d.swr = secs();
+                } else if name.eq_ignore_ascii_case("stale-if-error") {
+                    d.sie = secs();
                 }
             }
         }

@@ -9,6 +9,7 @@ pub(crate) struct Stats {
     pub passes: AtomicU64,
     pub coalesced: AtomicU64,
     pub stale_served: AtomicU64,
+    pub revalidated: AtomicU64,
     pub stored: AtomicU64,
     pub not_stored: AtomicU64,
     pub evictions: AtomicU64,
@@ -28,6 +29,7 @@ impl Stats {
             passes: self.passes.load(Relaxed),
             coalesced: self.coalesced.load(Relaxed),
             stale_served: self.stale_served.load(Relaxed),
+            revalidated: self.revalidated.load(Relaxed),
             stored: self.stored.load(Relaxed),
             not_stored: self.not_stored.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
@@ -51,6 +53,8 @@ pub struct CacheStats {
     pub coalesced: u64,
     /// Expired objects served because the upstream failed (reported by the proxy).
     pub stale_served: u64,
+    /// Expired objects the upstream confirmed with a 304 (stored body served again).
+    pub revalidated: u64,
     /// Fills that stored an object.
     pub stored: u64,
     /// Fills that ended without storing: response not storable or too large, or guard dropped (upstream

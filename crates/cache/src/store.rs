@@ -53,6 +53,15 @@ impl Store {
         Some(old)
     }
 
+    /// Keys of the entries `pick` chooses, least recently used first.
+    pub fn keys_where(&self, pick: impl Fn(&str, &Entry) -> bool) -> Vec<Box<str>> {
+        self.map
+            .iter()
+            .filter(|(k, e)| pick(k, e))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     pub fn clear(&mut self) {
         self.map.clear();
         self.bytes = 0;

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use edgeguard_admin::{ApplyError, BlockInfo, Control, StartError};
+use edgeguard_admin::{ApplyError, BlockInfo, Control, PurgeTarget, StartError};
 use edgeguard_config::Config;
 use edgeguard_protect::StartChallengeError;
 use edgeguard_proxy::RunningNode;
@@ -119,6 +119,19 @@ impl Control for NodeControl {
                     StartError::Invalid(e.to_string())
                 }
             })
+    }
+
+    fn purge(&self, domain: &str, what: &PurgeTarget) -> Result<u64, String> {
+        use edgeguard_proxy::Purge;
+        let what = match what {
+            PurgeTarget::Urls(u) => Purge::Urls(u.clone()),
+            PurgeTarget::Prefix(p) => Purge::Prefix(p.clone()),
+            PurgeTarget::Tags(t) => Purge::Tags(t.clone()),
+        };
+        self.node
+            .purge(domain, &what)
+            .map(|n| n as u64)
+            .ok_or_else(|| format!("{domain} keeps no cache on this node"))
     }
 
     fn lift_block(&self, id: &str) -> bool {

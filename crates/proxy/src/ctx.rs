@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use edgeguard_cache::{CacheStatus, CachedResponse, FillGuard};
+use edgeguard_cache::{CacheKey, CacheStatus, CachedResponse, ClientConditions, FillGuard};
 use edgeguard_limit::Clock;
 use edgeguard_protect::DomainGuard;
 use edgeguard_store::DecisionKind;
@@ -234,6 +234,11 @@ pub(crate) struct Pending {
     pub fill: Option<FillGuard>,
     /// The expired copy to answer with if the upstream fails.
     pub stale: Option<CachedResponse>,
+    /// The client's conditional and range headers, taken off the request that fills the cache and
+    /// answered from the object it stores.
+    pub conds: Option<ClientConditions>,
+    /// An unsafe request (POST, PUT, DELETE, PATCH): the key whose object a success invalidates.
+    pub invalidate: Option<CacheKey>,
 }
 
 /// A short local answer.

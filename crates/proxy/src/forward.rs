@@ -20,6 +20,13 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 /// The request to send upstream, rewritten from the client's.
 pub(crate) fn upstream_request(ctx: &RequestCtx, req: Request<Incoming>) -> Request<RequestBody> {
     let (mut parts, body) = req.into_parts();
+    upstream_head(ctx, &mut parts);
+    let body = RequestBody::new(body, ctx.rt.max_body_size, ctx.rt.body_timeout);
+    Request::from_parts(parts, body)
+}
+
+/// The head of [`upstream_request`], rewritten in place (also for requests the node makes itself).
+pub(crate) fn upstream_head(ctx: &RequestCtx, parts: &mut http::request::Parts) {
     // HTTP/2's `:authority` or an HTTP/1.1 absolute URI names the host; the upstream gets it as Host
     // (RFC 9112 3.2.2: a received Host is replaced by the request line's).
     if let Some(authority) = parts.uri.authority()
@@ -53,8 +60,6 @@ pub(crate) fn upstream_request(ctx: &RequestCtx, req: Request<Incoming>) -> Requ
         };
     }
     parts.version = Version::HTTP_11;
-    let body = RequestBody::new(body, ctx.rt.max_body_size, ctx.rt.body_timeout);
-    Request::from_parts(parts, body)
 }
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1) plus those a `Connection` header names.

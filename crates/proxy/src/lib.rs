@@ -53,4 +53,5 @@ mod tls;
 mod upstream;
 
 pub use error::ProxyError;
+pub use server::purge::Purge;
 pub use server::{DEFAULT_SHUTDOWN_GRACE, Node, RunningNode};

@@ -9,5 +9,6 @@ pub(crate) mod limit_conn;
 pub(crate) mod limit_req;
 pub(crate) mod protect;
 pub(crate) mod redirect;
+pub(crate) mod refresh;
 pub(crate) mod route;
 pub(crate) mod upstream;

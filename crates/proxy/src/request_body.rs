@@ -68,7 +68,8 @@ impl Idle {
 
 /// The client's request body on its way upstream.
 pub struct RequestBody {
-    inner: Incoming,
+    /// `None`: a request the node makes itself (a background refresh), without a body.
+    inner: Option<Incoming>,
     max: u64,
     seen: u64,
     idle: Idle,
@@ -81,11 +82,22 @@ impl RequestBody {
     pub(crate) fn new(inner: Incoming, max: u64, body_timeout: Duration) -> Self {
         let sent = (!inner.is_end_stream()).then(|| Arc::new(Notify::new()));
         Self {
-            inner,
+            inner: Some(inner),
             max,
             seen: 0,
             idle: Idle::new(body_timeout),
             sent,
+        }
+    }
+
+    /// No body at all.
+    pub(crate) fn empty() -> Self {
+        Self {
+            inner: None,
+            max: 0,
+            seen: 0,
+            idle: Idle::new(Duration::from_secs(1)),
+            sent: None,
         }
     }
 
@@ -104,7 +116,10 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.progress();
                 if let Some(data) = frame.data_ref() {
@@ -133,10 +148,13 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
     }
 }

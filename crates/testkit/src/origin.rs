@@ -98,6 +98,8 @@ impl OriginBuilder {
             conns: AtomicUsize::new(0),
             gate: Semaphore::new(0),
             failing: AtomicBool::new(false),
+            received: Mutex::new(HashMap::new()),
+            not_modified: AtomicUsize::new(0),
         });
         let shared = state.clone();
         let task = tokio::spawn(async move {
@@ -160,6 +162,21 @@ impl Origin {
         paths.get(path).copied().unwrap_or(0)
     }
 
+    /// The headers of the last request received for `path` (without the query).
+    pub fn last_headers(&self, path: &str) -> Option<http::HeaderMap> {
+        let received = self
+            .state
+            .received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        received.get(path).cloned()
+    }
+
+    /// 304 answers sent by [`Route::conditional`] routes.
+    pub fn not_modified(&self) -> usize {
+        self.state.not_modified.load(Ordering::SeqCst)
+    }
+
     /// Connections accepted, to see keep-alive reuse.
     pub fn conns(&self) -> usize {
         self.state.conns.load(Ordering::SeqCst)
@@ -193,6 +210,8 @@ struct State {
     conns: AtomicUsize,
     gate: Semaphore,
     failing: AtomicBool,
+    received: Mutex<HashMap<String, http::HeaderMap>>,
+    not_modified: AtomicUsize,
 }
 
 impl State {
@@ -224,9 +243,24 @@ impl State {
             .unwrap_or_else(|e| e.into_inner())
             .entry(path.clone())
             .or_insert(0) += 1;
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.clone(), req.headers().clone());
         let route = self.route(&path).clone();
         if route.counted {
             self.hits.fetch_add(1, Ordering::SeqCst);
+        }
+        if route.conditional && route.not_modified(req.headers()) {
+            self.not_modified.fetch_add(1, Ordering::SeqCst);
+            let mut resp = Response::new(full(Bytes::new()));
+            *resp.status_mut() = http::StatusCode::NOT_MODIFIED;
+            for (k, v) in route.headers {
+                if k != http::header::CONTENT_LENGTH {
+                    resp.headers_mut().append(k, v);
+                }
+            }
+            return resp;
         }
         let query = req.uri().query().map(str::to_owned);
         match route.delay {

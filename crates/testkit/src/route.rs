@@ -15,6 +15,7 @@ pub struct Route {
     pub(crate) delay: Delay,
     pub(crate) gated: bool,
     pub(crate) counted: bool,
+    pub(crate) conditional: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -76,6 +77,7 @@ impl Route {
             delay: Delay::None,
             gated: false,
             counted: true,
+            conditional: false,
         }
     }
 
@@ -203,6 +205,41 @@ impl Route {
     pub fn gated(mut self) -> Self {
         self.gated = true;
         self
+    }
+
+    /// Answers 304 without a body when the request's `If-None-Match` names this route's `ETag` (or is `*`),
+    /// or its `If-Modified-Since` is this route's `Last-Modified` verbatim: enough for a cache's revalidation.
+    pub fn conditional(mut self) -> Self {
+        self.conditional = true;
+        self
+    }
+
+    pub(crate) fn not_modified(&self, req: &http::HeaderMap) -> bool {
+        let own = |name: http::header::HeaderName| {
+            self.headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(inm) = req.get(http::header::IF_NONE_MATCH) {
+            let Some(etag) = own(http::header::ETAG) else {
+                return false;
+            };
+            let bare = |t: &[u8]| t.strip_prefix(b"W/").unwrap_or(t).to_vec();
+            return inm
+                .to_str()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || bare(t.as_bytes()) == bare(etag.as_bytes()));
+        }
+        match (
+            req.get(http::header::IF_MODIFIED_SINCE),
+            own(http::header::LAST_MODIFIED),
+        ) {
+            (Some(ims), Some(lm)) => ims == lm,
+            _ => false,
+        }
     }
 
     /// Not counted in [`Origin::hits`](crate::Origin::hits) (e.g. the favicon a browser asks for on its own).

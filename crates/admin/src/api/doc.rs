@@ -24,7 +24,7 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edgeguard admin API", description = "Domains, IP access limit, rate limiting and custom rules, \
-        the bot-detection challenge, activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
+        the bot-detection challenge, cache purge, activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
     paths(
         super::domains::list_domains, super::domains::create_domain, super::domains::get_domain, super::domains::put_domain,
         super::domains::patch_domain, super::domains::delete_domain,
@@ -32,6 +32,7 @@ impl Modify for BearerAuth {
         super::access::get_access_control, super::access::put_access_control,
         super::protection::get_rate_limiting, super::protection::put_rate_limiting,
         super::challenge::get_challenge, super::challenge::put_challenge, super::challenge::start_challenge,
+        super::purge::purge,
         super::protection::list_rules, super::protection::add_rule, super::protection::get_rule, super::protection::put_rule,
         super::protection::delete_rule, super::protection::order_rules,
         super::node::origin_addresses, super::node::stats, super::node::protection_tables, super::node::activity,

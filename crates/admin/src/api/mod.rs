@@ -7,6 +7,7 @@ mod doc;
 mod domains;
 pub(crate) mod node;
 mod protection;
+mod purge;
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,7 @@ pub(crate) use challenge::*;
 pub(crate) use domains::*;
 pub(crate) use node::*;
 pub(crate) use protection::*;
+pub(crate) use purge::purge;
 
 /// What every handler shares.
 pub struct State {
@@ -72,6 +74,7 @@ pub enum Route {
     RateLimiting(String),
     Challenge(String),
     ChallengeStart(String),
+    Purge(String),
     Rules(String),
     RulesOrder(String),
     Rule(String, String),
@@ -98,6 +101,7 @@ impl Route {
             ["domains", _, "rate-limiting"] => Route::RateLimiting(name(1)),
             ["domains", _, "challenge"] => Route::Challenge(name(1)),
             ["domains", _, "challenge", "start"] => Route::ChallengeStart(name(1)),
+            ["domains", _, "purge"] => Route::Purge(name(1)),
             ["domains", _, "rate-limiting", "rules"] => Route::Rules(name(1)),
             ["domains", _, "rate-limiting", "rules", "order"] => Route::RulesOrder(name(1)),
             ["domains", _, "rate-limiting", "rules", _] => Route::Rule(name(1), name(4)),
@@ -125,7 +129,7 @@ impl Route {
                 &[Method::GET, Method::PUT]
             }
             RulesOrder(_) => &[Method::PUT],
-            ChallengeStart(_) => &[Method::POST],
+            ChallengeStart(_) | Purge(_) => &[Method::POST],
             Rule(..) => &[Method::GET, Method::PUT, Method::DELETE],
             Block(_) => &[Method::DELETE],
         }
@@ -160,6 +164,7 @@ pub fn handle(state: &State, route: Route, req: &Req) -> Reply {
         Challenge(name) if m == Method::PUT => put_challenge(state, &name, req),
         Challenge(name) => get_challenge(state, &name),
         ChallengeStart(name) => start_challenge(state, &name, req),
+        Purge(name) => purge(state, &name, req),
         Rules(name) if m == Method::POST => add_rule(state, &name, req),
         Rules(name) => list_rules(state, &name),
         RulesOrder(name) => order_rules(state, &name, req),

@@ -81,6 +81,7 @@ pub fn kind(lookup: &Lookup) -> (&'static str, bool) {
         Lookup::Lead { .. } => "lead",
         Lookup::Follow { .. } => "follow",
         Lookup::Pass { .. } => "pass",
+        Lookup::Updating { .. } => "updating",
     };
     (name, stale)
 }

@@ -17,7 +17,7 @@
 //! Hot path (a hit): one key allocation, one short lock in the cache, a header-map clone; no body copy.
 
 use bytes::Bytes;
-use edgeguard_cache::{CacheStatus, CachedResponse, Lookup, X_CACHE};
+use edgeguard_cache::{CacheKey, CacheStatus, CachedResponse, ClientConditions, Lookup, X_CACHE};
 use edgeguard_limit::Clock;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -41,29 +41,68 @@ pub(crate) async fn lookup(
     let Some(cache) = domain.cache.as_ref() else {
         return Ok(req);
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let key = cache.key(&domain.name, &parts.uri);
     ctx.cdn.now = ctx.cdn.epoch.now(clock);
+    // A GET's conditions (and `Range`) are taken off before the lookup: a fill must bring the whole
+    // object, and they are answered from the stored one. They go back on a request that only passes.
+    let conds = if parts.method == http::Method::GET {
+        ClientConditions::take(&mut parts.headers)
+    } else {
+        ClientConditions::of(&parts.headers)
+    };
     let (fill, stale) = match cache.lookup_or_lead(&key, &parts, ctx.cdn.now) {
-        Lookup::Hit(c) => return Err(cached(ctx, c, CacheStatus::Hit)),
+        Lookup::Hit(c) => return Err(cached(ctx, c, CacheStatus::Hit, conds.as_ref())),
+        Lookup::Updating { stale, fill } => {
+            if let Some(fill) = fill {
+                crate::phases::refresh::spawn(ctx, &domain, &parts, fill);
+            }
+            return Err(cached(ctx, stale, CacheStatus::Updating, conds.as_ref()));
+        }
         Lookup::Lead { fill, stale } => (Some(fill), stale),
         Lookup::Pass { stale } => (None, stale),
         Lookup::Follow { wait, stale } => {
             let patience = domain.connect_timeout + domain.read_timeout;
             match wait.wait(&parts, patience).await {
-                Some(c) => return Err(cached(ctx, c, CacheStatus::Hit)),
+                Some(c) => return Err(cached(ctx, c, CacheStatus::Hit, conds.as_ref())),
                 None => (None, stale),
             }
         }
     };
-    ctx.cdn.cache = Some(Pending { fill, stale });
+    let conds = match &fill {
+        // Revalidating: the stored object's validators instead of the client's.
+        Some(fill) => {
+            fill.add_validators(&mut parts.headers);
+            conds
+        }
+        None => {
+            if parts.method == http::Method::GET
+                && let Some(c) = conds
+            {
+                c.restore(&mut parts.headers);
+            }
+            None
+        }
+    };
+    let invalidate = is_unsafe(&parts.method).then_some(key);
+    ctx.cdn.cache = Some(Pending {
+        fill,
+        stale,
+        conds,
+        invalidate,
+    });
     Ok(Request::from_parts(parts, body))
 }
 
-/// A response from the cache, with our `Via`.
-fn cached(ctx: &mut RequestCtx, c: CachedResponse, status: CacheStatus) -> Response<ProxyBody> {
+/// A response from the cache, with our `Via`, answering the client's conditions.
+fn cached(
+    ctx: &mut RequestCtx,
+    c: CachedResponse,
+    status: CacheStatus,
+    conds: Option<&ClientConditions>,
+) -> Response<ProxyBody> {
     ctx.cdn.cache_status = Some(status);
-    let (mut parts, body) = c.into_response(status).into_parts();
+    let (mut parts, body) = c.respond(status, conds).into_parts();
     parts.headers.append(header::VIA, ctx.rt.via.clone());
     Response::from_parts(parts, ProxyBody::full(body))
 }
@@ -87,7 +126,8 @@ pub(crate) fn stale_instead(
     let cache = domain.cache.as_ref()?;
     cache.record_stale_served();
     tracing::warn!(host = %domain.name, client = %ctx.client_ip, "serving stale copy: {why}");
-    Some(cached(ctx, stale, CacheStatus::Stale))
+    let conds = pending.conds;
+    Some(cached(ctx, stale, CacheStatus::Stale, conds.as_ref()))
 }
 
 /// The upstream answered (head in `parts`, body not read yet): fill the cache or fall back on a stale copy
@@ -111,24 +151,54 @@ pub(crate) async fn upstream_answered(
         parts.headers.append(header::VIA, ctx.rt.via.clone());
         return Response::from_parts(parts, body);
     }
-    let Pending { fill, stale } = pending;
+    let Pending {
+        fill,
+        stale,
+        conds,
+        invalidate,
+    } = pending;
+    if let Some(key) = invalidate
+        && (parts.status.is_success() || parts.status.is_redirection())
+    {
+        invalidate_after_unsafe(domain, &key, &parts.headers);
+    }
     // The request's time, not the response's: an object's age then errs on the old side (RFC 9111 4.2.3
     // takes the request time as well), and the fake clock of tests reads the same at both ends.
     let now = ctx.cdn.now;
+    let fill = match fill {
+        Some(fill) if fill.is_revalidation() && parts.status == StatusCode::NOT_MODIFIED => {
+            match fill.refresh(&parts, now) {
+                Some(c) => return cached(ctx, c, CacheStatus::Revalidated, conds.as_ref()),
+                None => None,
+            }
+        }
+        other => other,
+    };
     let body = match fill {
         Some(fill) if has_length(&parts) && fill.check(&parts, now).is_ok() => {
             match body.collect().await {
                 Ok(collected) => {
                     let bytes = collected.to_bytes();
-                    if let Err(why) = fill.complete(&parts, bytes.clone(), now) {
-                        tracing::debug!(host = %domain.name, "response not stored: {why}");
+                    match fill.complete_with(&parts, bytes.clone(), now) {
+                        Ok(c) if conds.is_some() => {
+                            return cached(ctx, c, CacheStatus::Miss, conds.as_ref());
+                        }
+                        Ok(_) => {}
+                        Err(why) => {
+                            tracing::debug!(host = %domain.name, "response not stored: {why}");
+                        }
                     }
                     ProxyBody::full(bytes)
                 }
                 Err(e) => {
                     drop(fill);
                     tracing::warn!(host = %domain.name, "upstream body failed: {e}");
-                    ctx.cdn.cache = Some(Pending { fill: None, stale });
+                    ctx.cdn.cache = Some(Pending {
+                        fill: None,
+                        stale,
+                        conds,
+                        invalidate: None,
+                    });
                     if let Some(resp) = stale_instead(ctx, domain, "upstream body failed") {
                         return resp;
                     }
@@ -143,12 +213,54 @@ pub(crate) async fn upstream_answered(
         }
         _ => body,
     };
+    strip_edge_headers(&mut parts.headers);
     parts
         .headers
         .insert(X_CACHE, CacheStatus::Miss.header_value());
     parts.headers.append(header::VIA, ctx.rt.via.clone());
     ctx.cdn.cache_status = Some(CacheStatus::Miss);
     Response::from_parts(parts, body)
+}
+
+fn is_unsafe(method: &http::Method) -> bool {
+    use http::Method;
+    [Method::POST, Method::PUT, Method::DELETE, Method::PATCH].contains(method)
+}
+
+/// RFC 9111 section 4.4: a successful unsafe request invalidates the stored response of its URL, and of the
+/// `Location` and `Content-Location` it names on the same host (others are not this domain's to touch).
+fn invalidate_after_unsafe(domain: &DomainRt, key: &CacheKey, headers: &http::HeaderMap) {
+    let Some(cache) = domain.cache.as_ref() else {
+        return;
+    };
+    let mut keys = vec![key.clone()];
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(uri) = headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<http::Uri>().ok())
+        else {
+            continue;
+        };
+        let same_host = uri
+            .host()
+            .is_none_or(|h| h.eq_ignore_ascii_case(&domain.name));
+        if same_host && uri.path().starts_with('/') {
+            keys.push(cache.key(&domain.name, &uri));
+        }
+    }
+    let n = cache.purge_keys(&keys);
+    if n > 0 {
+        tracing::debug!(host = %domain.name, "{n} cached object(s) invalidated by an unsafe request");
+    }
+}
+
+/// Headers meant for this node only: `CDN-Cache-Control` (RFC 9213; this node is the CDN it targets) and
+/// the purge groups `Cache-Tag`/`Surrogate-Key`. Never stored, and taken off what goes downstream.
+fn strip_edge_headers(headers: &mut http::HeaderMap) {
+    for name in ["cdn-cache-control", "cache-tag", "surrogate-key"] {
+        headers.remove(name);
+    }
 }
 
 fn has_length(parts: &http::response::Parts) -> bool {
