@@ -27,45 +27,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-need=()
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v wrk >/dev/null || need+=(wrk)
-command -v curl >/dev/null || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source bench/lib.sh
+bench_need
 cargo build --release -q -p edgeguard
 BIN=$PWD/target/release/edgeguard
-
-WORK=$(mktemp -d /tmp/edgeguard-flood.XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
-
-nginx_conf() { # dir, body of http{}
-    mkdir -p "$1"
-    cat > "$1/nginx.conf" <<NGX
-worker_processes 1;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi;
-    uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
-    $2
-}
-NGX
-}
 
 ORIGIN_PORT=$(free_port) NGINX_PORT=$(free_port) EG_PORT=$(free_port)
 mkdir -p "$WORK/www"
@@ -178,7 +143,6 @@ flood() {
     non2xx=$(awk '/Non-2xx/ { print $5 }' "$WORK/wrk.out"); non2xx=${non2xx:-0}
     echo "$rps $(awk -v r="$non2xx" -v t="$total" 'BEGIN { printf "%.3f", (t > 0) ? r / t : 0 }') $l $(( after - before ))"
 }
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 echo "flood: $ADDRS addresses, wrk 1 thread, $CONNS connections, ${DURATION}s x $ROUNDS rounds (medians); proxies on CPU 0" >&2
 declare -A R

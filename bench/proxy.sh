@@ -28,46 +28,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-need=()
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v wrk >/dev/null || need+=(wrk)
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source bench/lib.sh
+bench_need
 cargo build --release -q -p edgeguard
 BIN=$PWD/target/release/edgeguard
-
-WORK=$(mktemp -d /tmp/edgeguard-bench.XXXXXX)
-chmod 755 "$WORK"   # nginx workers run as an unprivileged user and must read the served file
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    sleep 0.2
-    for p in "${PIDS[@]}"; do kill -QUIT "$p" 2>/dev/null || true; done
-    sleep 0.3
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
-
-nginx_conf() { # dir, body of http{}
-    mkdir -p "$1"
-    cat > "$1/nginx.conf" <<NGX
-worker_processes 1;
-pid $1/nginx.pid;
-error_log $1/error.log error;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi;
-    uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;
-    $2
-}
-NGX
-}
 
 ORIGIN_PORT=$(free_port) NGINX_PORT=$(free_port) EG_PORT=$(free_port)
 mkdir -p "$WORK/www"
@@ -142,7 +106,6 @@ run_wrk() {
     [ -z "$non2xx" ] || echo "  warning: $non2xx non-2xx responses from $1" >&2
     echo "$rps $p99"
 }
-median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 bench_case() { # name, nginx url, edgeguard url
     local name=$1 nurl=$2 eurl=$3 r
