@@ -8,18 +8,7 @@ use common::*;
 use http::Method;
 
 fn site(origin: std::net::SocketAddr, cache: &str) -> String {
-    format!(
-        r#"
-[node]
-name = "edge-c"
-listen = ["127.0.0.1:0"]
-[[domain]]
-name = "a.test"
-origins = ["{origin}"]
-[domain.cache]
-{cache}
-"#
-    )
+    cache_site("edge-c", origin, cache)
 }
 
 #[tokio::test]

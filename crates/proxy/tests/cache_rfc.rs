@@ -71,18 +71,7 @@ async fn rfc_origin() -> Origin {
 }
 
 fn site(origin: std::net::SocketAddr, cache: &str) -> String {
-    format!(
-        r#"
-[node]
-name = "edge-r"
-listen = ["127.0.0.1:0"]
-[[domain]]
-name = "a.test"
-origins = ["{origin}"]
-[domain.cache]
-{cache}
-"#
-    )
+    cache_site("edge-r", origin, cache)
 }
 
 fn sent(o: &Origin, path: &str, name: &str) -> Option<String> {

@@ -5,13 +5,15 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use edgeguard_limit::FakeClock;
-use edgeguard_proxy::{Node, RunningNode};
 use edgeguard_store::ActivityQuery;
 use edgeguard_testkit::{Origin, Reply, Route};
 use http::StatusCode;
+
+mod common;
+
+use common::protection::{start_on, trusted_config};
 
 async fn origin() -> SocketAddr {
     Origin::builder()
@@ -22,20 +24,7 @@ async fn origin() -> SocketAddr {
 }
 
 fn config(dir: &Path, origin: SocketAddr, domain_extra: &str) -> edgeguard_config::Config {
-    let text = format!(
-        "[node]\nname = \"edge-6\"\nlisten = [\"127.0.0.1:0\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
-         data_dir = \"{}\"\n[[domain]]\nname = \"p.test\"\norigins = [\"{origin}\"]\n{domain_extra}",
-        dir.display()
-    );
-    edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
-}
-
-async fn start(cfg: edgeguard_config::Config, clock: &FakeClock) -> (RunningNode, SocketAddr) {
-    let node = Node::start_with_clock(cfg, Arc::new(clock.clone()))
-        .await
-        .unwrap();
-    let addr = node.local_addrs()[0];
-    (node, addr)
+    trusted_config("edge-6", dir, origin, domain_extra)
 }
 
 async fn get_from(addr: SocketAddr, ip: &str) -> Reply {
@@ -51,7 +40,7 @@ async fn addresses_of_one_64_are_one_client_and_ten_64s_are_ten() {
         origin().await,
         "[domain.ip_access_limit]\nenabled = true\nqps = 10\n",
     );
-    let (node, addr) = start(cfg, &clock).await;
+    let (node, addr) = start_on(cfg, &clock).await;
     let mut refused = 0;
     for n in 1..=30 {
         let r = get_from(addr, &format!("2001:db8:7:7::{n:x}")).await;
@@ -89,7 +78,7 @@ async fn an_ip_rule_blocks_the_64_and_lists_it() {
     let rule = "[domain.rate_limiting]\nenabled = true\nmode = \"custom\"\n\
                 [[domain.rate_limiting.rules]]\nname = \"flood01\"\nuri = \"/\"\nmatch = \"prefix\"\n\
                 object = \"ip\"\ninterval = 10\ncriteria = '\"count\">5'\naction = \"block\"\nttl = 60\n";
-    let (node, addr) = start(config(dir.path(), origin().await, rule), &clock).await;
+    let (node, addr) = start_on(config(dir.path(), origin().await, rule), &clock).await;
     for n in 1..=6 {
         get_from(addr, &format!("2001:db8:7:7:{n:x}::1")).await;
     }

@@ -4,16 +4,18 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use edgeguard_challenge::VERIFY_PATH;
 use edgeguard_limit::FakeClock;
-use edgeguard_proxy::{Node, RunningNode};
+use edgeguard_proxy::RunningNode;
 use edgeguard_store::ActivityQuery;
 use edgeguard_testkit::{Origin, Reply, Route};
 use http::StatusCode;
-use sha2::{Digest, Sha256};
+
+mod common;
+
+use common::protection::{attr, solve, start_on, trusted_config};
 
 const ORIGIN_BODY: &str = "origin says hello";
 
@@ -28,20 +30,16 @@ async fn origin() -> SocketAddr {
 }
 
 fn config(dir: &Path, origin: SocketAddr, domain_extra: &str) -> edgeguard_config::Config {
-    let text = format!(
-        "[node]\nname = \"edge-p\"\nlisten = [\"127.0.0.1:0\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
-         data_dir = \"{}\"\n[[domain]]\nname = \"p.test\"\norigins = [\"{origin}\"]\nexplain = true\n{domain_extra}",
-        dir.display()
-    );
-    edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    trusted_config(
+        "edge-p",
+        dir,
+        origin,
+        &format!("explain = true\n{domain_extra}"),
+    )
 }
 
 async fn start(cfg: edgeguard_config::Config, clock: &FakeClock) -> (RunningNode, SocketAddr) {
-    let node = Node::start_with_clock(cfg, Arc::new(clock.clone()))
-        .await
-        .unwrap();
-    let addr = node.local_addrs()[0];
-    (node, addr)
+    start_on(cfg, clock).await
 }
 
 async fn send(
@@ -266,32 +264,6 @@ async fn status_ratio_rule_trips_for_a_scanner_not_for_a_good_client() {
         clock.advance(200);
     }
     node.shutdown().await;
-}
-
-fn attr<'a>(page: &'a str, name: &str) -> &'a str {
-    let start = page.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-    let end = start + page[start..].find('"').unwrap();
-    &page[start..end]
-}
-
-/// The nonce the page's worker would find: SHA-256(challenge || nonce) with `bits` leading zero bits.
-fn solve(challenge: &str, bits: u32) -> u64 {
-    (0..u64::MAX)
-        .take(1 << 24)
-        .find(|n| {
-            let h = Sha256::digest(format!("{challenge}{n}").as_bytes());
-            let mut zeros = 0;
-            for b in h.iter() {
-                if *b == 0 {
-                    zeros += 8;
-                } else {
-                    zeros += b.leading_zeros();
-                    break;
-                }
-            }
-            zeros >= bits
-        })
-        .expect("a nonce within 2^24 tries")
 }
 
 #[tokio::test]

@@ -4,14 +4,16 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use edgeguard_challenge::VERIFY_PATH;
 use edgeguard_limit::FakeClock;
-use edgeguard_proxy::{Node, RunningNode};
+use edgeguard_proxy::RunningNode;
 use edgeguard_testkit::{Origin, Reply, Route};
 use http::StatusCode;
-use sha2::{Digest, Sha256};
+
+mod common;
+
+use common::protection::{attr, solve, start_on, trusted_config};
 
 const ORIGIN_BODY: &str = "origin says hello";
 
@@ -21,17 +23,7 @@ async fn start(dir: &Path, domain_extra: &str, clock: &FakeClock) -> (RunningNod
         .start()
         .await
         .addr;
-    let text = format!(
-        "[node]\nname = \"edge-v\"\nlisten = [\"127.0.0.1:0\"]\ntrusted_proxies = [\"127.0.0.1/32\"]\n\
-         data_dir = \"{}\"\n[[domain]]\nname = \"p.test\"\norigins = [\"{origin}\"]\n{domain_extra}",
-        dir.display()
-    );
-    let cfg = edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    let node = Node::start_with_clock(cfg, Arc::new(clock.clone()))
-        .await
-        .unwrap();
-    let addr = node.local_addrs()[0];
-    (node, addr)
+    start_on(trusted_config("edge-v", dir, origin, domain_extra), clock).await
 }
 
 async fn send(addr: SocketAddr, method: &str, path: &str, ip: &str, body: &str) -> Reply {
@@ -42,33 +34,6 @@ async fn send(addr: SocketAddr, method: &str, path: &str, ip: &str, body: &str) 
     edgeguard_testkit::send(addr, method, "p.test", path, &headers, body).await
 }
 
-fn attr<'a>(page: &'a str, name: &str) -> &'a str {
-    let start = page.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
-    let end = start + page[start..].find('"').unwrap();
-    &page[start..end]
-}
-
-/// The nonce the page's worker would find: SHA-256(challenge || nonce) with `bits` leading zero bits.
-fn solve(challenge: &str, bits: u32) -> u64 {
-    (0..u64::MAX)
-        .take(1 << 24)
-        .find(|n| {
-            let h = Sha256::digest(format!("{challenge}{n}").as_bytes());
-            let mut zeros = 0;
-            for b in h.iter() {
-                if *b == 0 {
-                    zeros += 8;
-                } else {
-                    zeros += b.leading_zeros();
-                    break;
-                }
-            }
-            zeros >= bits
-        })
-        .expect("a nonce within 2^24 tries")
-}
-
-/// The form the page posts for `page`'s puzzle.
 fn answer(page: &str) -> String {
     let bits: u32 = attr(page, "data-difficulty").parse().unwrap();
     let nonce = solve(attr(page, "data-challenge"), bits);

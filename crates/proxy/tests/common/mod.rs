@@ -10,6 +10,8 @@ use edgeguard_limit::FakeClock;
 use edgeguard_proxy::{Node, RunningNode};
 use tokio::net::TcpListener;
 
+pub mod protection;
+
 pub use edgeguard_testkit::{
     Origin, Reply, Route, WAIT, dead_addr, eventually, get, h2, raw, read_all, send, statuses,
 };
@@ -114,6 +116,14 @@ pub fn serve_origin(listener: TcpListener) -> Origin {
         .when_failing(Route::text("origin failing\n").status(503))
         .serve(listener)
         .unwrap()
+}
+
+/// Node `name` with one cached domain `a.test` on `origin`; `cache` is the body of its `[domain.cache]`.
+pub fn cache_site(name: &str, origin: SocketAddr, cache: &str) -> String {
+    format!(
+        "\n[node]\nname = \"{name}\"\nlisten = [\"127.0.0.1:0\"]\n[[domain]]\nname = \"a.test\"\n\
+         origins = [\"{origin}\"]\n[domain.cache]\n{cache}\n"
+    )
 }
 
 /// A config with `[node]` on 127.0.0.1:0 followed by `rest` (with `{origin}` replaced).
