@@ -35,8 +35,7 @@ const PER_HEADER_OVERHEAD: usize = 64;
 /// The `Entry` itself, its `Arc`, the LRU map node and the boxed key header.
 pub(crate) const PER_ENTRY_OVERHEAD: usize = 256;
 
-/// Request header values a response's `Vary` nominated, as the leading request sent them.
-pub(crate) type VarySnapshot = Box<[(HeaderName, Option<HeaderValue>)]>;
+pub(crate) use crate::vary::VarySnapshot;
 
 /// One cached response. Immutable once stored; shared by `Arc` between the LRU map and responses in flight,
 /// so a hit copies no body bytes.
@@ -64,9 +63,12 @@ pub(crate) struct Entry {
 impl Entry {
     /// Whether a request with `headers` may be served this variant.
     pub fn vary_matches(&self, headers: &HeaderMap) -> bool {
-        self.vary
-            .iter()
-            .all(|(name, value)| headers.get(name) == value.as_ref())
+        crate::vary::matches(&self.vary, headers)
+    }
+
+    /// Whether `other` is the same variant of its URL (a fill of it replaces this one).
+    pub fn same_variant(&self, other: &Entry) -> bool {
+        crate::vary::same_variant(&self.vary, &other.vary)
     }
 
     pub fn etag(&self) -> Option<&HeaderValue> {
@@ -89,7 +91,8 @@ impl Entry {
 }
 
 /// The headers to store: hop-by-hop fields and `Age` removed, `Content-Length` set to the buffered body so
-/// a HEAD answered from the entry reports the GET's length.
+/// a HEAD answered from the entry reports the GET's length. Values are copied out of the buffers they were
+/// parsed in, so the byte budget charges what the entry really holds.
 pub(crate) fn stored_headers(headers: &HeaderMap, body_len: usize) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len() + 1);
     for (name, value) in headers {
@@ -97,7 +100,7 @@ pub(crate) fn stored_headers(headers: &HeaderMap, body_len: usize) -> HeaderMap 
         if name == AGE || NOT_STORED.contains(&n) || named_by_connection(headers, n) {
             continue;
         }
-        out.append(name.clone(), value.clone());
+        out.append(name.clone(), crate::vary::owned_value(value));
     }
     out.insert(CONTENT_LENGTH, HeaderValue::from(body_len));
     out

@@ -116,7 +116,7 @@ impl FillGuard {
             }
             Err(_) => {
                 Stats::bump(&self.shared.stats.not_stored);
-                self.shared.remove(&self.key);
+                self.shared.remove_variant(&self.key, &old);
                 self.finish(None);
                 let fallback = Entry {
                     headers,
@@ -176,7 +176,7 @@ impl FillGuard {
         policy::vary_names(headers)
             .map(|name| {
                 let name = policy::vary_header_name(name)?;
-                let value = self.req.headers().get(&name).cloned();
+                let value = self.req.headers().get(&name).map(crate::vary::owned_value);
                 Ok((name, value))
             })
             .collect()
@@ -202,6 +202,8 @@ impl FillGuard {
         now: SystemTime,
     ) -> Result<CachedResponse, NotStored> {
         let tags = entry::tags_of(&parts.headers);
+        // Its own allocation: a body that arrived in one read is a slice of the connection's buffer.
+        let body = Bytes::copy_from_slice(&body);
         let result = self
             .build(parts.status, &parts.headers, body, now, Some(tags))
             .map(Arc::new);
@@ -214,9 +216,9 @@ impl FillGuard {
         if stored.is_none() {
             self.shared.memo_uncacheable(&self.key, now);
         }
-        if stored.is_none() && self.revalidating.is_some() {
+        if let Some(old) = self.revalidating.as_ref().filter(|_| stored.is_none()) {
             // The object changed into something not storable: the old copy must not be revalidated again.
-            self.shared.remove(&self.key);
+            self.shared.remove_variant(&self.key, old);
         }
         self.finish(stored);
         let head = self.req.method == http::Method::HEAD;

@@ -5,8 +5,8 @@
 //! conditional and range requests answered from stored objects, request coalescing so a burst of misses for
 //! one object makes a single upstream request, a hit-for-pass memo, and purge by key, prefix or tag.
 //!
-//! Not here: any I/O (the proxy fetches, buffers and sends), a disk tier, more than one `Vary` variant per
-//! key. The clock is a `now: SystemTime` argument so tests drive time; the only `.await` is a follower
+//! Up to [`MAX_VARIANTS`] `Vary` variants are kept per URL. Not here: any I/O (the proxy fetches, buffers
+//! and sends), a disk tier. The clock is a `now: SystemTime` argument so tests drive time; the only `.await` is a follower
 //! waiting for a fill.
 
 mod conditional;
@@ -16,6 +16,7 @@ mod key;
 mod policy;
 mod stats;
 mod store;
+mod vary;
 
 use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
@@ -33,6 +34,7 @@ pub use entry::{CacheStatus, CachedResponse, X_CACHE};
 pub use fill::{FillGuard, WaitHandle};
 pub use key::CacheKey;
 pub use stats::CacheStats;
+pub use store::MAX_VARIANTS;
 
 use entry::Entry;
 use fill::FlightState;
@@ -230,23 +232,22 @@ impl Cache {
 
         let mut inner = self.shared.inner.lock();
         let mut kept = None;
-        let mut expired = false;
-        if let Some(entry) = inner.store.get(key.as_str()) {
-            if entry.vary_matches(&req.headers) {
-                if now < entry.fresh_until {
-                    let entry = Arc::clone(entry);
-                    drop(inner);
-                    Stats::bump(&stats.hits);
-                    return Lookup::Hit(CachedResponse::new(entry, now, head));
-                }
-                if now < entry.keep_until {
-                    kept = Some(Arc::clone(entry));
-                }
+        let mut expired = None;
+        if let Some(entry) = inner.store.get(key.as_str(), &req.headers) {
+            if now < entry.fresh_until {
+                let entry = Arc::clone(entry);
+                drop(inner);
+                Stats::bump(&stats.hits);
+                return Lookup::Hit(CachedResponse::new(entry, now, head));
             }
-            expired = now >= entry.keep_until;
+            if now < entry.keep_until {
+                kept = Some(Arc::clone(entry));
+            } else {
+                expired = Some(Arc::clone(entry));
+            }
         }
-        if expired {
-            inner.store.remove(key.as_str());
+        if let Some(entry) = expired {
+            inner.store.remove_variant(key.as_str(), &entry);
             self.shared.publish_size(&inner);
         }
         let stale = kept
@@ -318,13 +319,13 @@ impl Cache {
         self.shared.remove(key.as_str())
     }
 
-    /// Drops the objects stored under `keys`; returns how many there were.
+    /// Drops the objects stored under `keys` (every `Vary` variant); returns how many there were.
     pub fn purge_keys(&self, keys: &[CacheKey]) -> usize {
         let mut inner = self.shared.inner.lock();
         let n = keys
             .iter()
-            .filter(|k| inner.store.remove(k.as_str()).is_some())
-            .count();
+            .filter_map(|k| inner.store.remove(k.as_str()))
+            .sum();
         self.shared.publish_size(&inner);
         n
     }
@@ -343,11 +344,9 @@ impl Cache {
     fn purge_where(&self, doomed: impl Fn(&str, &Entry) -> bool) -> usize {
         let mut inner = self.shared.inner.lock();
         let keys = inner.store.keys_where(doomed);
-        for key in &keys {
-            inner.store.remove(key);
-        }
+        let n = keys.iter().filter_map(|key| inner.store.remove(key)).sum();
         self.shared.publish_size(&inner);
-        keys.len()
+        n
     }
 
     /// Drops every stored object (fills in flight still complete).
@@ -379,6 +378,13 @@ impl Shared {
     fn remove(&self, key: &str) -> bool {
         let mut inner = self.inner.lock();
         let removed = inner.store.remove(key).is_some();
+        self.publish_size(&inner);
+        removed
+    }
+
+    fn remove_variant(&self, key: &str, entry: &Arc<Entry>) -> bool {
+        let mut inner = self.inner.lock();
+        let removed = inner.store.remove_variant(key, entry);
         self.publish_size(&inner);
         removed
     }

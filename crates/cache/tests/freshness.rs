@@ -355,6 +355,31 @@ fn query_is_part_of_the_key_unless_ignored() {
     assert_eq!(probe(&c, &get("/a"), t0()), ("hit", false));
 }
 
+fn hit_body(c: &Cache, r: &http::request::Parts, now: std::time::SystemTime) -> String {
+    match c.lookup_or_lead(&key(c, r), r, now) {
+        Lookup::Hit(hit) => String::from_utf8_lossy(hit.body()).into_owned(),
+        other => panic!("expected a hit, got {other:?}"),
+    }
+}
+
+#[test]
+fn variants_per_url_are_bounded() {
+    let c = cache();
+    let h = [("cache-control", "max-age=60"), ("vary", "accept-language")];
+    let langs: Vec<String> = (0..20).map(|i| format!("l{i}")).collect();
+    for lang in &langs {
+        let r = req(Method::GET, "/a", &[("accept-language", lang)]);
+        let body: &'static [u8] = lang.clone().into_bytes().leak();
+        fill(&c, &r, &res(200, &h), body, t0()).unwrap();
+    }
+    assert_eq!(c.stats().objects, edgeguard_cache::MAX_VARIANTS as u64);
+    // The most recently stored ones are kept.
+    let last = req(Method::GET, "/a", &[("accept-language", "l19")]);
+    assert_eq!(hit_body(&c, &last, at(1)), "l19");
+    let first = req(Method::GET, "/a", &[("accept-language", "l0")]);
+    assert_eq!(probe(&c, &first, at(1)), ("lead", false));
+}
+
 #[test]
 fn vary_serves_only_the_matching_variant() {
     let c = cache();
@@ -364,6 +389,27 @@ fn vary_serves_only_the_matching_variant() {
     fill(&c, &gz, &res(200, &h), b"gz", t0()).unwrap();
     assert_eq!(probe(&c, &gz, at(1)), ("hit", false));
     assert_eq!(probe(&c, &br, at(1)), ("lead", false));
+    // A second variant is stored beside the first: clients alternating encodings both hit.
+    fill(&c, &br, &res(200, &h), b"br", at(1)).unwrap();
+    for _ in 0..3 {
+        assert_eq!(hit_body(&c, &gz, at(2)), "gz");
+        assert_eq!(hit_body(&c, &br, at(2)), "br");
+    }
+    // The same codings spelled another way select the same variant.
+    let gz2 = req(
+        Method::GET,
+        "/a",
+        &[("accept-encoding", "GZIP;q=1.0, identity")],
+    );
+    assert_eq!(hit_body(&c, &gz2, at(2)), "gz");
+    assert_eq!(c.stats().objects, 2);
+    // A refill of one variant replaces it, not the other.
+    fill(&c, &gz, &res(200, &h), b"gz-2", at(100)).unwrap();
+    assert_eq!(hit_body(&c, &gz, at(101)), "gz-2");
+    assert_eq!(c.stats().objects, 2);
+    // A purge of the URL drops every variant.
+    assert_eq!(c.purge_keys(&[key(&c, &gz)]), 2);
+    assert_eq!(c.stats().objects, 0);
     let star = [("cache-control", "max-age=60"), ("vary", "*")];
     assert_eq!(
         fill(&c, &get("/b"), &res(200, &star), b"", t0()),

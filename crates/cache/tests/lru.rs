@@ -19,11 +19,21 @@ fn small_cache(max_size: u64) -> Cache {
 }
 
 fn fill_sized(c: &Cache, path: &str, size: usize) -> Result<(), NotStored> {
-    let r = get(path);
+    fill_variant(c, path, None, size)
+}
+
+/// Fills `path` for a client sending `Accept-Language: lang` (the response varies on it when `lang` is given).
+fn fill_variant(c: &Cache, path: &str, lang: Option<&str>, size: usize) -> Result<(), NotStored> {
+    let headers: Vec<(&str, &str)> = lang.map(|l| ("accept-language", l)).into_iter().collect();
+    let r = req(http::Method::GET, path, &headers);
     let key = key(c, &r);
+    let mut response = CC.to_vec();
+    if lang.is_some() {
+        response.push(("vary", "accept-language"));
+    }
     match c.lookup_or_lead(&key, &r, t0()) {
         Lookup::Lead { fill, .. } => {
-            fill.complete(&res(200, &CC), Bytes::from(vec![b'x'; size]), t0())
+            fill.complete(&res(200, &response), Bytes::from(vec![b'x'; size]), t0())
         }
         Lookup::Hit(_) => Ok(()),
         other => panic!("unexpected {other:?}"),
@@ -117,12 +127,18 @@ fn purge_and_clear_release_bytes() {
 #[derive(Debug, Clone)]
 enum Op {
     Fill { path: u8, size: usize },
+    FillVariant { path: u8, lang: u8, size: usize },
     Get { path: u8, secs: u64 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0u8..40, 0usize..6000).prop_map(|(path, size)| Op::Fill { path, size }),
+        (0u8..4, 0u8..12, 0usize..3000).prop_map(|(path, lang, size)| Op::FillVariant {
+            path,
+            lang,
+            size
+        }),
         (0u8..40, 0u64..1200).prop_map(|(path, secs)| Op::Get { path, secs }),
     ]
 }
@@ -139,6 +155,10 @@ proptest! {
             match op {
                 Op::Fill { path, size } => {
                     let _ = fill_sized(&c, &format!("/{path}"), size);
+                }
+                Op::FillVariant { path, lang, size } => {
+                    let lang = format!("l{lang}");
+                    let _ = fill_variant(&c, &format!("/v{path}"), Some(&lang), size);
                 }
                 Op::Get { path, secs } => {
                     let r = get(&format!("/{path}"));
