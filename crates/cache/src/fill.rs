@@ -128,12 +128,31 @@ impl FillGuard {
     }
 
     fn finish(&mut self, stored: Option<Arc<Entry>>) {
+        self.finish_from(stored, true);
+    }
+
+    fn finish_from(&mut self, stored: Option<Arc<Entry>>, persist: bool) {
         self.shared
-            .finish_flight(&self.key, self.id, stored.clone());
+            .finish_flight(&self.key, self.id, stored.clone(), persist);
         if let Some(tx) = self.tx.take() {
             // `send_replace` stores the value even when no follower is listening.
             tx.send_replace(FlightState::Done(stored));
         }
+    }
+
+    /// An object read back from the disk tier answers this fill: it is stored in memory and handed to the
+    /// followers, as a completed fill would be (it is on disk already).
+    pub(crate) fn promote(mut self, entry: Entry, now: SystemTime) -> CachedResponse {
+        let entry = Arc::new(entry);
+        Stats::bump(&self.shared.stats.hits);
+        self.finish_from(Some(Arc::clone(&entry)), false);
+        let head = self.req.method == http::Method::HEAD;
+        CachedResponse::new(entry, now, head)
+    }
+
+    /// An expired object read back from the disk tier: this fill revalidates it.
+    pub(crate) fn revalidate(&mut self, entry: Arc<Entry>) {
+        self.revalidating = Some(entry);
     }
 
     /// Largest object that can be stored (see [`crate::Cache::max_object_size`]).
@@ -294,7 +313,7 @@ impl Drop for FillGuard {
     fn drop(&mut self) {
         if self.tx.is_some() {
             Stats::bump(&self.shared.stats.not_stored);
-            self.shared.finish_flight(&self.key, self.id, None);
+            self.shared.finish_flight(&self.key, self.id, None, false);
             // Dropping the sender closes the channel: waiting followers wake with nothing.
             self.tx = None;
         }

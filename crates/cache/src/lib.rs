@@ -5,17 +5,21 @@
 //! conditional and range requests answered from stored objects, request coalescing so a burst of misses for
 //! one object makes a single upstream request, a hit-for-pass memo, and purge by key, prefix or tag.
 //!
-//! Up to [`MAX_VARIANTS`] `Vary` variants are kept per URL. Not here: any I/O (the proxy fetches, buffers
-//! and sends), a disk tier. The clock is a `now: SystemTime` argument so tests drive time; the only `.await` is a follower
-//! waiting for a fill.
+//! Up to [`MAX_VARIANTS`] `Vary` variants are kept per URL. An optional disk tier (`disk` module) writes
+//! every stored object to a file on its own thread and answers memory misses from the files, also after a
+//! restart; that is the only I/O here (the proxy fetches, buffers and sends). The clock is a
+//! `now: SystemTime` argument so tests drive time; the `.await`s are a follower waiting for a fill and a
+//! disk read on the blocking pool.
 
 mod conditional;
+mod disk;
 mod entry;
 mod fill;
 mod key;
 mod policy;
 mod stats;
 mod store;
+mod tiered;
 mod vary;
 
 use std::collections::HashMap;
@@ -30,6 +34,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 
 pub use conditional::ClientConditions;
+pub use disk::{DiskConfig, DiskStats};
 pub use entry::{CacheStatus, CachedResponse, X_CACHE};
 pub use fill::{FillGuard, WaitHandle};
 pub use key::CacheKey;
@@ -64,6 +69,8 @@ pub struct CacheConfig {
     pub ignore_query: bool,
     /// Per-object limit; `None`: the smaller of 8 MiB and `max_size / 8`.
     pub max_object_size: Option<u64>,
+    /// The disk tier (`disk_path`, `disk_size`); `None`: memory only.
+    pub disk: Option<DiskConfig>,
 }
 
 impl CacheConfig {
@@ -75,6 +82,7 @@ impl CacheConfig {
             stale_grace: Duration::from_secs(3600),
             ignore_query: false,
             max_object_size: None,
+            disk: None,
         }
     }
 
@@ -156,6 +164,9 @@ pub struct Cache {
 pub(crate) struct Shared {
     config: CacheConfig,
     object_limit: usize,
+    disk: Option<disk::DiskTier>,
+    /// Why the disk tier could not be opened (the cache then runs in memory only).
+    disk_error: Option<String>,
     inner: Mutex<Inner>,
     stats: Stats,
 }
@@ -177,13 +188,25 @@ struct Flight {
 }
 
 impl Cache {
+    /// A cache for `config`. With a disk tier, its folder is opened and its index rebuilt from the files
+    /// there (blocking: call it at start or reload, not per request); if that fails the cache runs in memory
+    /// only and [`disk_error`](Self::disk_error) says why.
     pub fn new(config: CacheConfig) -> Self {
         let budget = usize::try_from(config.max_size).unwrap_or(usize::MAX);
         let object_limit = usize::try_from(config.object_limit()).unwrap_or(usize::MAX);
+        let (disk, disk_error) = match &config.disk {
+            None => (None, None),
+            Some(d) => match disk::DiskTier::open(d, SystemTime::now()) {
+                Ok(tier) => (Some(tier), None),
+                Err(e) => (None, Some(format!("{}: {e}", d.path.display()))),
+            },
+        };
         Cache {
             shared: Arc::new(Shared {
                 config,
                 object_limit,
+                disk,
+                disk_error,
                 inner: Mutex::new(Inner {
                     store: Store::new(budget),
                     flights: HashMap::with_hasher(RandomState::new()),
@@ -316,11 +339,17 @@ impl Cache {
 
     /// Drops the object stored under `key`, if any.
     pub fn purge(&self, key: &CacheKey) -> bool {
+        if let Some(d) = &self.shared.disk {
+            d.purge_keys(vec![key.boxed()]);
+        }
         self.shared.remove(key.as_str())
     }
 
     /// Drops the objects stored under `keys` (every `Vary` variant); returns how many there were.
     pub fn purge_keys(&self, keys: &[CacheKey]) -> usize {
+        if let Some(d) = &self.shared.disk {
+            d.purge_keys(keys.iter().map(CacheKey::boxed).collect());
+        }
         let mut inner = self.shared.inner.lock();
         let n = keys
             .iter()
@@ -333,11 +362,17 @@ impl Cache {
     /// Drops every object whose key starts with `prefix` (a host and path prefix, as [`CacheKey`] spells
     /// it); returns how many. Walks the whole store under the lock: an admin operation, not a hot path.
     pub fn purge_prefix(&self, prefix: &str) -> usize {
+        if let Some(d) = &self.shared.disk {
+            d.purge_prefix(prefix);
+        }
         self.purge_where(|key, _| key.starts_with(prefix))
     }
 
     /// Drops every object tagged (`Cache-Tag`/`Surrogate-Key`) with one of `tags`; returns how many.
     pub fn purge_tags(&self, tags: &[&str]) -> usize {
+        if let Some(d) = &self.shared.disk {
+            d.purge_tags(tags.iter().map(|t| (*t).into()).collect());
+        }
         self.purge_where(|_, entry| entry.tags.iter().any(|t| tags.contains(&&**t)))
     }
 
@@ -351,6 +386,9 @@ impl Cache {
 
     /// Drops every stored object (fills in flight still complete).
     pub fn clear(&self) {
+        if let Some(d) = &self.shared.disk {
+            d.clear();
+        }
         let mut inner = self.shared.inner.lock();
         inner.store.clear();
         self.shared.publish_size(&inner);
@@ -362,7 +400,32 @@ impl Cache {
     }
 
     pub fn stats(&self) -> CacheStats {
-        self.shared.stats.snapshot()
+        let mut s = self.shared.stats.snapshot();
+        if let Some(d) = self.disk_stats() {
+            s.disk_hits = d.hits;
+            s.disk_writes = d.writes;
+            s.disk_dropped = d.dropped;
+            s.disk_bytes = d.bytes;
+            s.disk_objects = d.objects;
+        }
+        s
+    }
+
+    /// The disk tier's counters, when it has one.
+    pub fn disk_stats(&self) -> Option<DiskStats> {
+        self.shared.disk.as_ref().map(disk::DiskTier::stats)
+    }
+
+    /// Why the configured disk tier is not in use, if it is not.
+    pub fn disk_error(&self) -> Option<&str> {
+        self.shared.disk_error.as_deref()
+    }
+
+    /// Waits until every write and purge queued for the disk tier so far is done (shutdown, tests).
+    pub fn flush_disk(&self) {
+        if let Some(d) = &self.shared.disk {
+            d.flush();
+        }
     }
 }
 
@@ -383,6 +446,9 @@ impl Shared {
     }
 
     fn remove_variant(&self, key: &str, entry: &Arc<Entry>) -> bool {
+        if let Some(d) = &self.disk {
+            d.remove_variant(key, entry);
+        }
         let mut inner = self.inner.lock();
         let removed = inner.store.remove_variant(key, entry);
         self.publish_size(&inner);
@@ -399,8 +465,12 @@ impl Shared {
         }
     }
 
-    /// Stores `entry` under `key` and ends flight `id`, in one critical section.
-    fn finish_flight(&self, key: &str, id: u64, entry: Option<Arc<Entry>>) {
+    /// Stores `entry` under `key` and ends flight `id`, in one critical section; `persist`: queue it for the
+    /// disk tier too (not for an object just read from there).
+    fn finish_flight(&self, key: &str, id: u64, entry: Option<Arc<Entry>>, persist: bool) {
+        if let (Some(d), Some(e), true) = (&self.disk, &entry, persist) {
+            d.write(key, Arc::clone(e));
+        }
         let mut inner = self.inner.lock();
         if let Some(entry) = entry {
             inner.uncacheable.remove(key);

@@ -35,6 +35,7 @@ impl Stats {
             evictions: self.evictions.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
             objects: self.objects.load(Relaxed),
+            ..CacheStats::default()
         }
     }
 }
@@ -66,4 +67,14 @@ pub struct CacheStats {
     pub bytes: u64,
     /// Objects held right now.
     pub objects: u64,
+    /// Memory misses answered from the disk tier.
+    pub disk_hits: u64,
+    /// Objects written to the disk tier.
+    pub disk_writes: u64,
+    /// Writes the disk tier dropped because its writer was behind.
+    pub disk_dropped: u64,
+    /// Bytes of the disk tier's files right now.
+    pub disk_bytes: u64,
+    /// Objects in the disk tier right now.
+    pub disk_objects: u64,
 }

@@ -28,6 +28,25 @@ pub(crate) fn same_variant(
             .all(|((na, va), (nb, vb))| na == nb && same_value(na, va.as_ref(), vb.as_ref()))
 }
 
+/// Feeds what identifies a variant to `feed`: names, and values as [`same_variant`] compares them, so two
+/// snapshots that select the same variant feed the same bytes.
+pub(crate) fn identity(
+    snapshot: &[(HeaderName, Option<HeaderValue>)],
+    mut feed: impl FnMut(&[u8]),
+) {
+    for (name, value) in snapshot {
+        feed(name.as_str().as_bytes());
+        feed(b"\0");
+        if *name == ACCEPT_ENCODING {
+            feed(&[codings(value.as_ref())]);
+        } else if let Some(v) = value {
+            feed(b"=");
+            feed(v.as_bytes());
+        }
+        feed(b"\n");
+    }
+}
+
 fn same_value(name: &HeaderName, a: Option<&HeaderValue>, b: Option<&HeaderValue>) -> bool {
     if name == ACCEPT_ENCODING {
         return codings(a) == codings(b);

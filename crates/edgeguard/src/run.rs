@@ -17,10 +17,6 @@ fn not_applied(config: &edgeguard_config::Config) -> Vec<&'static str> {
     if config.cluster.is_some() {
         out.push("[cluster] (limits, blocks and statistics are kept per node)");
     }
-    let any = |f: fn(&edgeguard_config::Domain) -> bool| config.domains.iter().any(f);
-    if any(|d| d.cache.disk_path.is_some()) {
-        out.push("domain.cache.disk_path (the cache is in memory only)");
-    }
     out
 }
 

@@ -179,7 +179,7 @@ type CacheSeries = (
     fn(&CacheStats) -> u64,
 );
 
-const CACHE_SERIES: [CacheSeries; 8] = [
+const CACHE_SERIES: [CacheSeries; 14] = [
     (
         "edgeguard_cache_hits",
         MetricType::Counter,
@@ -227,6 +227,42 @@ const CACHE_SERIES: [CacheSeries; 8] = [
         MetricType::Gauge,
         "Objects held by the cache.",
         |s| s.objects,
+    ),
+    (
+        "edgeguard_cache_revalidated",
+        MetricType::Counter,
+        "Expired objects the upstream confirmed with a 304.",
+        |s| s.revalidated,
+    ),
+    (
+        "edgeguard_cache_disk_hits",
+        MetricType::Counter,
+        "Memory misses answered from the disk tier.",
+        |s| s.disk_hits,
+    ),
+    (
+        "edgeguard_cache_disk_writes",
+        MetricType::Counter,
+        "Objects written to the disk tier.",
+        |s| s.disk_writes,
+    ),
+    (
+        "edgeguard_cache_disk_dropped",
+        MetricType::Counter,
+        "Disk-tier writes dropped because the writer was behind.",
+        |s| s.disk_dropped,
+    ),
+    (
+        "edgeguard_cache_disk_bytes",
+        MetricType::Gauge,
+        "Bytes of the disk tier's files.",
+        |s| s.disk_bytes,
+    ),
+    (
+        "edgeguard_cache_disk_objects",
+        MetricType::Gauge,
+        "Objects in the disk tier.",
+        |s| s.disk_objects,
     ),
 ];
 

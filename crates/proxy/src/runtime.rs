@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgeguard_cache::{Cache, CacheConfig};
+use edgeguard_cache::{Cache, CacheConfig, DiskConfig};
 use edgeguard_config::{
     CacheSpec, Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
 };
@@ -330,11 +330,17 @@ impl Runtime {
 }
 
 /// The cache settings of `[domain.cache]`.
-fn cache_config(spec: &CacheSpec) -> CacheConfig {
+/// The disk tier of each domain is a folder of its own under `disk_path`, so domains naming one path never
+/// share (or evict) each other's files.
+fn cache_config(spec: &CacheSpec, domain: &str) -> CacheConfig {
     CacheConfig {
         default_ttl: spec.default_ttl,
         stale_grace: spec.stale_grace,
         ignore_query: spec.ignore_query,
+        disk: spec.disk_path.as_ref().map(|p| DiskConfig {
+            path: p.join(domain),
+            size: spec.disk_size,
+        }),
         ..CacheConfig::new(spec.max_size)
     }
 }
@@ -349,10 +355,17 @@ fn carry_over(rt: &mut DomainRt, spec: &CacheSpec, before: Option<&DomainRt>) {
     if !spec.enabled {
         return;
     }
-    let config = cache_config(spec);
+    let config = cache_config(spec, &rt.name);
     let kept = before
         .and_then(|b| b.cache.as_ref())
         .filter(|c| *c.config() == config)
         .cloned();
-    rt.cache = Some(kept.unwrap_or_else(|| Cache::new(config)));
+    let cache = kept.unwrap_or_else(|| {
+        let cache = Cache::new(config);
+        if let Some(why) = cache.disk_error() {
+            tracing::error!(domain = %rt.name, "cache disk tier not usable, memory only: {why}");
+        }
+        cache
+    });
+    rt.cache = Some(cache);
 }

@@ -228,6 +228,12 @@ impl RunningNode {
         // What was refused since the last summary is not lost at a stop.
         self.shared.summaries.write(summary::PERIOD.as_secs());
         self.shared.access_log.close();
+        // Objects stored just before the stop reach the caches' disk tiers.
+        let caches: Vec<_> = (self.shared.runtime.load().domains.values())
+            .filter_map(|d| d.cache.clone())
+            .collect();
+        let _ =
+            tokio::task::spawn_blocking(move || caches.iter().for_each(|c| c.flush_disk())).await;
         self.protect_task.abort();
         let protection = self.protection.clone();
         let _ = tokio::task::spawn_blocking(move || protection.close()).await;

@@ -47,6 +47,7 @@ pub fn config() -> CacheConfig {
         stale_grace: Duration::from_secs(3600),
         ignore_query: false,
         max_object_size: None,
+        disk: None,
     }
 }
 

@@ -51,7 +51,7 @@ pub(crate) async fn lookup(
     } else {
         ClientConditions::of(&parts.headers)
     };
-    let (fill, stale) = match cache.lookup_or_lead(&key, &parts, ctx.cdn.now) {
+    let (fill, stale) = match cache.lookup(&key, &parts, ctx.cdn.now).await {
         Lookup::Hit(c) => return Err(cached(ctx, c, CacheStatus::Hit, conds.as_ref())),
         Lookup::Updating { stale, fill } => {
             if let Some(fill) = fill {
