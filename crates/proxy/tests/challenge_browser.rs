@@ -2,7 +2,10 @@
 //! opens a challenged URL of a domain with `[domain.challenge] enabled = true`, passes on its own and lands on
 //! the origin's answer at the same URL; plain HTTP clients never get past the page, and clearances are refused
 //! when forged, expired, used from another IP or for another domain. Without Chromium the browser test says why
-//! and passes (the README's test command installs it).
+//! and passes (the README's test command installs it). The same browser passes over HTTPS (a certificate from a
+//! test CA, trusted by its key) and gets a `Secure` clearance cookie.
+
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -114,6 +117,21 @@ fn answer_form(page: &str, nonce: u64) -> String {
 
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
+/// A node serving `HOST` over HTTPS (its certificate in `dir`) with the challenge on every path.
+async fn tls_node(dir: &Path, origin: SocketAddr) -> (RunningNode, SocketAddr) {
+    let d = dir.display();
+    let text = format!(
+        "[node]\nname = \"edge-s\"\nlisten = [\"127.0.0.1:0\"]\nlisten_tls = [\"127.0.0.1:0\"]\n\
+         data_dir = \"{d}/data\"\n[[domain]]\nname = \"{HOST}\"\norigins = [\"{origin}\"]\n\
+         [domain.tls]\ncert = \"{d}/site.pem\"\nkey = \"{d}/site.key\"\n\
+         [domain.challenge]\nenabled = true\ndifficulty = 12\n"
+    );
+    let config = edgeguard_config::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let node = Node::start(config).await.unwrap();
+    let addr = node.local_tls_addrs()[0];
+    (node, addr)
+}
+
 /// Starts Debian's Chromium with every name of `HOST` resolving to loopback, or says why not.
 async fn launch() -> Option<Chromium> {
     Chromium::launch(|c| c.arg(("host-resolver-rules", "MAP challenge.test 127.0.0.1"))).await
@@ -187,6 +205,50 @@ async fn chromium_passes_the_node_challenge_and_lands_on_the_origin() {
         assert_eq!(text.trim(), "ORIGIN /other?x=1");
         assert_eq!(served.hits(), 2);
         assert_eq!(passes(&node).len(), 1, "no second challenge");
+    })
+    .await;
+    browser.close().await;
+    node.shutdown().await;
+    outcome.expect("browser test finished within its time budget");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_passes_the_challenge_over_https_and_gets_a_secure_cookie() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::tls::Ca::new("challenge test ca");
+    let (_, spki) = ca.issue_with_key(dir.path(), "site", HOST);
+    let Some(browser) = Chromium::launch(|c| {
+        c.arg(("host-resolver-rules", "MAP challenge.test 127.0.0.1"))
+            .arg(("ignore-certificate-errors-spki-list", spki.as_str()))
+    })
+    .await
+    else {
+        return;
+    };
+    let (origin, served) = origin().await;
+    let (node, addr) = tls_node(dir.path(), origin).await;
+    let outcome = tokio::time::timeout(BUDGET, async {
+        let url = format!("https://{HOST}:{}/cart?step=1", addr.port());
+        let page = browser.new_page("about:blank").await.expect("new tab");
+        page.goto(url.as_str()).await.expect("navigate");
+        let text = wait_for_text(&page, "ORIGIN", Duration::from_secs(40)).await;
+        assert_eq!(text.trim(), "ORIGIN /cart?step=1");
+        let here: String = page
+            .evaluate("location.href")
+            .await
+            .expect("href")
+            .into_value()
+            .expect("string");
+        assert_eq!(here, url, "back on the HTTPS URL first asked for");
+        assert_eq!(served.hits(), 1);
+        let cookies = page.get_cookies().await.expect("cookies");
+        let c = cookies
+            .iter()
+            .find(|c| c.name == COOKIE_NAME)
+            .expect("clearance cookie set");
+        assert!(c.secure, "clearance cookie is Secure over HTTPS");
+        assert!(c.http_only, "clearance cookie is HttpOnly");
+        assert_eq!(passes(&node).len(), 1);
     })
     .await;
     browser.close().await;

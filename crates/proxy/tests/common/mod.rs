@@ -11,6 +11,7 @@ use edgeguard_proxy::{Node, RunningNode};
 use tokio::net::TcpListener;
 
 pub mod protection;
+pub mod tls;
 
 pub use edgeguard_testkit::{
     Origin, Reply, Route, WAIT, dead_addr, eventually, get, h2, raw, read_all, send, statuses,
