@@ -37,7 +37,7 @@ pub use conditional::ClientConditions;
 pub use disk::{DiskConfig, DiskStats};
 pub use entry::{CacheStatus, CachedResponse, X_CACHE};
 pub use fill::{FillGuard, WaitHandle};
-pub use key::CacheKey;
+pub use key::{CacheKey, HTTPS_SUFFIX};
 pub use stats::CacheStats;
 pub use store::MAX_VARIANTS;
 
@@ -228,9 +228,22 @@ impl Cache {
         self.shared.object_limit
     }
 
-    /// The key of a request to this domain, honouring `ignore_query`.
+    /// The key of a plain-HTTP request to this domain, honouring `ignore_query`.
     pub fn key(&self, host: &str, uri: &Uri) -> CacheKey {
         CacheKey::new(host, uri, self.shared.config.ignore_query)
+    }
+
+    /// The key of a request to this domain that came over HTTPS (`https`) or plain HTTP.
+    pub fn key_for(&self, host: &str, uri: &Uri, https: bool) -> CacheKey {
+        CacheKey::for_scheme(host, uri, self.shared.config.ignore_query, https)
+    }
+
+    /// Both keys of a URL (plain HTTP and HTTPS): what a purge or an invalidation of it removes.
+    pub fn keys_of(&self, host: &str, uri: &Uri) -> [CacheKey; 2] {
+        [
+            self.key_for(host, uri, false),
+            self.key_for(host, uri, true),
+        ]
     }
 
     /// Looks `key` up for `req` (whose method, `Range` and `Vary`-nominated headers matter) at `now`.

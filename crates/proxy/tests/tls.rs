@@ -383,3 +383,48 @@ async fn the_clearance_cookie_is_secure_over_https() {
         .unwrap_or_else(|| panic!("{verified}"));
     assert!(cookie.trim_end().ends_with("; Secure"), "{cookie}");
 }
+
+#[tokio::test]
+async fn the_cache_keeps_http_and_https_answers_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test ca");
+    ca.issue(dir.path(), "a", "a.test");
+    ca.issue(dir.path(), "b", "b.test");
+    // An origin whose answer depends on the scheme, cacheable (as an HTTP-to-HTTPS 301 would be).
+    let o = Origin::builder()
+        .fallback(Route::echo(&[("proto", "x-forwarded-proto")]).cache_control("max-age=60"))
+        .start()
+        .await;
+    let (node, _) = node(&site(
+        dir.path(),
+        o.addr,
+        "[domain.cache]\nenabled = true\n",
+    ))
+    .await;
+    let plain = get(node.local_addrs()[0], "a.test", "/p", &[]).await;
+    assert_eq!(
+        (plain.x_cache(), plain.body.as_str()),
+        ("MISS", "uri=/p\nproto=http\n")
+    );
+    let mut s = tls_connect(node.local_tls_addrs()[0], &ca, "a.test", &[])
+        .await
+        .unwrap();
+    for want in ["MISS", "HIT"] {
+        let text = get_on(&mut s, "a.test", "/p").await;
+        assert!(text.contains("proto=https"), "{text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains(&format!("x-cache: {}", want.to_ascii_lowercase())),
+            "{text}"
+        );
+    }
+    let plain = get(node.local_addrs()[0], "a.test", "/p", &[]).await;
+    assert_eq!(
+        (plain.x_cache(), plain.body.as_str()),
+        ("HIT", "uri=/p\nproto=http\n")
+    );
+    // A purge of the URL drops both.
+    let purged = node.purge("a.test", &edgeguard_proxy::Purge::Urls(vec!["/p".into()]));
+    assert_eq!(purged, Some(2));
+    assert_eq!(o.hits(), 2);
+}

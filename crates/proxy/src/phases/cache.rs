@@ -42,7 +42,7 @@ pub(crate) async fn lookup(
         return Ok(req);
     };
     let (mut parts, body) = req.into_parts();
-    let key = cache.key(&domain.name, &parts.uri);
+    let key = cache.key_for(&domain.name, &parts.uri, ctx.conn.https);
     ctx.cdn.now = ctx.cdn.epoch.now(clock);
     // A GET's conditions (and `Range`) are taken off before the lookup: a fill must bring the whole
     // object, and they are answered from the stored one. They go back on a request that only passes.
@@ -233,7 +233,8 @@ fn invalidate_after_unsafe(domain: &DomainRt, key: &CacheKey, headers: &http::He
     let Some(cache) = domain.cache.as_ref() else {
         return;
     };
-    let mut keys = vec![key.clone()];
+    // Both schemes: the other one's copy of the URL is just as outdated.
+    let mut keys = vec![key.clone(), key.other_scheme()];
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let Some(uri) = headers
             .get(name)
@@ -246,7 +247,7 @@ fn invalidate_after_unsafe(domain: &DomainRt, key: &CacheKey, headers: &http::He
             .host()
             .is_none_or(|h| h.eq_ignore_ascii_case(&domain.name));
         if same_host && uri.path().starts_with('/') {
-            keys.push(cache.key(&domain.name, &uri));
+            keys.extend(cache.keys_of(&domain.name, &uri));
         }
     }
     let n = cache.purge_keys(&keys);

@@ -27,12 +27,13 @@ impl RunningNode {
                 let keys: Vec<_> = urls
                     .iter()
                     .filter_map(|u| u.parse::<Uri>().ok())
-                    .map(|uri| cache.key(&d.name, &uri))
+                    .flat_map(|uri| cache.keys_of(&d.name, &uri))
                     .collect();
                 cache.purge_keys(&keys)
             }
             Purge::Prefix(prefix) => {
-                // Keys are the lower-cased host followed by the path as sent.
+                // Keys are the lower-cased host followed by the path as sent (and a suffix for HTTPS, so
+                // the prefix covers both schemes).
                 let mut key = d.name.to_ascii_lowercase();
                 key.push_str(prefix);
                 cache.purge_prefix(&key)
