@@ -3,10 +3,14 @@
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
+// Drawn at the box's own width (redrawn on every poll), so text keeps its size on a phone and a wide screen.
+const boxWidth = (box) => Math.max(300, Math.round(box.clientWidth || 800));
+
 function svgRoot(W, H) {
   const svg = document.createElementNS(SVG_NS, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('width', W);
+  svg.setAttribute('height', H);
   const mk = (tag, attrs, parent) => {
     const e = document.createElementNS(SVG_NS, tag);
     for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
@@ -31,13 +35,14 @@ function axes(mk, W, H, P, max, unit) {
     const y = H - P - f * (H - 2 * P);
     mk('line', { x1: P, y1: y, x2: W - 8, y2: y, stroke: f ? '#e3e7ee' : '#888' });
     mk('text', { x: P - 6, y: y + 4, 'font-size': 11, fill: '#555', 'text-anchor': 'end' }).textContent =
-      (max * f).toLocaleString() + (f === 1 && unit ? ' ' + unit : '');
+      (max * f).toLocaleString();
   }
+  if (unit) mk('text', { x: 4, y: 12, 'font-size': 11, fill: '#555' }).textContent = unit;
 }
 
 // points: [{t, key: value...}], series: [[key, colour]]; x from `from` to `to` (ms).
 function lineChart(box, points, series, from, to) {
-  const W = 800, H = 220, P = 44;
+  const W = boxWidth(box), H = 200, P = 44;
   const [svg, mk] = svgRoot(W, H);
   const max = niceMax(Math.max(0, ...points.flatMap((p) => series.map(([k]) => p[k]))));
   const x = (t) => P + ((t - from) / Math.max(1, to - from)) * (W - P - 8);
@@ -60,7 +65,7 @@ function lineChart(box, points, series, from, to) {
 
 // Stacked bars of per-second rates: points [{start_ms, key: count...}], each `stepS` seconds long.
 function stackedBars(box, points, series, stepS) {
-  const W = 800, H = 240, P = 44;
+  const W = boxWidth(box), H = 240, P = 44;
   const [svg, mk] = svgRoot(W, H);
   const rate = (p, k) => p[k] / stepS;
   const max = niceMax(Math.max(0, ...points.map((p) => series.reduce((a, [k]) => a + rate(p, k), 0))));

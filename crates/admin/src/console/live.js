@@ -103,10 +103,10 @@ function renderTalkers(top) {
   $('talkers-total').textContent = w.total + ' requests in the last ' + Math.round(w.seconds / 60) + ' min';
   for (const [dim, actions] of Object.entries(ACTIONS)) {
     const rows = w[dim].map((t) => el('tr', { 'data-key': t.key },
-      el('td', {}, el('code', { text: t.key })),
+      el('td', { class: dim === 'paths' || dim === 'user_agents' ? 'key text' : 'key' }, el('code', { text: t.key })),
       el('td', { text: t.requests.toLocaleString() + (t.error ? ' (±' + t.error + ')' : '') }),
       el('td', { text: t.refused.toLocaleString() }),
-      ...(actions.length ? [el('td', {}, ...actions.map(([what, label]) => el('button', {
+      ...(actions.length ? [el('td', { class: 'acts' }, ...actions.map(([what, label]) => el('button', {
         type: 'button', text: label, 'data-act': what, 'aria-label': label + ' ' + t.key,
         onclick: () => talkerAction(what, t.key),
       })))] : [])));
