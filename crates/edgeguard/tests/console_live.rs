@@ -243,6 +243,39 @@ async fn run() {
     .await;
     assert_eq!(status_from(&node, FLOOD, "/burst").await, 200);
 
+    // Allow from the top talkers puts the address on the allow list, shown on the Access Control tab.
+    js(&page, "location.hash = '#/domain/shop.test/live'").await;
+    let other = "#talkers-addresses tr[data-key='203.0.113.9'] button[data-act=allow]";
+    wait_for(
+        &page,
+        &format!("document.querySelector(\"{other}\")"),
+        "the other client",
+    )
+    .await;
+    click(&page, other).await;
+    wait_for(
+        &page,
+        "document.getElementById('talkers-msg').textContent.includes('allow list')",
+        "the allow",
+    )
+    .await;
+    js(&page, "location.hash = '#/domain/shop.test/access'").await;
+    wait_for(
+        &page,
+        "document.getElementById('acl-allow').value.includes('203.0.113.9/32')",
+        "the allow list",
+    )
+    .await;
+    shot(&page, "live-3-access-lists").await;
+    js(&page, "location.hash = '#/domain/shop.test/security'").await;
+    wait_for(
+        &page,
+        "document.getElementById('ch-difficulty').value === '20'",
+        "the challenge settings",
+    )
+    .await;
+    shot(&page, "live-4-security").await;
+
     // Under attack: a client without JavaScript gets the challenge page; the banner shows on every page.
     js(&page, "location.hash = '#/domain/shop.test/live'").await;
     wait_for(
@@ -266,7 +299,7 @@ async fn run() {
         r.status,
         r.body
     );
-    shot(&page, "live-3-under-attack").await;
+    shot(&page, "live-5-under-attack").await;
     js(&page, "location.hash = '#/domains'").await;
     wait_for(&page, "!document.getElementById('view-domains').hidden && !document.getElementById('attack-banner').hidden", "the banner elsewhere").await;
 
@@ -281,7 +314,7 @@ async fn run() {
         "the live view on a phone",
     )
     .await;
-    shot(&page, "live-4-phone").await;
+    shot(&page, "live-6-phone").await;
 
     // Switching off ends emergency mode and the challenge.
     click(&page, "#attack-switch").await;
