@@ -200,7 +200,7 @@ function renderRateLimiting(rl) {
     el('td', { text: String(i + 1) }),
     el('td', { text: r.name }), el('td', { text: r.uri }), el('td', { text: r.match }),
     el('td', { text: r.object }), el('td', { text: r.interval + ' s' }), el('td', {}, el('code', { text: r.criteria })),
-    el('td', { text: r.action === 'bot_detection' ? 'Bot Detection' : 'Block' }), el('td', { text: r.ttl + ' s' }),
+    el('td', { text: { bot_detection: 'Bot Detection', log: 'Log only' }[r.action] || 'Block' }), el('td', { text: r.ttl + ' s' }),
     el('td', {},
       el('button', { type: 'button', text: 'Up', 'aria-label': 'Move ' + r.name + ' up', onclick: () => move(i, -1) }), ' ',
       el('button', { type: 'button', text: 'Down', 'aria-label': 'Move ' + r.name + ' down', onclick: () => move(i, 1) }), ' ',

@@ -99,6 +99,8 @@ const ACTIONS = {
 };
 
 function renderTalkers(top) {
+  // The tables are rebuilt on every poll: keep the keyboard focus on the same action of the same key.
+  const focused = document.activeElement?.closest?.('.talkers') && document.activeElement.getAttribute('aria-label');
   const w = top.windows[Number($('talkers-window').value)] || top.windows[0];
   $('talkers-total').textContent = w.total + ' requests in the last ' + Math.round(w.seconds / 60) + ' min';
   for (const [dim, actions] of Object.entries(ACTIONS)) {
@@ -112,6 +114,10 @@ function renderTalkers(top) {
       })))] : [])));
     if (!rows.length) rows.push(el('tr', {}, el('td', { colspan: actions.length ? 4 : 3, class: 'hint', text: 'none yet' })));
     $('talkers-' + dim).replaceChildren(...rows);
+  }
+  if (focused) {
+    const again = [...document.querySelectorAll('.talkers button')].find((b) => b.getAttribute('aria-label') === focused);
+    again?.focus();
   }
 }
 

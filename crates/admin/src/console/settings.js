@@ -72,7 +72,8 @@ $('timed-form').addEventListener('submit', async (ev) => {
   }
 });
 
-// "This rule blocked (or challenged) N addresses in the last hour", from its triggers in the activity log.
+// "This rule blocked (challenged; a log rule: would have blocked) N addresses in the last hour", from its
+// triggers in the activity log.
 async function ruleResults() {
   const to = Date.now();
   for (const r of state.rules) {
@@ -83,9 +84,10 @@ async function ruleResults() {
     try {
       const page = await api('GET', '/activity?' + q);
       const objects = new Set(page.records.filter((x) => x.action !== 'lift').map((x) => x.object_value));
-      const verb = r.action === 'bot_detection' ? 'challenged' : 'blocked';
-      const note = el('div', { class: 'hint rule-result', text: verb + ' ' + objects.size +
-        (page.total > 100 ? '+' : '') + ' objects in the last hour' });
+      const verb = { bot_detection: 'challenged', log: 'would have blocked' }[r.action] || 'blocked';
+      const n = objects.size + (page.total > 100 ? '+' : '');
+      const what = r.object === 'ip' ? (objects.size === 1 ? 'address' : 'addresses') : 'objects';
+      const note = el('div', { class: 'hint rule-result', text: verb + ' ' + n + ' ' + what + ' in the last hour' });
       row.cells[1].querySelector('.rule-result')?.remove();
       row.cells[1].append(note);
     } catch (e) {
