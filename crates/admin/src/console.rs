@@ -1,5 +1,7 @@
 //! The web console: static files compiled into the binary (no CDN, no build step). The page calls the same API
-//! as any client, with the token the operator types in kept in `sessionStorage`.
+//! as any client, with the token the operator types in kept in `sessionStorage` and sent as a bearer header: no
+//! cookie carries the authority, so another site cannot make the browser call the API (no CSRF), and
+//! `frame-ancestors 'none'` keeps the console out of frames.
 
 use http::StatusCode;
 
@@ -7,6 +9,10 @@ use crate::reply::Reply;
 
 const INDEX: &str = include_str!("console/index.html");
 const APP_JS: &str = include_str!("console/app.js");
+const CHART_JS: &str = include_str!("console/chart.js");
+const LIVE_JS: &str = include_str!("console/live.js");
+const BLOCKS_JS: &str = include_str!("console/blocks.js");
+const SETTINGS_JS: &str = include_str!("console/settings.js");
 const STYLE: &str = include_str!("console/style.css");
 
 /// Only the console's own files: no inline scripts or styles, no other origin.
@@ -18,6 +24,10 @@ pub fn asset(name: &str) -> Option<Reply> {
     let (content_type, body) = match name {
         "" | "index.html" => ("text/html; charset=utf-8", INDEX),
         "app.js" => ("text/javascript; charset=utf-8", APP_JS),
+        "chart.js" => ("text/javascript; charset=utf-8", CHART_JS),
+        "live.js" => ("text/javascript; charset=utf-8", LIVE_JS),
+        "blocks.js" => ("text/javascript; charset=utf-8", BLOCKS_JS),
+        "settings.js" => ("text/javascript; charset=utf-8", SETTINGS_JS),
         "style.css" => ("text/css; charset=utf-8", STYLE),
         _ => return None,
     };

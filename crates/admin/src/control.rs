@@ -8,6 +8,8 @@ use edgeguard_store::{ActivityPage, ActivityQuery, Recommendation, StatsPoint};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::live::{LiveView, TopTalkers};
+
 /// The node as seen by the admin server.
 ///
 /// Every method is synchronous and may block (SQLite, a file write): the server calls them on tokio's blocking
@@ -74,6 +76,36 @@ pub trait Control: Send + Sync + 'static {
     fn purge(&self, domain: &str, what: &PurgeTarget) -> Result<u64, String> {
         let _ = what;
         Err(format!("{domain} keeps no cache on this node"))
+    }
+
+    /// The last ten minutes of `domain`'s requests by outcome, `step_s` (1..=60) seconds per point; `None`
+    /// when the node keeps no live counters for it (the default).
+    fn live(&self, domain: &str, step_s: u64) -> Option<LiveView> {
+        let _ = (domain, step_s);
+        None
+    }
+
+    /// `domain`'s heaviest addresses, networks, paths and user agents of the last minute and the last hour,
+    /// `limit` per list; `None` when the node keeps none (the default).
+    fn top_talkers(&self, domain: &str, limit: usize) -> Option<TopTalkers> {
+        let _ = (domain, limit);
+        None
+    }
+
+    /// Blocks (`challenge` false: 403) or challenges one client address of `domain` for `ttl_s` seconds, as an
+    /// operator's action: listed by [`blocks`](Control::blocks) (object type `ip`), liftable there, kept across
+    /// a restart, written to the activity log. `ttl_s` is within [`TIMED_CHALLENGE_TTL_S`], the domain exists.
+    fn start_block(
+        &self,
+        domain: &str,
+        ip: IpAddr,
+        challenge: bool,
+        ttl_s: u64,
+    ) -> Result<BlockInfo, StartError> {
+        let _ = (domain, ip, challenge, ttl_s);
+        Err(StartError::Invalid(
+            "this node cannot start blocks by hand".to_owned(),
+        ))
     }
 
     /// Unix time in milliseconds; the default time range of charts ends here.

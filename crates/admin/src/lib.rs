@@ -13,6 +13,7 @@ mod console;
 pub mod control;
 mod edit;
 pub mod error;
+pub mod live;
 pub mod memory;
 pub mod openapi;
 mod reply;
@@ -24,5 +25,6 @@ pub use control::{
     TIMED_CHALLENGE_TTL_S, block_id,
 };
 pub use error::{ErrorBody, FieldError};
+pub use live::{LivePoint, LiveView, Talker, TalkerWindow, TopTalkers};
 pub use memory::MemoryControl;
 pub use server::{MAX_BODY_BYTES, RunningAdmin, serve, start};

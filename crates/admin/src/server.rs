@@ -52,8 +52,15 @@ pub async fn serve(
     });
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    // Ends the "under attack" switches whose time is up (cheap while none is on).
+    let mut attacks = tokio::time::interval(Duration::from_secs(1));
+    attacks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            _ = attacks.tick() => {
+                let shared = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || api::attack::end_attacks(&shared.state));
+            }
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(a) => a,

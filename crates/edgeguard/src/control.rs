@@ -1,6 +1,8 @@
 //! The admin API's view of the running node ([`edgeguard_admin::Control`]): configuration changes are applied
 //! live and written back to the configuration file, so the file, the API and a restart always agree.
 
+mod live;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -171,6 +173,24 @@ impl Control for NodeControl {
                 admission_refusals: t.admission_refusals,
             })
             .collect()
+    }
+
+    fn live(&self, domain: &str, step_s: u64) -> Option<edgeguard_admin::LiveView> {
+        live::live(&self.node, domain, step_s)
+    }
+
+    fn top_talkers(&self, domain: &str, limit: usize) -> Option<edgeguard_admin::TopTalkers> {
+        live::top_talkers(&self.node, domain, limit)
+    }
+
+    fn start_block(
+        &self,
+        domain: &str,
+        ip: IpAddr,
+        challenge: bool,
+        ttl_s: u64,
+    ) -> Result<BlockInfo, StartError> {
+        live::start_block(&self.node, domain, ip, challenge, ttl_s)
     }
 
     fn metrics(&self) -> String {

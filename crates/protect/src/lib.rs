@@ -42,7 +42,7 @@ pub use engine::{
 pub use node::{
     ACTION_LIFT, ACTIVITY_RETENTION_MS, DB_FILE, FLUSH_EVERY, Guards, MAX_TIMED_CHALLENGE,
     MIN_TIMED_CHALLENGE, NodeProtection, PRUNE_EVERY, ProtectError, RECOMMEND_EVERY,
-    StartChallengeError,
+    StartBlockError, StartChallengeError,
 };
 pub use outcomes::{VERIFY_OUTCOMES, VerifyCounts};
 pub use time::rfc3339;

@@ -22,6 +22,9 @@ use crate::engine::{DomainGuard, GuardError, RULE_OPERATOR, Sink};
 use crate::outcomes::VerifyCounts;
 use crate::summary::Summaries;
 
+mod operator;
+pub use operator::StartBlockError;
+
 /// The node's database file in `data_dir`.
 pub const DB_FILE: &str = "edgeguard.db";
 /// How often statistics are flushed and expired blocks swept.

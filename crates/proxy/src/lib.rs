@@ -38,6 +38,7 @@ mod forward;
 mod health;
 mod key;
 mod limits;
+pub mod live;
 mod metrics;
 mod phases;
 mod pipeline;
@@ -49,6 +50,7 @@ mod server;
 mod shared;
 mod stats;
 mod table_metrics;
+pub mod talkers;
 mod tls;
 mod upstream;
 

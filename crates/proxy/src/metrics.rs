@@ -12,7 +12,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use edgeguard_cache::CacheStats;
+use edgeguard_cache::{CacheStats, CacheStatus};
 use http::Response;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
@@ -25,23 +25,50 @@ use crate::access_log::{AccessLog, RequestLine};
 use crate::body::ProxyBody;
 use crate::ctx::RequestCtx;
 use crate::decision::{DECISIONS, Decision};
+use crate::live::LiveKind;
 use crate::runtime::Runtime;
 use crate::shared::Shared;
 use crate::stats::{BUCKETS, CLASSES, DomainStats, NodeStats};
+use crate::talkers::TalkerKeys;
+
+/// Unix seconds of a wall-clock time (0 before 1970).
+pub(crate) fn unix_seconds(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 /// Records a finished request: counters, latency, and the access log line.
 ///
-/// Hot path: atomics and, with an access log open, one channel push (never blocks).
+/// Hot path: atomics, the live view's ring and top talkers (see `live.rs`, `talkers.rs`) and, with an access
+/// log open, one channel push (never blocks).
 pub(crate) fn observe(
     shared: &Shared,
     ctx: &RequestCtx,
     resp: &Response<ProxyBody>,
     line: Option<RequestLine>,
+    talker: &TalkerKeys,
 ) {
     let status = resp.status().as_u16();
     let decision = Decision::of(ctx);
     match &ctx.domain {
-        Some(d) => d.stats.count(status, decision),
+        Some(d) => {
+            d.stats.count(status, decision);
+            let from_cache = matches!(
+                ctx.cdn.cache_status,
+                Some(
+                    CacheStatus::Hit
+                        | CacheStatus::Stale
+                        | CacheStatus::Updating
+                        | CacheStatus::Revalidated
+                )
+            );
+            let kind = LiveKind::of(decision, status, from_cache);
+            let now_s = unix_seconds(ctx.cdn.epoch.now(&*shared.clock));
+            d.live.ring.record(now_s, kind);
+            d.live
+                .talkers
+                .record(now_s, ctx.client_ip, talker, kind.refused());
+        }
         None => shared.stats.unknown.count(status, decision),
     }
     let elapsed = ctx.started.elapsed();

@@ -28,9 +28,10 @@ pub(crate) async fn handle(
         .access_log
         .is_on()
         .then(|| crate::access_log::RequestLine::capture(&req));
+    let talker = crate::talkers::TalkerKeys::capture(&req);
     let resp = run_phases(&mut ctx, req, &*shared.clock).await;
     let resp = finish(&mut ctx, resp);
-    crate::metrics::observe(&shared, &ctx, &resp, line);
+    crate::metrics::observe(&shared, &ctx, &resp, line, &talker);
     tracing::trace!(status = resp.status().as_u16(), elapsed = ?ctx.started.elapsed(), delayed = ?ctx.delayed, "request done");
     resp
 }

@@ -60,6 +60,8 @@ pub(crate) struct DomainRt {
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
     pub stats: Arc<crate::stats::DomainStats>,
+    /// The console's live counters and top talkers; kept across reloads by domain name.
+    pub live: Arc<crate::live::DomainLive>,
     /// Refusals of the domain's own limits, by client address: the IP access limit, challenge answers,
     /// request bodies (too large, too slow).
     pub ip_limited: Arc<Tally>,
@@ -275,6 +277,7 @@ impl Runtime {
             https_redirect: d.https_redirect,
             cache: None,
             stats: Arc::default(),
+            live: Arc::default(),
         })
     }
 
@@ -351,6 +354,7 @@ fn cache_config(spec: &CacheSpec, domain: &str) -> CacheConfig {
 fn carry_over(rt: &mut DomainRt, spec: &CacheSpec, before: Option<&DomainRt>) {
     if let Some(before) = before {
         rt.stats = before.stats.clone();
+        rt.live = before.live.clone();
     }
     if !spec.enabled {
         return;

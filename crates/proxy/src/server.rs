@@ -4,6 +4,7 @@
 //! through hyper-util's watcher. A TLS connection is handshaken first (within `header_timeout`, see `tls.rs`)
 //! and then served by the same builder and pipeline as a plain one.
 
+mod console;
 pub(crate) mod purge;
 
 use std::convert::Infallible;

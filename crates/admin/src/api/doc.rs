@@ -24,7 +24,8 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "edgeguard admin API", description = "Domains, IP access limit, rate limiting and custom rules, \
-        the bot-detection challenge, cache purge, activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
+        the bot-detection challenge, cache purge, the live view (requests per second, top talkers, blocks by hand, the \
+        under-attack switch), activity log, blocks, and the configuration file of one edgeguard node. See docs/admin.md."),
     paths(
         super::domains::list_domains, super::domains::create_domain, super::domains::get_domain, super::domains::put_domain,
         super::domains::patch_domain, super::domains::delete_domain,
@@ -36,6 +37,8 @@ impl Modify for BearerAuth {
         super::protection::list_rules, super::protection::add_rule, super::protection::get_rule, super::protection::put_rule,
         super::protection::delete_rule, super::protection::order_rules,
         super::node::origin_addresses, super::node::stats, super::node::protection_tables, super::node::activity,
+        super::live::live, super::live::top_talkers, super::live::start_block,
+        super::attack::list_attacks, super::attack::get_attack, super::attack::put_attack,
         super::node::list_blocks, super::node::lift_block, super::node::get_config, super::node::put_config,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::FieldError)),

@@ -2,9 +2,11 @@
 //! synchronous (they call [`Control`], which may block) and run on tokio's blocking pool.
 
 mod access;
+pub(crate) mod attack;
 mod challenge;
 mod doc;
 mod domains;
+mod live;
 pub(crate) mod node;
 mod protection;
 mod purge;
@@ -21,6 +23,7 @@ use crate::reply::{Reply, Req};
 pub(crate) use access::*;
 pub(crate) use challenge::*;
 pub(crate) use domains::*;
+pub(crate) use live::*;
 pub(crate) use node::*;
 pub(crate) use protection::*;
 pub(crate) use purge::purge;
@@ -31,6 +34,8 @@ pub struct State {
     /// Held from reading the running configuration to applying the edited one, so two API calls never both edit
     /// the same starting point and one of them silently undo the other.
     edit: Mutex<()>,
+    /// Domains whose "under attack" switch is on.
+    pub(crate) attacks: attack::Attacks,
 }
 
 impl State {
@@ -38,6 +43,7 @@ impl State {
         State {
             control,
             edit: Mutex::new(()),
+            attacks: attack::Attacks::default(),
         }
     }
 
@@ -81,6 +87,11 @@ pub enum Route {
     OriginAddresses(String),
     Stats(String),
     ProtectionTables(String),
+    Live(String),
+    TopTalkers(String),
+    DomainBlocks(String),
+    UnderAttack(String),
+    UnderAttackAll,
     Activity,
     Blocks,
     Block(String),
@@ -108,6 +119,11 @@ impl Route {
             ["domains", _, "origin-addresses"] => Route::OriginAddresses(name(1)),
             ["domains", _, "stats"] => Route::Stats(name(1)),
             ["domains", _, "protection-tables"] => Route::ProtectionTables(name(1)),
+            ["domains", _, "live"] => Route::Live(name(1)),
+            ["domains", _, "top-talkers"] => Route::TopTalkers(name(1)),
+            ["domains", _, "blocks"] => Route::DomainBlocks(name(1)),
+            ["domains", _, "under-attack"] => Route::UnderAttack(name(1)),
+            ["under-attack"] => Route::UnderAttackAll,
             ["activity"] => Route::Activity,
             ["blocks"] => Route::Blocks,
             ["blocks", _] => Route::Block(name(1)),
@@ -120,16 +136,14 @@ impl Route {
     pub fn methods(&self) -> &'static [Method] {
         use Route::*;
         match self {
-            OpenApi | OriginAddresses(_) | Stats(_) | ProtectionTables(_) | Activity | Blocks => {
-                &[Method::GET]
-            }
+            OpenApi | OriginAddresses(_) | Stats(_) | ProtectionTables(_) | Live(_)
+            | TopTalkers(_) | UnderAttackAll | Activity | Blocks => &[Method::GET],
             Domains | Rules(_) => &[Method::GET, Method::POST],
             Domain(_) => &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE],
-            IpAccessLimit(_) | AccessControl(_) | RateLimiting(_) | Challenge(_) | Config => {
-                &[Method::GET, Method::PUT]
-            }
+            IpAccessLimit(_) | AccessControl(_) | RateLimiting(_) | Challenge(_)
+            | UnderAttack(_) | Config => &[Method::GET, Method::PUT],
             RulesOrder(_) => &[Method::PUT],
-            ChallengeStart(_) | Purge(_) => &[Method::POST],
+            ChallengeStart(_) | Purge(_) | DomainBlocks(_) => &[Method::POST],
             Rule(..) => &[Method::GET, Method::PUT, Method::DELETE],
             Block(_) => &[Method::DELETE],
         }
@@ -176,6 +190,12 @@ pub fn handle(state: &State, route: Route, req: &Req) -> Reply {
         OriginAddresses(name) => origin_addresses(state, &name),
         Stats(name) => stats(state, &name, req),
         ProtectionTables(name) => protection_tables(state, &name),
+        Live(name) => live(state, &name, req),
+        TopTalkers(name) => top_talkers(state, &name, req),
+        DomainBlocks(name) => start_block(state, &name, req),
+        UnderAttack(name) if m == Method::PUT => attack::put_attack(state, &name, req),
+        UnderAttack(name) => attack::get_attack(state, &name),
+        UnderAttackAll => attack::list_attacks(state),
         Activity => activity(state, req),
         Blocks => list_blocks(state),
         Block(id) => lift_block(state, &id),

@@ -116,7 +116,11 @@ fn push_unique(list: &mut Vec<String>, s: String) {
     }
 }
 
-fn int_param<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, FieldError> {
+pub(crate) fn int_param<T: std::str::FromStr>(
+    key: &str,
+    value: &str,
+    what: &str,
+) -> Result<T, FieldError> {
     value
         .parse::<T>()
         .map_err(|_| FieldError::field(key, format!("{key} must be {what}; found {value:?}")))

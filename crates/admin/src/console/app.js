@@ -4,6 +4,7 @@
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'edgeguard-admin-token';
 const state = { domain: null, tab: 'access', rules: [], ip: null, editing: null, page: 1, pageSize: 20 };
+const TABS = ['live', 'access', 'security', 'stats'];
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -98,7 +99,8 @@ async function loadDomains() {
       el('td', { text: ip.enabled ? 'on' + (ip.qps ? ' (' + ip.qps + ' QPS)' : ' (recommended)') : 'off' }),
       el('td', { text: rl.enabled ? 'on, ' + rl.mode : 'off' }),
       el('td', {}, el('a', { href: '#/domain/' + enc(d.name) + '/access', 'data-domain': d.name, class: 'manage',
-        text: 'Manage' })));
+        text: 'Manage' }), ' ', el('a', { href: '#/domain/' + enc(d.name) + '/live', 'data-domain': d.name,
+        class: 'live', text: 'Live' })));
   });
   $('domain-rows').replaceChildren(...rows);
 }
@@ -106,17 +108,17 @@ async function loadDomains() {
 // ---- a domain ----
 function selectTab(tab) {
   state.tab = tab;
-  for (const t of ['access', 'security', 'stats']) {
+  for (const t of TABS) {
     $('tab-' + t).setAttribute('aria-selected', String(t === tab));
     $('tab-' + t).tabIndex = t === tab ? 0 : -1;
     $('panel-' + t).hidden = t !== tab;
   }
 }
-for (const t of ['access', 'security', 'stats']) {
+for (const t of TABS) {
   $('tab-' + t).addEventListener('click', () => { location.hash = '#/domain/' + enc(state.domain) + '/' + t; });
 }
 document.querySelector('[role=tablist]').addEventListener('keydown', (ev) => {
-  const order = ['access', 'security', 'stats'];
+  const order = TABS;
   const i = order.indexOf(state.tab);
   const step = ev.key === 'ArrowRight' ? 1 : ev.key === 'ArrowLeft' ? -1 : 0;
   if (!step) return;
@@ -130,8 +132,9 @@ async function loadDomain(name, tab) {
   show('domain');
   $('domain-title').textContent = name;
   selectTab(tab);
-  if (tab === 'access') await loadAccess();
-  else if (tab === 'security') await loadSecurity();
+  if (tab === 'live') await loadLive();
+  else if (tab === 'access') { await loadAccess(); await loadAccessLists(); }
+  else if (tab === 'security') { await loadSecurity(); await loadChallenge(); }
   else await loadStats();
 }
 
@@ -197,7 +200,7 @@ function renderRateLimiting(rl) {
     el('td', { text: String(i + 1) }),
     el('td', { text: r.name }), el('td', { text: r.uri }), el('td', { text: r.match }),
     el('td', { text: r.object }), el('td', { text: r.interval + ' s' }), el('td', {}, el('code', { text: r.criteria })),
-    el('td', { text: r.action === 'bot_detection' ? 'Bot Detection' : 'Block' }), el('td', { text: r.ttl + ' s' }),
+    el('td', { text: { bot_detection: 'Bot Detection', log: 'Log only' }[r.action] || 'Block' }), el('td', { text: r.ttl + ' s' }),
     el('td', {},
       el('button', { type: 'button', text: 'Up', 'aria-label': 'Move ' + r.name + ' up', onclick: () => move(i, -1) }), ' ',
       el('button', { type: 'button', text: 'Down', 'aria-label': 'Move ' + r.name + ' down', onclick: () => move(i, 1) }), ' ',
@@ -310,39 +313,9 @@ const SERIES = [['requests', '#0a5bd3'], ['limited', '#e08a00'], ['blocked', '#b
 
 async function loadStats() {
   const data = await api('GET', '/domains/' + enc(state.domain) + '/stats');
-  const W = 800, H = 240, P = 36;
-  const ns = 'http://www.w3.org/2000/svg';
-  const svg = document.createElementNS(ns, 'svg');
-  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
-  const mk = (tag, attrs) => {
-    const e = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-    svg.append(e);
-    return e;
-  };
-  const pts = data.points;
-  const max = Math.max(1, ...pts.map((p) => p.requests), ...pts.map((p) => p.limited + p.blocked + p.challenged));
-  const x = (t) => P + ((t - data.from) / Math.max(1, data.to - data.from)) * (W - 2 * P);
-  const y = (v) => H - P - (v / max) * (H - 2 * P);
-  mk('line', { x1: P, y1: H - P, x2: W - P, y2: H - P, stroke: '#888' });
-  mk('line', { x1: P, y1: P, x2: P, y2: H - P, stroke: '#888' });
-  mk('text', { x: 4, y: P, 'font-size': 11, fill: '#555' }).textContent = String(max);
-  mk('text', { x: 4, y: H - P, 'font-size': 11, fill: '#555' }).textContent = '0';
-  for (const [i, label] of [[data.from, 'from'], [data.to, 'to']]) {
-    mk('text', { x: x(i) - (label === 'to' ? 60 : 0), y: H - 10, 'font-size': 11, fill: '#555' }).textContent =
-      new Date(i).toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
-  }
-  for (const [key, colour] of SERIES) {
-    if (!pts.length) break;
-    const d = pts.map((p, i) => (i ? 'L' : 'M') + x(p.point_start_ms).toFixed(1) + ' ' + y(p[key]).toFixed(1)).join(' ');
-    mk('path', { d, fill: 'none', stroke: colour, 'stroke-width': 2 });
-    // Dots too, so a lone five-minute point still shows.
-    for (const p of pts) mk('circle', { cx: x(p.point_start_ms).toFixed(1), cy: y(p[key]).toFixed(1), r: 3, fill: colour });
-  }
-  if (!pts.length) mk('text', { x: W / 2 - 80, y: H / 2, fill: '#555' }).textContent = 'No traffic recorded yet';
-  $('chart').replaceChildren(svg);
+  lineChart($('chart'), data.points.map((p) => ({ t: p.point_start_ms, ...p })), SERIES, data.from, data.to);
   $('chart-legend').replaceChildren(...SERIES.map(([key]) =>
-    el('span', {}, el('span', { class: 'swatch s-' + key }), key + ': ' + pts.reduce((a, p) => a + p[key], 0))));
+    el('span', {}, el('span', { class: 'swatch s-' + key }), key + ': ' + data.points.reduce((a, p) => a + p[key], 0))));
 }
 
 // ---- activity log ----
@@ -392,14 +365,18 @@ async function route() {
     return;
   }
   const parts = hash.slice(2).split('/').map(decodeURIComponent);
+  stopLive();
+  if (parts[0] !== 'login') refreshBanner();
   try {
     if (parts[0] === 'login') { show('login'); $('token').focus(); }
     else if (parts[0] === 'domain' && parts[1]) await loadDomain(parts[1], parts[2] || 'access');
     else if (parts[0] === 'activity') { state.page = 1; await loadActivity(); }
+    else if (parts[0] === 'blocks') await loadBlocks();
     else await loadDomains();
   } catch (e) {
     if (e.status !== 401) alert(e.message);
   }
 }
 window.addEventListener('hashchange', route);
-route();
+// After every deferred script has run (the views' code lives in chart.js, live.js, blocks.js, settings.js).
+document.addEventListener('DOMContentLoaded', route);
