@@ -16,11 +16,16 @@
 //! nginx `limit_req`/`limit_conn` (`edgeguard-limit`, applied by the proxy), timers and threads.
 
 mod access;
+pub mod anomaly;
+pub mod baseline;
 mod blocks;
 mod budget;
 #[cfg(test)]
 mod budget_tests;
+mod crawlers;
 mod engine;
+mod findings;
+mod learned;
 mod node;
 mod outcomes;
 pub mod path;
@@ -32,13 +37,17 @@ mod time;
 mod view;
 
 pub use access::{Access, AccessLists};
+pub use anomaly::{Detector, Finding, Limits, Seen};
+pub use baseline::{Baseline, Measure, MeasureSummary};
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
+pub use crawlers::CrawlerRanges;
 pub use engine::{
     ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE, RULE_ACCESS_DENY,
     RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, Sink, TableStats, rule_set,
     rule_table_bytes,
 };
+pub use learned::{BASELINE_DIR, Baselines};
 pub use node::{
     ACTION_LIFT, ACTIVITY_RETENTION_MS, DB_FILE, FLUSH_EVERY, Guards, MAX_TIMED_CHALLENGE,
     MIN_TIMED_CHALLENGE, NodeProtection, PRUNE_EVERY, ProtectError, RECOMMEND_EVERY,
