@@ -16,7 +16,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use edgeguard_limit::window::{StatusSel, WindowCounts, WindowError, WindowSpec, WindowTable};
@@ -35,7 +35,9 @@ pub const RULE_STUFFING_NET: &str = "baseline.stuffing_net";
 /// Thresholds of one mode: absolute floors, the factor over the learned 99.9th percentile, shares and TTLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    pub factor: u64,
+    /// Thresholds are `factor_pct` percent of the learned 99.9th percentile (never under the floor).
+    pub factor_pct: u64,
+    pub client_60s_floor: u64,
     pub client_10s_floor: u64,
     pub scanner_404_10s_floor: u64,
     /// Smallest 404 share of a client's responses (percent) that makes it a scanner.
@@ -52,27 +54,29 @@ pub struct Limits {
 
 impl Limits {
     pub const NORMAL: Limits = Limits {
-        factor: 4,
+        factor_pct: 200,
         client_10s_floor: 150,
+        client_60s_floor: 450,
         scanner_404_10s_floor: 12,
         scanner_share_pct: 70,
         path_10s_floor: 100,
         surge_repeats: 4,
         login_fail_floor: 10,
-        login_net_fail_floor: 30,
+        login_net_fail_floor: 20,
         login_share_pct: 50,
         challenge_ttl_s: 600,
         block_ttl_s: 600,
     };
     pub const EMERGENCY: Limits = Limits {
-        factor: 2,
+        factor_pct: 150,
         client_10s_floor: 80,
+        client_60s_floor: 240,
         scanner_404_10s_floor: 6,
         scanner_share_pct: 50,
         path_10s_floor: 50,
         surge_repeats: 2,
         login_fail_floor: 5,
-        login_net_fail_floor: 15,
+        login_net_fail_floor: 10,
         login_share_pct: 40,
         challenge_ttl_s: 1800,
         block_ttl_s: 1800,
@@ -172,7 +176,13 @@ struct Tables {
     login_nets: WindowTable,
     surges: Flags,
     nets: Flags,
+    /// No learning before this time (Unix ms): set by every finding, so an attack in progress (and the minutes
+    /// after it) never teaches the baseline.
+    quiet_until_ms: AtomicU64,
 }
+
+/// How long after a finding the baseline does not learn.
+pub const QUIET_AFTER_FINDING_MS: u64 = 10 * 60_000;
 
 /// The detector of one domain in normal or emergency mode.
 #[derive(Debug)]
@@ -267,6 +277,7 @@ impl Detector {
                 login_nets: table(300, &s4xx, bytes / 20)?,
                 surges: Flags::default(),
                 nets: Flags::default(),
+                quiet_until_ms: AtomicU64::new(0),
             }),
         };
         Ok(Detector {
@@ -295,10 +306,46 @@ impl Detector {
         &self.baseline
     }
 
+    /// Learns one value unless a finding was made in the last [`QUIET_AFTER_FINDING_MS`].
+    /// A value more than twice the learned 99.9th percentile (or, before one is learned, more than twice the
+    /// floor's share) is not learned either: the baseline moves by small steps, never towards an attack.
+    #[inline]
+    fn learn(&self, m: Measure, v: u64, now_ms: u64) {
+        if now_ms < self.t.quiet_until_ms.load(Ordering::Relaxed) {
+            return;
+        }
+        let floor = match m {
+            Measure::ClientRequests10s => self.limits.client_10s_floor,
+            Measure::ClientRequests60s => self.limits.client_60s_floor,
+            Measure::Client404s10s => self.limits.scanner_404_10s_floor,
+            Measure::PathRequests10s => self.limits.path_10s_floor,
+            Measure::LoginFailures300s => self.limits.login_fail_floor,
+        };
+        let basis = self
+            .baseline
+            .p999(m)
+            .unwrap_or(0)
+            .max(floor * 100 / self.limits.factor_pct);
+        if v <= basis * 2 {
+            self.baseline.learn(m, v, now_ms);
+        }
+    }
+
+    /// Stops learning for a while when a path surges: a distributed attack moves every measure a little.
+    fn quiet_if(&self, found: bool, now_ms: u64) {
+        if found {
+            self.t
+                .quiet_until_ms
+                .fetch_max(now_ms + QUIET_AFTER_FINDING_MS, Ordering::Relaxed);
+        }
+    }
+
     /// `max(floor, factor × learned p99.9)` and the learned value, for the record.
     fn threshold(&self, m: Measure, floor: u64) -> (u64, Option<u64>) {
         let learned = self.baseline.p999(m);
-        let t = learned.map_or(floor, |l| floor.max(l.saturating_mul(self.limits.factor)));
+        let t = learned.map_or(floor, |l| {
+            floor.max(l.saturating_mul(self.limits.factor_pct) / 100)
+        });
         (t, learned)
     }
 
@@ -315,6 +362,16 @@ impl Detector {
     ///
     /// Hot path: up to five window updates (one shard lock each), no allocation unless something is found.
     pub fn on_request(
+        &self,
+        client: IpAddr,
+        ipv6_prefix: u8,
+        path: &str,
+        now_ms: u64,
+    ) -> (Option<Seen>, Option<Finding>) {
+        self.request(client, ipv6_prefix, path, now_ms)
+    }
+
+    fn request(
         &self,
         client: IpAddr,
         ipv6_prefix: u8,
@@ -350,20 +407,15 @@ impl Detector {
 
         let c10 = self.t.clients10.record_request(ckey, now_ms).requests;
         let c60 = self.t.clients60.record_request(ckey, now_ms).requests;
-        let (t10, learned) = self.threshold(Measure::ClientRequests10s, l.client_10s_floor);
-        // A minute at three times the 10 s threshold's rate per 10 s: catches a steady flood the 10 s window
-        // lets by, never a burst.
-        let t60 = t10 * 3;
+        let (t10, learned10) = self.threshold(Measure::ClientRequests10s, l.client_10s_floor);
+        // The minute catches a steady flood that stays under the 10 s threshold, bursts of page loads never.
+        let (t60, learned60) = self.threshold(Measure::ClientRequests60s, l.client_60s_floor);
         if c10 > t10 || c60 > t60 {
-            let (m, t, o) = if c10 > t10 {
-                (Measure::ClientRequests10s, t10, c10)
+            let detail = if c10 > t10 {
+                Self::explain(Measure::ClientRequests10s, learned10, t10, c10)
             } else {
-                (Measure::ClientRequests10s, t60, c60)
+                Self::explain(Measure::ClientRequests60s, learned60, t60, c60)
             };
-            let mut detail = Self::explain(m, learned, t, o);
-            if o == c60 && c10 <= t10 {
-                detail.push_str(" over 60 s (3 × the 10 s threshold)");
-            }
             return (
                 seen,
                 Some(Finding {
@@ -375,7 +427,8 @@ impl Detector {
                 }),
             );
         }
-        self.baseline.learn(Measure::ClientRequests10s, c10, now_ms);
+        self.learn(Measure::ClientRequests10s, c10, now_ms);
+        self.learn(Measure::ClientRequests60s, c60, now_ms);
 
         let pk = hash64(&[path.as_bytes()]);
         let p10 = self
@@ -388,12 +441,13 @@ impl Detector {
         if p10 > tp {
             surging = true;
             self.t.surges.set(pk, now_ms + SURGE_HOLD_MS, now_ms);
+            self.quiet_if(true, now_ms);
         } else {
             if p10 * 2 > tp && self.t.surges.active(pk, now_ms) {
                 // Still busy: the surge holds.
                 self.t.surges.set(pk, now_ms + SURGE_HOLD_MS, now_ms);
             }
-            self.baseline.learn(Measure::PathRequests10s, p10, now_ms);
+            self.learn(Measure::PathRequests10s, p10, now_ms);
         }
         if surging || self.t.surges.active(pk, now_ms) {
             let cp = hash64(&[ckey, path.as_bytes()]);
@@ -434,6 +488,10 @@ impl Detector {
     ///
     /// Hot path: one or two window updates, three more on login paths.
     pub fn on_status(&self, seen: &Seen, status: u16, now_ms: u64) -> Option<Finding> {
+        self.status(seen, status, now_ms)
+    }
+
+    fn status(&self, seen: &Seen, status: u16, now_ms: u64) -> Option<Finding> {
         let mut cb = [0u8; 16];
         let ckey = client_bytes(seen.client, &mut cb);
         let w10 = self.t.clients10.record_status(ckey, now_ms, status);
@@ -486,8 +544,7 @@ impl Detector {
             }
             None => {
                 if let Some(w) = w10 {
-                    self.baseline
-                        .learn(Measure::Client404s10s, w.status()[0], now_ms);
+                    self.learn(Measure::Client404s10s, w.status()[0], now_ms);
                 }
                 None
             }
@@ -520,7 +577,7 @@ impl Detector {
                     ),
                 });
             }
-            self.baseline.learn(Measure::LoginFailures300s, n, now_ms);
+            self.learn(Measure::LoginFailures300s, n, now_ms);
         }
         let tn = l.login_net_fail_floor.max(t * 3);
         let w = wn?;

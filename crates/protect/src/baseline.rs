@@ -1,5 +1,5 @@
 //! What a domain's own traffic looks like, learned online in fixed memory: for each measure (a client's requests
-//! in 10 s, a client's 404s in 10 s, a path's requests in 10 s, a client's failed logins in 5 minutes) a
+//! in 10 s and in 60 s, a client's 404s in 10 s, a path's requests in 10 s, a client's failed logins in 5 minutes) a
 //! histogram of the value seen by each event, on half-power-of-two buckets.
 //!
 //! The histograms are event-weighted: each request (or each 404, each failed login) adds the count its client or
@@ -100,21 +100,16 @@ impl Histogram {
     }
 
     /// The upper bound of the bucket where the share `per_mille / 1000` of events is reached; `None` while fewer
-    /// than [`MIN_EVENTS`] events were learned.
+    /// than [`MIN_EVENTS`] events were learned. No allocation.
     pub fn quantile(&self, per_mille: u64) -> Option<u64> {
-        let counts: Vec<u64> = self
-            .buckets
-            .iter()
-            .map(|b| b.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
+        let total = self.events();
         if total < MIN_EVENTS {
             return None;
         }
         let want = total.saturating_mul(per_mille).div_ceil(1000);
         let mut acc = 0u64;
-        for (i, c) in counts.iter().enumerate() {
-            acc += c;
+        for (i, c) in self.buckets.iter().enumerate() {
+            acc += c.load(Ordering::Relaxed);
             if acc >= want {
                 return Some(bucket_bound(i));
             }
@@ -145,6 +140,8 @@ impl Histogram {
 pub enum Measure {
     /// A client's requests in 10 s.
     ClientRequests10s,
+    /// A client's requests in 60 s.
+    ClientRequests60s,
     /// A client's 404 responses in 10 s.
     Client404s10s,
     /// One path's requests in 10 s (all clients).
@@ -154,8 +151,9 @@ pub enum Measure {
 }
 
 impl Measure {
-    pub const ALL: [Measure; 4] = [
+    pub const ALL: [Measure; 5] = [
         Measure::ClientRequests10s,
+        Measure::ClientRequests60s,
         Measure::Client404s10s,
         Measure::PathRequests10s,
         Measure::LoginFailures300s,
@@ -165,6 +163,7 @@ impl Measure {
     pub fn as_str(self) -> &'static str {
         match self {
             Measure::ClientRequests10s => "client_requests_10s",
+            Measure::ClientRequests60s => "client_requests_60s",
             Measure::Client404s10s => "client_404s_10s",
             Measure::PathRequests10s => "path_requests_10s",
             Measure::LoginFailures300s => "login_failures_300s",
@@ -176,11 +175,20 @@ impl Measure {
     }
 }
 
-/// A domain's learned baseline: one histogram per [`Measure`].
+/// A domain's learned baseline: one histogram per [`Measure`], sampled in time (at most one event per
+/// [`SAMPLE_EVERY_MS`] each), so the histogram weighs periods of traffic rather than requests: a flood's volume
+/// does not outweigh an hour of ordinary traffic, and a busy domain costs no more than a quiet one.
 #[derive(Debug, Default)]
 pub struct Baseline {
-    hist: [Histogram; 4],
+    hist: [Histogram; 5],
+    /// Unix ms before which the measure takes no sample.
+    next_ms: [AtomicU64; 5],
+    /// The 99.9th percentile of each measure as of its last sample; 0 while not learned. Read on the hot path.
+    p999: [AtomicU64; 5],
 }
+
+/// Shortest time between two learned events of one measure.
+pub const SAMPLE_EVERY_MS: u64 = 100;
 
 /// One measure as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,14 +205,42 @@ impl Baseline {
         &self.hist[m.index()]
     }
 
+    /// Learns `v` unless the measure took a sample less than [`SAMPLE_EVERY_MS`] ago.
+    ///
+    /// Hot path: one relaxed load when not sampling; a sample costs a compare-and-swap and a pass over the
+    /// buckets (at most ten times a second).
     #[inline]
     pub fn learn(&self, m: Measure, v: u64, now_ms: u64) {
-        self.hist[m.index()].add(v, now_ms);
+        let i = m.index();
+        let next = self.next_ms[i].load(Ordering::Relaxed);
+        if now_ms < next
+            || self.next_ms[i]
+                .compare_exchange(
+                    next,
+                    now_ms + SAMPLE_EVERY_MS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        self.hist[i].add(v, now_ms);
+        self.refresh(m);
     }
 
-    /// The 99.9th percentile of `m`, once learned.
+    fn refresh(&self, m: Measure) {
+        let q = self.hist[m.index()].quantile(999).unwrap_or(0);
+        self.p999[m.index()].store(q, Ordering::Relaxed);
+    }
+
+    /// The 99.9th percentile of `m`, once learned. Hot path: one relaxed load.
+    #[inline]
     pub fn p999(&self, m: Measure) -> Option<u64> {
-        self.hist[m.index()].quantile(999)
+        match self.p999[m.index()].load(Ordering::Relaxed) {
+            0 => None,
+            q => Some(q),
+        }
     }
 
     pub fn summary(&self) -> Vec<MeasureSummary> {
@@ -247,6 +283,7 @@ impl Baseline {
             };
             let values: Vec<u64> = parts.map_while(|p| p.parse().ok()).collect();
             self.histogram(*m).restore(&values, now_ms);
+            self.refresh(*m);
         }
     }
 }
@@ -295,11 +332,21 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_is_one_sample() {
+        let b = Baseline::default();
+        for _ in 0..10_000 {
+            b.learn(Measure::PathRequests10s, 7, 1_000);
+        }
+        assert_eq!(b.histogram(Measure::PathRequests10s).events(), 1);
+    }
+
+    #[test]
     fn text_round_trip() {
         let b = Baseline::default();
         for i in 0..3_000u64 {
-            b.learn(Measure::ClientRequests10s, i % 40, 5);
+            b.learn(Measure::ClientRequests10s, i % 40, 5 + i * SAMPLE_EVERY_MS);
         }
+        assert!(b.p999(Measure::ClientRequests10s).is_some());
         let copy = Baseline::default();
         copy.restore_text(&b.to_text(), 5);
         copy.restore_text("garbage\nclient_404s_10s x y\n", 5);

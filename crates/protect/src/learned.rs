@@ -95,7 +95,7 @@ mod tests {
         let a = Baselines::new(&dir);
         let b = a.get("WWW.Example.com", 1);
         for i in 0..3_000 {
-            b.learn(Measure::PathRequests10s, i % 7, 1);
+            b.learn(Measure::PathRequests10s, i % 7, i * 100);
         }
         a.save().unwrap();
         let again = Baselines::new(&dir).get("www.example.com", 2);

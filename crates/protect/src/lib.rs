@@ -24,6 +24,10 @@ mod budget;
 mod budget_tests;
 mod crawlers;
 mod engine;
+pub mod episodes;
+pub mod evaluate;
+#[cfg(test)]
+mod evaluate_tests;
 mod findings;
 mod learned;
 mod node;
