@@ -43,7 +43,7 @@ pub struct Limits {
     /// Smallest 404 share of a client's responses (percent) that makes it a scanner.
     pub scanner_share_pct: u64,
     pub path_10s_floor: u64,
-    /// Requests of one client for one path within 60 s that get it challenged while the path is in surge.
+    /// Requests of one client for one path within 10 s that get it challenged while the path is in surge.
     pub surge_repeats: u64,
     pub login_fail_floor: u64,
     pub login_net_fail_floor: u64,
@@ -62,7 +62,7 @@ impl Limits {
         path_10s_floor: 100,
         surge_repeats: 4,
         login_fail_floor: 10,
-        login_net_fail_floor: 20,
+        login_net_fail_floor: 15,
         login_share_pct: 50,
         challenge_ttl_s: 600,
         block_ttl_s: 600,
@@ -74,7 +74,7 @@ impl Limits {
         scanner_404_10s_floor: 6,
         scanner_share_pct: 50,
         path_10s_floor: 50,
-        surge_repeats: 2,
+        surge_repeats: 3,
         login_fail_floor: 5,
         login_net_fail_floor: 10,
         login_share_pct: 40,
@@ -272,7 +272,7 @@ impl Detector {
                 clients10: table(10, &s404, bytes / 10 * 3)?,
                 clients60: table(60, &s404, bytes / 10 * 3)?,
                 paths: table(10, &[], bytes / 10)?,
-                client_paths: table(60, &[], bytes / 10)?,
+                client_paths: table(10, &[], bytes / 10)?,
                 login_clients: table(300, &s4xx, bytes / 20)?,
                 login_nets: table(300, &s4xx, bytes / 20)?,
                 surges: Flags::default(),
@@ -314,13 +314,7 @@ impl Detector {
         if now_ms < self.t.quiet_until_ms.load(Ordering::Relaxed) {
             return;
         }
-        let floor = match m {
-            Measure::ClientRequests10s => self.limits.client_10s_floor,
-            Measure::ClientRequests60s => self.limits.client_60s_floor,
-            Measure::Client404s10s => self.limits.scanner_404_10s_floor,
-            Measure::PathRequests10s => self.limits.path_10s_floor,
-            Measure::LoginFailures300s => self.limits.login_fail_floor,
-        };
+        let floor = self.floor(m);
         let basis = self
             .baseline
             .p999(m)
@@ -337,6 +331,28 @@ impl Detector {
             self.t
                 .quiet_until_ms
                 .fetch_max(now_ms + QUIET_AFTER_FINDING_MS, Ordering::Relaxed);
+        }
+    }
+
+    /// The baseline with the thresholds in force, for the admin API.
+    pub fn summary(&self) -> Vec<crate::MeasureSummary> {
+        let mut v = self.baseline.summary();
+        for s in &mut v {
+            if let Some(m) = Measure::ALL.iter().find(|m| m.as_str() == s.measure) {
+                s.threshold = self.threshold(*m, self.floor(*m)).0;
+            }
+        }
+        v
+    }
+
+    fn floor(&self, m: Measure) -> u64 {
+        let l = &self.limits;
+        match m {
+            Measure::ClientRequests10s => l.client_10s_floor,
+            Measure::ClientRequests60s => l.client_60s_floor,
+            Measure::Client404s10s => l.scanner_404_10s_floor,
+            Measure::PathRequests10s => l.path_10s_floor,
+            Measure::LoginFailures300s => l.login_fail_floor,
         }
     }
 
@@ -458,7 +474,7 @@ impl Detector {
                 .requests;
             if n >= l.surge_repeats {
                 let detail = format!(
-                    "path {path}: {} (in surge); this client requested it {n} times in 60 s (limit {} during a surge)",
+                    "path {path}: {} (in surge); this client requested it {n} times in 10 s (limit {} during a surge)",
                     Self::explain(Measure::PathRequests10s, plearned, tp, p10),
                     l.surge_repeats
                 );

@@ -198,6 +198,8 @@ pub struct MeasureSummary {
     /// 99th and 99.9th event-weighted percentiles, once enough events were learned.
     pub p99: Option<u64>,
     pub p999: Option<u64>,
+    /// The threshold a detector applies (0 from [`Baseline::summary`], which knows no mode).
+    pub threshold: u64,
 }
 
 impl Baseline {
@@ -253,6 +255,7 @@ impl Baseline {
                     events: h.events(),
                     p99: h.quantile(990),
                     p999: h.quantile(999),
+                    threshold: 0,
                 }
             })
             .collect()

@@ -60,6 +60,28 @@ pub struct ModeReport {
 }
 
 impl ModeReport {
+    /// Adds the figures of another run of the same mode (another seed): counts add up, delays keep the worst.
+    pub fn absorb(&mut self, o: &ModeReport) {
+        self.legit_requests += o.legit_requests;
+        self.legit_clients += o.legit_clients;
+        self.legit_blocked_requests += o.legit_blocked_requests;
+        self.legit_challenged_requests += o.legit_challenged_requests;
+        self.legit_clients_blocked += o.legit_clients_blocked;
+        self.legit_clients_challenged += o.legit_clients_challenged;
+        for (k, f) in &o.attacks {
+            let t = self.attacks.entry(*k).or_default();
+            t.episodes += f.episodes;
+            t.detected += f.detected;
+            t.requests += f.requests;
+            t.refused += f.refused;
+            t.after_detection += f.after_detection;
+            t.refused_after_detection += f.refused_after_detection;
+            t.worst_delay_ms = t.worst_delay_ms.max(f.worst_delay_ms);
+        }
+        self.legit_examples
+            .extend(o.legit_examples.iter().take(3).cloned());
+    }
+
     /// Legitimate requests challenged or blocked, percent.
     pub fn legit_refused_pct(&self) -> f64 {
         pct(

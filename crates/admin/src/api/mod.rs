@@ -81,6 +81,7 @@ pub enum Route {
     OriginAddresses(String),
     Stats(String),
     ProtectionTables(String),
+    Baseline(String),
     Activity,
     Blocks,
     Block(String),
@@ -108,6 +109,7 @@ impl Route {
             ["domains", _, "origin-addresses"] => Route::OriginAddresses(name(1)),
             ["domains", _, "stats"] => Route::Stats(name(1)),
             ["domains", _, "protection-tables"] => Route::ProtectionTables(name(1)),
+            ["domains", _, "baseline"] => Route::Baseline(name(1)),
             ["activity"] => Route::Activity,
             ["blocks"] => Route::Blocks,
             ["blocks", _] => Route::Block(name(1)),
@@ -120,9 +122,8 @@ impl Route {
     pub fn methods(&self) -> &'static [Method] {
         use Route::*;
         match self {
-            OpenApi | OriginAddresses(_) | Stats(_) | ProtectionTables(_) | Activity | Blocks => {
-                &[Method::GET]
-            }
+            OpenApi | OriginAddresses(_) | Stats(_) | ProtectionTables(_) | Baseline(_)
+            | Activity | Blocks => &[Method::GET],
             Domains | Rules(_) => &[Method::GET, Method::POST],
             Domain(_) => &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE],
             IpAccessLimit(_) | AccessControl(_) | RateLimiting(_) | Challenge(_) | Config => {
@@ -176,6 +177,7 @@ pub fn handle(state: &State, route: Route, req: &Req) -> Reply {
         OriginAddresses(name) => origin_addresses(state, &name),
         Stats(name) => stats(state, &name, req),
         ProtectionTables(name) => protection_tables(state, &name),
+        Baseline(name) => baseline(state, &name),
         Activity => activity(state, req),
         Blocks => list_blocks(state),
         Block(id) => lift_block(state, &id),
