@@ -9,21 +9,21 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use edgeguard_challenge::{ChallengePage, Challenger, Difficulty};
-use edgeguard_config::{ChallengeSpec, Domain, Mode as ConfigMode};
+use edgeguard_challenge::{ChallengePage, Challenger};
+use edgeguard_config::{Domain, Mode as ConfigMode};
 use edgeguard_limit::persec::PerSecondTable;
 use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
-use edgeguard_rules::{Action, Mode, Rule, RuleSet, StatusSel, WindowView, client_of};
-use edgeguard_store::{ActivityRecord, ActivityWriter};
+use edgeguard_rules::{Mode, Rule, RuleSet, StatusSel, WindowView, client_of};
+use edgeguard_store::ActivityRecord;
 
 use super::access::AccessLists;
 use super::blocks::{self, DomainBlocks, InForce, Inserted};
-use super::summary::Summaries;
 use edgeguard_rules::RequestView;
 
 use crate::anomaly::{Detector, Seen};
+pub use crate::settings::{ChallengeSettings, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS};
+pub use crate::sink::Sink;
 use crate::view::Counted6;
 
 /// The bytes of `rate_limiting.table_size` each of `rules` rules' window gets: an equal share, so a domain's
@@ -43,25 +43,6 @@ pub enum GuardError {
     Rules { domain: String, message: String },
     #[error("domain {domain}: {message}")]
     Table { domain: String, message: String },
-}
-
-/// Where triggers are reported: the node's name for the records and the store's asynchronous writer (absent in
-/// replays and in tests that do not look).
-#[derive(Clone, Default)]
-pub struct Sink {
-    pub node: String,
-    pub writer: Option<ActivityWriter>,
-    /// Triggers are counted here; at most a few per rule and period get a line of their own.
-    pub summaries: Arc<Summaries>,
-}
-
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink")
-            .field("node", &self.node)
-            .field("writer", &self.writer.is_some())
-            .finish()
-    }
 }
 
 #[derive(Debug)]
@@ -143,48 +124,10 @@ pub struct Counted {
     pub seen: Option<Seen>,
 }
 
-/// The `rule` named by a challenge that `[domain.challenge] enabled = true` puts on the whole domain. Rule names
-/// are letters and digits only, so none of these can be mistaken for a custom rule.
-pub const RULE_CHALLENGE_ENABLED: &str = "challenge.enabled";
-/// The `rule` named by a challenge of one of `[domain.challenge] paths`.
-pub const RULE_CHALLENGE_PATHS: &str = "challenge.paths";
 /// The `rule` named by a timed challenge an operator started through the admin API.
 pub use crate::budget::RULE_OPERATOR;
 /// The rule named for a client refused by `[domain.access_control] deny`.
 pub const RULE_ACCESS_DENY: &str = "access_control.deny";
-
-/// A domain's `[domain.challenge]`, ready for the request path.
-#[derive(Debug, Clone)]
-pub struct ChallengeSettings {
-    pub difficulty: Difficulty,
-    pub clearance_ttl: Duration,
-    /// `enabled = true`: an entry for the whole domain that never ends.
-    all: Option<InForce>,
-    paths: Vec<Box<str>>,
-    paths_entry: InForce,
-}
-
-impl ChallengeSettings {
-    pub fn new(spec: &ChallengeSpec) -> Self {
-        let forever = |rule: &str| InForce {
-            rule: Arc::from(rule),
-            action: Action::BotDetection,
-            until_ms: u64::MAX,
-        };
-        ChallengeSettings {
-            difficulty: Difficulty::new(spec.difficulty).unwrap_or(Difficulty::DEFAULT),
-            clearance_ttl: spec.clearance_ttl,
-            all: spec.enabled.then(|| forever(RULE_CHALLENGE_ENABLED)),
-            paths: spec.paths.iter().map(|p| p.as_str().into()).collect(),
-            paths_entry: forever(RULE_CHALLENGE_PATHS),
-        }
-    }
-
-    /// Whether the whole domain is under challenge by configuration.
-    pub fn whole_domain(&self) -> bool {
-        self.all.is_some()
-    }
-}
 
 /// The protection of one domain.
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use edgeguard_store::ActivityRecord;
 
 use crate::anomaly::Finding;
 use crate::blocks::{self, DomainBlocks, InForce, Inserted};
-use crate::engine::Sink;
+use crate::sink::Sink;
 
 /// Object type of a network flagged by the detector, in the activity log.
 pub const NET_TYPE: &str = "net";

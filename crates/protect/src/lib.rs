@@ -38,9 +38,12 @@ mod node;
 mod outcomes;
 pub mod path;
 pub mod replay;
+mod settings;
+mod sink;
 pub mod summary;
 #[cfg(test)]
 mod tests;
+mod thresholds;
 mod time;
 mod view;
 
