@@ -526,7 +526,7 @@ impl Detector {
             if n > t && share_at_least(n, w.responses, l.login_share_pct) {
                 return Some(Finding {
                     rule: RULE_STUFFING,
-                    action: Action::Block,
+                    action: l.stuffing_action,
                     ttl_s: l.block_ttl_s.max(1800),
                     on_client: true,
                     detail: format!(
@@ -539,7 +539,7 @@ impl Detector {
             }
             self.learn(Measure::LoginFailures300s, n, now_ms);
         }
-        let tn = l.login_net_fail_floor.max(t * 3);
+        let tn = l.login_net_fail_floor.max(t * 3 / 2);
         let w = wn?;
         let n = w.status()[0];
         if n > tn

@@ -119,6 +119,8 @@ pub fn run_mode(
     let mut blocked: HashSet<IpAddr> = HashSet::new();
     let mut challenged: HashSet<IpAddr> = HashSet::new();
     let mut first_refusal: HashMap<usize, i64> = HashMap::new();
+    // The first legitimate block is always shown, even after ten challenges.
+    let mut blocked_seen = false;
     let mut per_episode: Vec<(u64, u64, u64, u64)> = vec![(0, 0, 0, 0); episodes.len()];
     for l in lines {
         let step = r.step(&Line {
@@ -147,7 +149,9 @@ pub fn run_mode(
                     rep.legit_challenged_requests += 1;
                     challenged.insert(l.client);
                 }
-                if refused && rep.legit_examples.len() < 10 {
+                let room = rep.legit_examples.len() < 10 || (is_block && !blocked_seen);
+                blocked_seen |= is_block;
+                if refused && room {
                     rep.legit_examples.push(format!(
                         "{} {} {:?} {} {}",
                         crate::rfc3339(u64::try_from(l.time_ms).unwrap_or(0)),

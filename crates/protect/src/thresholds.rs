@@ -2,7 +2,7 @@
 //! the learned 99.9th percentile, shares and TTLs. The table and the reasons are in `docs/protection.md`
 //! ("Learned baselines"); change both together.
 
-use edgeguard_rules::Mode;
+use edgeguard_rules::{Action, Mode};
 
 /// Thresholds of one mode: absolute floors, the factor over the learned 99.9th percentile, shares and TTLs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,9 @@ pub struct Limits {
     pub login_fail_floor: u64,
     pub login_net_fail_floor: u64,
     pub login_share_pct: u64,
+    /// What a client over the login-failure threshold gets: emergency's lower thresholds can be reached by
+    /// people behind one NAT address, so there it is a challenge.
+    pub stuffing_action: Action,
     pub challenge_ttl_s: u32,
     pub block_ttl_s: u32,
 }
@@ -36,6 +39,7 @@ impl Limits {
         login_fail_floor: 10,
         login_net_fail_floor: 15,
         login_share_pct: 50,
+        stuffing_action: Action::Block,
         challenge_ttl_s: 600,
         block_ttl_s: 600,
     };
@@ -50,6 +54,7 @@ impl Limits {
         login_fail_floor: 5,
         login_net_fail_floor: 10,
         login_share_pct: 40,
+        stuffing_action: Action::BotDetection,
         challenge_ttl_s: 1800,
         block_ttl_s: 1800,
     };
