@@ -64,6 +64,13 @@ pub trait Control: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// What normal or emergency mode learned of `domain`'s traffic, with the thresholds in force; empty when the
+    /// domain runs neither (or the node has not served it yet).
+    fn baseline(&self, domain: &str) -> Vec<BaselineMeasure> {
+        let _ = domain;
+        Vec::new()
+    }
+
     /// The node's metrics in the Prometheus text exposition format, served at `/metrics`.
     fn metrics(&self) -> String;
 
@@ -171,6 +178,21 @@ pub struct ProtectionTable {
     pub evictions: u64,
     /// New keys not stored because every candidate victim was estimated to count more.
     pub admission_refusals: u64,
+}
+
+/// One measure of a domain's learned baseline (`GET /api/v1/domains/{name}/baseline`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BaselineMeasure {
+    /// `client_requests_10s`, `client_requests_60s`, `client_404s_10s`, `path_requests_10s` or
+    /// `login_failures_300s`.
+    pub measure: String,
+    /// Samples learned (old ones fade: halved every 6 hours).
+    pub events: u64,
+    /// 99th and 99.9th percentiles; absent until enough samples were learned.
+    pub p99: Option<u64>,
+    pub p999: Option<u64>,
+    /// The threshold in force: the mode's floor, or its factor times `p999` when that is higher.
+    pub threshold: u64,
 }
 
 /// A block or challenge in force for one object of one domain.

@@ -21,7 +21,7 @@ mod server;
 
 pub use api::node::{OriginAddresses, ParentAddresses, back_to_origin};
 pub use control::{
-    ApplyError, BlockInfo, Control, ProtectionTable, PurgeTarget, StartError,
+    ApplyError, BaselineMeasure, BlockInfo, Control, ProtectionTable, PurgeTarget, StartError,
     TIMED_CHALLENGE_TTL_S, block_id,
 };
 pub use error::{ErrorBody, FieldError};

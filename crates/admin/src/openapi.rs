@@ -224,6 +224,14 @@ pub struct ActivityPageDoc {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct BaselineDoc {
+    pub domain: String,
+    /// Whether the domain runs normal or emergency mode, which learn and use the baseline.
+    pub learning: bool,
+    pub measures: Vec<crate::control::BaselineMeasure>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProtectionTableList {
     pub tables: Vec<crate::control::ProtectionTable>,
 }

@@ -10,6 +10,7 @@
 //! does), and the meaning of rules beyond their validation (`edgeguard-rules`).
 
 pub mod certs;
+pub mod crawlers;
 pub mod defaults;
 mod error;
 pub mod model;

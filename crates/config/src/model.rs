@@ -57,6 +57,11 @@ pub struct Node {
     pub ipv6_prefix: u8,
     /// `blocks_size`: memory budget in bytes of the blocks and challenges in force, all domains.
     pub blocks_size: u64,
+    /// `good_crawlers`: files listing verified crawler ranges, as written (relative to the configuration's
+    /// folder). Normal and emergency mode never challenge or block an address in them.
+    pub good_crawlers: Vec<PathBuf>,
+    /// The ranges read from `good_crawlers` when the configuration was loaded (a reload reads them again).
+    pub good_crawler_nets: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -59,6 +59,7 @@ pub(crate) struct RawNode {
     pub(crate) access_log_format: Option<S<String>>,
     pub(crate) ipv6_prefix: Option<S<i64>>,
     pub(crate) blocks_size: Option<S<StrOrInt>>,
+    pub(crate) good_crawlers: Option<S<Vec<S<String>>>>,
 }
 
 pub(crate) struct RawAdmin {
@@ -281,6 +282,7 @@ fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
             "access_log_format",
             "ipv6_prefix",
             "blocks_size",
+            "good_crawlers",
         ],
     );
     RawNode {
@@ -300,6 +302,7 @@ fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
         access_log_format: string(sink, t, "access_log_format"),
         ipv6_prefix: integer(sink, t, "ipv6_prefix"),
         blocks_size: str_or_int(sink, t, "blocks_size"),
+        good_crawlers: string_list(sink, t, "good_crawlers"),
     }
 }
 

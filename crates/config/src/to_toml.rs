@@ -120,6 +120,10 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
     writeln!(out, "access_log_format = {}", q(format))?;
     writeln!(out, "ipv6_prefix = {}", n.ipv6_prefix)?;
     writeln!(out, "blocks_size = {}", q(&format_size(n.blocks_size)))?;
+    if !n.good_crawlers.is_empty() {
+        let list: Vec<String> = n.good_crawlers.iter().map(|p| path(p)).collect();
+        writeln!(out, "good_crawlers = [{}]", list.join(", "))?;
+    }
 
     writeln!(out, "\n[admin]")?;
     writeln!(out, "listen = {}", q(&c.admin.listen.to_string()))?;

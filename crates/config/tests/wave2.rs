@@ -25,6 +25,16 @@ fn folder(text: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(dir.path().join("certs/www.example.com.pem"), &cert).unwrap();
     std::fs::write(dir.path().join("certs/www.example.com.key"), key).unwrap();
     std::fs::write(dir.path().join("certs/origin-ca.pem"), cert).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/crawlers");
+    std::fs::create_dir(dir.path().join("crawlers")).unwrap();
+    for name in ["googlebot.json", "bingbot.txt"] {
+        std::fs::copy(examples.join(name), dir.path().join("crawlers").join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("crawlers/broken.txt"),
+        "157.55.39.0/24\n157.55.39.0/99\n",
+    )
+    .unwrap();
     let file = dir.path().join("edgeguard.toml");
     std::fs::write(&file, text).unwrap();
     (dir, file)
@@ -41,6 +51,14 @@ fn wave2_example_reads_as_written() {
     assert_eq!(n.listen_tls, vec!["127.0.0.1:8443".parse().unwrap()]);
     assert_eq!(n.ipv6_prefix, 64);
     assert_eq!(n.blocks_size, 8 << 20);
+    assert_eq!(n.good_crawlers.len(), 2);
+    // Three prefixes in the JSON list, three lines in the plain one.
+    assert_eq!(n.good_crawler_nets.len(), 6);
+    assert!(
+        n.good_crawler_nets
+            .iter()
+            .any(|r| r.contains("66.249.66.5".parse().unwrap()))
+    );
     let cl = c.cluster.as_ref().unwrap();
     assert_eq!(cl.redis_urls, vec!["redis://127.0.0.1:6379".to_owned()]);
     assert_eq!(cl.sync_interval, Duration::from_millis(100));
@@ -150,6 +168,18 @@ fn bad_values_name_their_key_and_line() {
             "listen_tls = [\"127.0.0.1:8080\"] # here",
             "node.listen_tls[0]",
             "also in node.listen",
+        ),
+        (
+            "good_crawlers = [\"crawlers/googlebot.json\", \"crawlers/bingbot.txt\"]",
+            "good_crawlers = [\"crawlers/broken.txt\"] # here",
+            "node.good_crawlers[0]",
+            "line 2: invalid address range",
+        ),
+        (
+            "good_crawlers = [\"crawlers/googlebot.json\", \"crawlers/bingbot.txt\"]",
+            "good_crawlers = [\"crawlers/missing.json\"] # here",
+            "node.good_crawlers[0]",
+            "cannot read",
         ),
         (
             "sync_interval_ms = 100",

@@ -9,20 +9,21 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use edgeguard_challenge::{ChallengePage, Challenger, Difficulty};
-use edgeguard_config::{ChallengeSpec, Domain, Mode as ConfigMode};
+use edgeguard_challenge::{ChallengePage, Challenger};
+use edgeguard_config::{Domain, Mode as ConfigMode};
 use edgeguard_limit::persec::PerSecondTable;
 use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
-use edgeguard_rules::{Action, Mode, Rule, RuleSet, StatusSel, WindowView, client_of};
-use edgeguard_store::{ActivityRecord, ActivityWriter};
+use edgeguard_rules::{Mode, Rule, RuleSet, StatusSel, WindowView, client_of};
+use edgeguard_store::ActivityRecord;
 
 use super::access::AccessLists;
 use super::blocks::{self, DomainBlocks, InForce, Inserted};
-use super::summary::Summaries;
 use edgeguard_rules::RequestView;
 
+use crate::anomaly::{Detector, Seen};
+pub use crate::settings::{ChallengeSettings, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS};
+pub use crate::sink::Sink;
 use crate::view::Counted6;
 
 /// The bytes of `rate_limiting.table_size` each of `rules` rules' window gets: an equal share, so a domain's
@@ -42,25 +43,6 @@ pub enum GuardError {
     Rules { domain: String, message: String },
     #[error("domain {domain}: {message}")]
     Table { domain: String, message: String },
-}
-
-/// Where triggers are reported: the node's name for the records and the store's asynchronous writer (absent in
-/// replays and in tests that do not look).
-#[derive(Clone, Default)]
-pub struct Sink {
-    pub node: String,
-    pub writer: Option<ActivityWriter>,
-    /// Triggers are counted here; at most a few per rule and period get a line of their own.
-    pub summaries: Arc<Summaries>,
-}
-
-impl std::fmt::Debug for Sink {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink")
-            .field("node", &self.node)
-            .field("writer", &self.writer.is_some())
-            .finish()
-    }
 }
 
 #[derive(Debug)]
@@ -138,50 +120,14 @@ pub struct Counted {
     pub rule: usize,
     /// The action this request put in force (the request itself receives it).
     pub triggered: Option<InForce>,
+    /// What the learned-baseline detector needs for [`DomainGuard::observe_status`] (normal and emergency).
+    pub seen: Option<Seen>,
 }
 
-/// The `rule` named by a challenge that `[domain.challenge] enabled = true` puts on the whole domain. Rule names
-/// are letters and digits only, so none of these can be mistaken for a custom rule.
-pub const RULE_CHALLENGE_ENABLED: &str = "challenge.enabled";
-/// The `rule` named by a challenge of one of `[domain.challenge] paths`.
-pub const RULE_CHALLENGE_PATHS: &str = "challenge.paths";
 /// The `rule` named by a timed challenge an operator started through the admin API.
 pub use crate::budget::RULE_OPERATOR;
 /// The rule named for a client refused by `[domain.access_control] deny`.
 pub const RULE_ACCESS_DENY: &str = "access_control.deny";
-
-/// A domain's `[domain.challenge]`, ready for the request path.
-#[derive(Debug, Clone)]
-pub struct ChallengeSettings {
-    pub difficulty: Difficulty,
-    pub clearance_ttl: Duration,
-    /// `enabled = true`: an entry for the whole domain that never ends.
-    all: Option<InForce>,
-    paths: Vec<Box<str>>,
-    paths_entry: InForce,
-}
-
-impl ChallengeSettings {
-    pub fn new(spec: &ChallengeSpec) -> Self {
-        let forever = |rule: &str| InForce {
-            rule: Arc::from(rule),
-            action: Action::BotDetection,
-            until_ms: u64::MAX,
-        };
-        ChallengeSettings {
-            difficulty: Difficulty::new(spec.difficulty).unwrap_or(Difficulty::DEFAULT),
-            clearance_ttl: spec.clearance_ttl,
-            all: spec.enabled.then(|| forever(RULE_CHALLENGE_ENABLED)),
-            paths: spec.paths.iter().map(|p| p.as_str().into()).collect(),
-            paths_entry: forever(RULE_CHALLENGE_PATHS),
-        }
-    }
-
-    /// Whether the whole domain is under challenge by configuration.
-    pub fn whole_domain(&self) -> bool {
-        self.all.is_some()
-    }
-}
 
 /// The protection of one domain.
 #[derive(Debug)]
@@ -200,6 +146,8 @@ pub struct DomainGuard {
     access: AccessLists,
     /// `[node] ipv6_prefix`: the prefix an IPv6 client is counted by (IP access limit, `ip` rules and blocks).
     ipv6_prefix: u8,
+    /// Normal and emergency mode: clients and paths far from the domain's own history.
+    detector: Option<Detector>,
 }
 
 /// Per-table figures of a domain's protection, for /metrics and the admin API.
@@ -276,7 +224,11 @@ impl DomainGuard {
         };
         let set = rule_set(d)?;
         let mut rules = Vec::with_capacity(set.rules().len());
-        let size = rule_table_bytes(d.rate_limiting.table_size, set.rules().len());
+        let detector = crate::anomaly::for_domain(d, previous.and_then(|p| p.detector.as_ref()))
+            .map_err(|e| table_err(format!("rate_limiting.table_size, baseline detector: {e}")))?;
+        // The detector's tables take half of the budget, the built-in rule the other half.
+        let budget = d.rate_limiting.table_size / if detector.is_some() { 2 } else { 1 };
+        let size = rule_table_bytes(budget, set.rules().len());
         for rule in set.rules() {
             let kept = previous
                 .and_then(|p| p.rules.iter().find(|old| old.same_counting(rule, size)))
@@ -314,7 +266,26 @@ impl DomainGuard {
             page: ChallengePage::new(&d.name),
             access: AccessLists::new(&d.access_control),
             ipv6_prefix: edgeguard_config::defaults::IPV6_PREFIX,
+            detector,
         })
+    }
+
+    /// The learned-baseline detector (normal and emergency mode).
+    pub fn detector(&self) -> Option<&Detector> {
+        self.detector.as_ref()
+    }
+
+    /// The detector learns into the node's `baseline` and spares `crawlers`.
+    pub fn with_learning(
+        mut self,
+        baseline: Arc<crate::Baseline>,
+        crawlers: Arc<crate::CrawlerRanges>,
+    ) -> Self {
+        if let Some(d) = self.detector.as_mut() {
+            d.set_baseline(baseline);
+            d.set_crawlers(crawlers);
+        }
+        self
     }
 
     /// Counts IPv6 clients by their first `bits` bits (`[node] ipv6_prefix`; 128: the whole address). A guard
@@ -492,10 +463,42 @@ impl DomainGuard {
         }
         let r = &self.rules[i];
         let counts = r.table.record_request(key, now_ms);
+        let mut triggered = self.check_trigger(r, key, &counts, now_ms);
+        let mut seen = None;
+        if let Some(d) = &self.detector {
+            let (s, found) = d.on_request(req.client_ip(), self.ipv6_prefix, path, now_ms);
+            seen = s;
+            if triggered.is_none()
+                && let (Some(f), Some(s)) = (found, s)
+            {
+                triggered = self.apply_finding(&f, &s, now_ms);
+            }
+        }
         Some(Counted {
             rule: i,
-            triggered: self.check_trigger(r, key, &counts, now_ms),
+            triggered,
+            seen,
         })
+    }
+
+    /// Records the response status of a request the detector saw (`Counted::seen`); a finding acts from the
+    /// next request on.
+    pub fn observe_status(&self, seen: &Seen, status: u16, now_ms: u64) -> Option<InForce> {
+        let f = self.detector.as_ref()?.on_status(seen, status, now_ms)?;
+        self.apply_finding(&f, seen, now_ms)
+    }
+
+    fn apply_finding(&self, f: &crate::Finding, s: &Seen, now_ms: u64) -> Option<InForce> {
+        let (blocks, sink) = (&self.blocks, &self.sink);
+        crate::findings::apply(
+            f,
+            &self.name,
+            blocks,
+            sink,
+            s.client(),
+            self.ipv6_prefix,
+            now_ms,
+        )
     }
 
     /// Records the response status of a request that rule `rule` counted under `key`. A criteria made true by

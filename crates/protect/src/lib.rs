@@ -12,33 +12,53 @@
 //! domain) outlive reloads; the per-domain guards ([`Guards`], [`DomainGuard`]) are rebuilt by each reload,
 //! taking over counters that keep their meaning. Enforcement semantics are in `docs/protection.md`.
 //!
+//! Normal and emergency mode add a detector on top of their preset rule ([`anomaly`]): it learns each domain's
+//! traffic in fixed memory ([`baseline`]) and acts on clients and paths far from it; [`evaluate`] measures it
+//! against generated attacks ([`episodes`]).
+//!
 //! Not here: answering requests (403/514 pages, the challenge page and its verify endpoint are the proxy's),
 //! nginx `limit_req`/`limit_conn` (`edgeguard-limit`, applied by the proxy), timers and threads.
 
 mod access;
+pub mod anomaly;
+pub mod baseline;
 mod blocks;
 mod budget;
 #[cfg(test)]
 mod budget_tests;
+mod crawlers;
 mod engine;
+pub mod episodes;
+pub mod evaluate;
+#[cfg(test)]
+mod evaluate_tests;
+mod findings;
+mod learned;
 mod node;
 mod outcomes;
 pub mod path;
 pub mod replay;
+mod settings;
+mod sink;
 pub mod summary;
 #[cfg(test)]
 mod tests;
+mod thresholds;
 mod time;
 mod view;
 
 pub use access::{Access, AccessLists};
+pub use anomaly::{Detector, Finding, Limits, Seen};
+pub use baseline::{Baseline, Measure, MeasureSummary};
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
+pub use crawlers::CrawlerRanges;
 pub use engine::{
     ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE, RULE_ACCESS_DENY,
     RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, Sink, TableStats, rule_set,
     rule_table_bytes,
 };
+pub use learned::{BASELINE_DIR, Baselines};
 pub use node::{
     ACTION_LIFT, ACTIVITY_RETENTION_MS, DB_FILE, FLUSH_EVERY, Guards, MAX_TIMED_CHALLENGE,
     MIN_TIMED_CHALLENGE, NodeProtection, PRUNE_EVERY, ProtectError, RECOMMEND_EVERY,

@@ -21,6 +21,7 @@ use crate::budget::{BlocksBudget, BlocksStats};
 use crate::engine::{DomainGuard, GuardError, RULE_OPERATOR, Sink};
 use crate::outcomes::VerifyCounts;
 use crate::summary::Summaries;
+use crate::{Baseline, Baselines, CrawlerRanges};
 
 mod operator;
 pub use operator::StartBlockError;
@@ -57,6 +58,8 @@ pub struct NodeProtection {
     summaries: Arc<Summaries>,
     /// `[node] ipv6_prefix` of the configuration in force, to name an IPv6 client the way its block is keyed.
     ipv6_prefix: AtomicU8,
+    /// What normal and emergency mode learned of each domain's traffic.
+    baselines: Baselines,
 }
 
 impl std::fmt::Debug for NodeProtection {
@@ -123,6 +126,7 @@ impl NodeProtection {
             recommended: Mutex::new(HashMap::new()),
             summaries: Arc::default(),
             ipv6_prefix: AtomicU8::new(config.node.ipv6_prefix),
+            baselines: Baselines::new(dir),
         };
         let now = p.now_ms();
         match p.log.load_blocks(i64::try_from(now).unwrap_or(i64::MAX)) {
@@ -205,6 +209,11 @@ impl NodeProtection {
         &self.verify
     }
 
+    /// What normal and emergency mode learned of `domain`'s traffic, if it has been served in one of them.
+    pub fn baseline(&self, domain: &str) -> Option<Arc<Baseline>> {
+        self.baselines.peek(domain)
+    }
+
     fn domain_blocks(&self, domain: &str) -> Arc<DomainBlocks> {
         lock(&self.blocks)
             .entry(domain.to_ascii_lowercase())
@@ -238,6 +247,7 @@ impl NodeProtection {
         previous: Option<&Guards>,
     ) -> Result<Guards, GuardError> {
         let mut map = HashMap::with_capacity(config.domains.len());
+        let crawlers = Arc::new(CrawlerRanges::new(&config.node.good_crawler_nets));
         for d in &config.domains {
             let name = d.name.to_ascii_lowercase();
             let before = previous.and_then(|p| p.map.get(&name)).map(|g| &**g);
@@ -269,6 +279,12 @@ impl NodeProtection {
             )?
             .with_challenger(&self.challenger)
             .with_ipv6_prefix(config.node.ipv6_prefix);
+            let guard = match guard.detector() {
+                Some(_) => {
+                    guard.with_learning(self.baselines.get(&name, self.now_ms()), crawlers.clone())
+                }
+                None => guard,
+            };
             map.insert(name, Arc::new(guard));
         }
         self.ipv6_prefix
@@ -459,6 +475,9 @@ impl NodeProtection {
             for (domain, cell) in cells {
                 self.refresh_recommendation(&domain, &cell);
             }
+            if let Err(e) = self.baselines.save() {
+                tracing::warn!("learned baselines not saved: {e}");
+            }
         }
         if round.checked_rem(per(PRUNE_EVERY)) == Some(0)
             && let Err(e) = self.log.prune(now_i - ACTIVITY_RETENTION_MS)
@@ -476,6 +495,9 @@ impl NodeProtection {
         }
         if let Err(e) = self.log.sync() {
             tracing::warn!("activity log not synced at shutdown: {e}");
+        }
+        if let Err(e) = self.baselines.save() {
+            tracing::warn!("learned baselines not saved at shutdown: {e}");
         }
     }
 }

@@ -257,9 +257,13 @@ impl Replayer {
             };
         }
         let trigger = counted.and_then(|c| {
-            self.guard
-                .record_status(c.rule, &self.key, line.status, now)
-                .map(|f| self.trigger(&f, now, true))
+            let by_rule = self
+                .guard
+                .record_status(c.rule, &self.key, line.status, now);
+            let by_detector = c
+                .seen
+                .and_then(|s| self.guard.observe_status(&s, line.status, now));
+            by_rule.or(by_detector).map(|f| self.trigger(&f, now, true))
         });
         Step { verdict, trigger }
     }

@@ -139,6 +139,8 @@ pub(crate) struct ProtectState {
     pub now_ms: u64,
     /// The rule that counted the request; its key is in `key`.
     pub counted: Option<usize>,
+    /// What the learned-baseline detector saw of the request, for its response hook.
+    pub seen: Option<edgeguard_protect::Seen>,
     /// Scratch for object keys; after the rules phase, the counting rule's key.
     pub key: Vec<u8>,
     /// Set when a protection phase answered (or let a challenged client through).

@@ -207,6 +207,15 @@ impl RunningNode {
             .map(|g| g.table_stats())
     }
 
+    /// What normal or emergency mode learned of `domain`, with the thresholds in force (`None`: the domain runs
+    /// neither).
+    pub fn baseline(&self, domain: &str) -> Option<Vec<edgeguard_protect::MeasureSummary>> {
+        let rt = self.shared.runtime.load();
+        rt.protect
+            .get(&domain.to_ascii_lowercase())
+            .and_then(|g| g.detector().map(|d| d.summary()))
+    }
+
     /// Runs one round of upstream health checks now (they also run in the background every few seconds):
     /// an upstream that accepts a TCP connection is marked up, one that does not is marked down.
     pub async fn check_upstreams(&self) {

@@ -92,6 +92,7 @@ pub enum Route {
     DomainBlocks(String),
     UnderAttack(String),
     UnderAttackAll,
+    Baseline(String),
     Activity,
     Blocks,
     Block(String),
@@ -124,6 +125,7 @@ impl Route {
             ["domains", _, "blocks"] => Route::DomainBlocks(name(1)),
             ["domains", _, "under-attack"] => Route::UnderAttack(name(1)),
             ["under-attack"] => Route::UnderAttackAll,
+            ["domains", _, "baseline"] => Route::Baseline(name(1)),
             ["activity"] => Route::Activity,
             ["blocks"] => Route::Blocks,
             ["blocks", _] => Route::Block(name(1)),
@@ -136,8 +138,8 @@ impl Route {
     pub fn methods(&self) -> &'static [Method] {
         use Route::*;
         match self {
-            OpenApi | OriginAddresses(_) | Stats(_) | ProtectionTables(_) | Live(_)
-            | TopTalkers(_) | UnderAttackAll | Activity | Blocks => &[Method::GET],
+            OpenApi | OriginAddresses(_) | Stats(_) | ProtectionTables(_) | Baseline(_)
+            | Live(_) | TopTalkers(_) | UnderAttackAll | Activity | Blocks => &[Method::GET],
             Domains | Rules(_) => &[Method::GET, Method::POST],
             Domain(_) => &[Method::GET, Method::PUT, Method::PATCH, Method::DELETE],
             IpAccessLimit(_) | AccessControl(_) | RateLimiting(_) | Challenge(_)
@@ -196,6 +198,7 @@ pub fn handle(state: &State, route: Route, req: &Req) -> Reply {
         UnderAttack(name) if m == Method::PUT => attack::put_attack(state, &name, req),
         UnderAttack(name) => attack::get_attack(state, &name),
         UnderAttackAll => attack::list_attacks(state),
+        Baseline(name) => baseline(state, &name),
         Activity => activity(state, req),
         Blocks => list_blocks(state),
         Block(id) => lift_block(state, &id),

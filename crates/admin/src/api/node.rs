@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::State;
 use crate::edit::{export, find_domain, validate};
 use crate::error::{ApiError, ErrorBody, FieldError};
-use crate::openapi::{ActivityPageDoc, BlockList, ProtectionTableList, StatsDoc};
+use crate::openapi::{ActivityPageDoc, BaselineDoc, BlockList, ProtectionTableList, StatsDoc};
 use crate::reply::{Reply, Req};
 
 /// `GET .../origin-addresses`.
@@ -61,6 +61,27 @@ pub(crate) fn protection_tables(state: &State, name: &str) -> Result<Reply, ApiE
     let d = &config.domains[find_domain(&config, name)?];
     let tables = state.control.protection_tables(&d.name);
     Ok(Reply::ok(&ProtectionTableList { tables }))
+}
+
+#[utoipa::path(get, path = "/api/v1/domains/{name}/baseline", tag = "protection",
+    params(("name" = String, Path, description = "Host name")),
+    responses((status = 200, description = "What normal or emergency mode learned of the domain's traffic \
+        (percentiles of each measure) and the thresholds in force", body = BaselineDoc),
+        (status = 404, body = ErrorBody)))]
+pub(crate) fn baseline(state: &State, name: &str) -> Result<Reply, ApiError> {
+    let config = state.control.config();
+    let d = &config.domains[find_domain(&config, name)?];
+    let measures = state.control.baseline(&d.name);
+    let learning = d.rate_limiting.enabled
+        && matches!(
+            d.rate_limiting.mode,
+            edgeguard_config::Mode::Normal | edgeguard_config::Mode::Emergency
+        );
+    Ok(Reply::ok(&BaselineDoc {
+        domain: d.name.clone(),
+        learning,
+        measures,
+    }))
 }
 
 /// The addresses an origin must allow for domain `d`: its parents' (names resolved now, as the edge will when

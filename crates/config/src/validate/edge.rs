@@ -312,3 +312,42 @@ fn redis_url(s: &str) -> Result<String, String> {
         )),
     }
 }
+
+/// `node.good_crawlers`: list files read now (relative paths from `base`), each a JSON list as Google and Bing
+/// publish or one range per line. Errors name the entry, the file and the file's line.
+pub(super) fn good_crawlers(
+    sink: &mut Sink<'_>,
+    v: &Option<S<Vec<S<String>>>>,
+    base: &Path,
+) -> (Vec<PathBuf>, Vec<IpNet>) {
+    let (mut paths, mut nets) = (Vec::new(), Vec::new());
+    let Some(list) = v else {
+        return (paths, nets);
+    };
+    for (i, p) in list.get_ref().iter().enumerate() {
+        let key = format!("node.good_crawlers[{i}]");
+        let written = p.get_ref();
+        if written.is_empty() {
+            sink.err(
+                key,
+                &p.span(),
+                "empty path; write the path of a crawler list file",
+            );
+            continue;
+        }
+        let full = base.join(written);
+        match std::fs::read_to_string(&full) {
+            Ok(text) => match crate::crawlers::parse_crawler_list(&text) {
+                Ok(found) => nets.extend(found),
+                Err(e) => sink.err(key, &p.span(), format!("{}: {e}", full.display())),
+            },
+            Err(e) => sink.err(
+                key,
+                &p.span(),
+                format!("cannot read {}: {e}", full.display()),
+            ),
+        }
+        paths.push(PathBuf::from(written));
+    }
+    (paths, nets)
+}

@@ -33,7 +33,7 @@ pub(crate) fn validate(
     base: &Path,
 ) -> Option<Config> {
     let before = sink.errors.len();
-    let node = node(sink, raw.node, &raw.span);
+    let node = node(sink, raw.node, &raw.span, base);
     let admin = admin(sink, raw.admin, env, &node.listen);
     let cluster = raw.cluster.map(|c| edge::cluster(sink, c));
     // Names as written, even of zones with other errors, so references to them do not add errors of their own.
@@ -152,7 +152,7 @@ fn non_empty(s: &str) -> Result<String, String> {
     }
 }
 
-fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
+fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span, base: &Path) -> Node {
     let placeholder = || Node {
         name: String::new(),
         tier: defaults::TIER,
@@ -169,6 +169,8 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
         listen_tls: Vec::new(),
         ipv6_prefix: defaults::IPV6_PREFIX,
         blocks_size: defaults::BLOCKS_SIZE,
+        good_crawlers: Vec::new(),
+        good_crawler_nets: Vec::new(),
     };
     let Some(n) = raw else {
         sink.err(
@@ -329,7 +331,10 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
         defaults::BLOCKS_SIZE,
         edge::table_size,
     );
+    let (good_crawlers, good_crawler_nets) = edge::good_crawlers(sink, &n.good_crawlers, base);
     Node {
+        good_crawlers,
+        good_crawler_nets,
         name,
         tier,
         listen,

@@ -200,6 +200,7 @@ pub(crate) fn rate_limiting_rules(ctx: &mut RequestCtx, req: &Request<Incoming>)
         return Flow::Continue;
     };
     ctx.protect.counted = Some(counted.rule);
+    ctx.protect.seen = counted.seen;
     match counted.triggered {
         Some(f) => enforce(ctx, req, &f),
         None => Flow::Continue,
@@ -451,6 +452,9 @@ pub(crate) fn on_response(ctx: &mut RequestCtx, resp: &mut Response<ProxyBody>) 
     };
     if let (Some(g), Some(rule)) = (ctx.protect.guard.as_ref(), ctx.protect.counted) {
         g.record_status(rule, &ctx.protect.key, resp.status().as_u16(), now);
+    }
+    if let (Some(g), Some(seen)) = (ctx.protect.guard.as_ref(), ctx.protect.seen.as_ref()) {
+        g.observe_status(seen, resp.status().as_u16(), now);
     }
     let now_i = i64::try_from(now).unwrap_or(i64::MAX);
     let limited = matches!(
