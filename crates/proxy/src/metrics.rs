@@ -92,6 +92,8 @@ struct UpstreamRow {
     kind: String,
     addr: String,
     up: bool,
+    /// Sockets open now, for upstreams with `max_conns`.
+    open: Option<u32>,
 }
 
 fn loads<const N: usize>(a: &[AtomicU64; N]) -> [u64; N] {
@@ -144,7 +146,8 @@ impl Scrape {
                 UpstreamRow {
                     kind: kind.to_owned(),
                     addr: addr.to_owned(),
-                    up: p.health.is_up(),
+                    up: p.health.marked_up(),
+                    open: p.open_conns(),
                 }
             })
             .collect();
@@ -296,13 +299,24 @@ impl Collector for Scrape {
 
         let mut m = enc.encode_descriptor(
             "edgeguard_upstream_up",
-            "1 if the upstream is up, 0 if health checks have it down.",
+            "1 if the upstream is up, 0 if health checks or max_fails have it down.",
             None,
             MetricType::Gauge,
         )?;
         for u in &self.upstreams {
             let labels = [("kind", u.kind.as_str()), ("upstream", u.addr.as_str())];
             ConstGauge::new(u64::from(u.up)).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "edgeguard_upstream_connections",
+            "Sockets open to the upstream now (upstreams with max_conns only).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for u in &self.upstreams {
+            let Some(open) = u.open else { continue };
+            let labels = [("kind", u.kind.as_str()), ("upstream", u.addr.as_str())];
+            ConstGauge::new(u64::from(open)).encode(m.encode_family(&labels)?)?;
         }
 
         for (name, kind, help, get) in CACHE_SERIES {

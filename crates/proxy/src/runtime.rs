@@ -20,7 +20,7 @@ use crate::error::ProxyError;
 use crate::key::CompiledKey;
 use crate::limits::{self, ConnLimit, ConnZone, ReqLimit, ReqZone};
 use crate::tls::UpstreamTls;
-use crate::upstream::UpstreamPool;
+use crate::upstream::{PoolSettings, UpstreamPool};
 
 /// The limit lists in force for one location (or for a domain outside its locations).
 #[derive(Debug, Default)]
@@ -56,6 +56,10 @@ pub(crate) struct DomainRt {
     pub read_timeout: Duration,
     /// `https_redirect`: plain-HTTP requests get 308 to HTTPS.
     pub https_redirect: bool,
+    /// `allow_methods`: CONNECT and TRACE are forwarded only when listed.
+    pub allow_connect: bool,
+    pub allow_trace: bool,
+
     /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`carry_over`).
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
@@ -210,21 +214,24 @@ impl Runtime {
         kind: &str,
         up: &edgeguard_config::Upstream,
         tls: Option<&UpstreamTls>,
+        settings: &PoolSettings,
         previous: &[Arc<UpstreamPool>],
     ) -> Arc<UpstreamPool> {
         let label_kind = |p: &Arc<UpstreamPool>| p.label.starts_with(kind);
         if let Some(p) = self
             .pools
             .iter()
-            .find(|p| p.same_address(up, tls) && label_kind(p))
+            .find(|p| p.same_address(up, tls, settings) && label_kind(p))
         {
             return p.clone();
         }
         let pool = previous
             .iter()
-            .find(|p| p.same_address(up, tls) && label_kind(p))
+            .find(|p| p.same_address(up, tls, settings) && label_kind(p))
             .cloned()
-            .unwrap_or_else(|| Arc::new(UpstreamPool::new(kind, up, tls.cloned())));
+            .unwrap_or_else(|| {
+                Arc::new(UpstreamPool::new(kind, up, tls.cloned(), settings.clone()))
+            });
         self.pools.push(pool.clone());
         pool
     }
@@ -239,13 +246,18 @@ impl Runtime {
         let name = d.name.to_ascii_lowercase();
         let mut upstreams = Vec::new();
         let tls = UpstreamTls::build(&d.upstream_tls, &d.name)?;
+        let settings = PoolSettings {
+            upstream: d.upstream.clone(),
+            check: d.health_check.clone(),
+            check_host: name.clone(),
+        };
         if tier == Tier::Edge {
             for up in &d.parents {
-                upstreams.push(self.pool("parent", up, tls.as_ref(), previous));
+                upstreams.push(self.pool("parent", up, tls.as_ref(), &settings, previous));
             }
         }
         for up in &d.origins {
-            upstreams.push(self.pool("origin", up, tls.as_ref(), previous));
+            upstreams.push(self.pool("origin", up, tls.as_ref(), &settings, previous));
         }
         let limits = Arc::new(self.limits(&d.name, &d.limit_req, &d.limit_conn, summaries)?);
         let mut locations = Vec::with_capacity(d.locations.len());
@@ -273,6 +285,8 @@ impl Runtime {
             connect_timeout: d.connect_timeout,
             read_timeout: d.read_timeout,
             https_redirect: d.https_redirect,
+            allow_connect: d.allow_methods.iter().any(|m| m == "CONNECT"),
+            allow_trace: d.allow_methods.iter().any(|m| m == "TRACE"),
             cache: None,
             stats: Arc::default(),
         })

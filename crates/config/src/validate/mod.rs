@@ -20,6 +20,7 @@ type S<T> = Spanned<T>;
 mod domain;
 mod edge;
 mod rate_limiting;
+mod reliability;
 
 pub use domain::challenge_path;
 
@@ -169,6 +170,10 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
         listen_tls: Vec::new(),
         ipv6_prefix: defaults::IPV6_PREFIX,
         blocks_size: defaults::BLOCKS_SIZE,
+        max_connections: defaults::MAX_CONNECTIONS,
+        max_connections_per_ip: defaults::MAX_CONNECTIONS,
+        http2_idle_timeout: defaults::HTTP2_IDLE_TIMEOUT,
+        http2_max_streams: defaults::HTTP2_MAX_STREAMS,
     };
     let Some(n) = raw else {
         sink.err(
@@ -329,7 +334,12 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span) -> Node {
         defaults::BLOCKS_SIZE,
         edge::table_size,
     );
+    let limits = reliability::node_limits(sink, &n.limits);
     Node {
+        max_connections: limits.max_connections,
+        max_connections_per_ip: limits.max_connections_per_ip,
+        http2_idle_timeout: limits.http2_idle_timeout,
+        http2_max_streams: limits.http2_max_streams,
         name,
         tier,
         listen,
