@@ -50,6 +50,7 @@ mod shared;
 mod stats;
 mod table_metrics;
 mod tls;
+mod upgrade;
 mod upstream;
 
 pub use error::ProxyError;

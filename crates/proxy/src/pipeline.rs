@@ -76,10 +76,18 @@ async fn run_phases(
     }
     // https_redirect: plain HTTP gets 308 to HTTPS, after the challenge and limits had their say.
     phase!(redirect::https_redirect(ctx, &req));
-    // A fresh hit answers; a miss leaves its fill or stale copy in `ctx.cdn` for the upstream phase.
-    let req = match cache::lookup(ctx, req, clock).await {
-        Ok(req) => req,
-        Err(hit) => return hit,
+    // A fresh hit answers; a miss leaves its fill or stale copy in `ctx.cdn` for the upstream phase. An
+    // upgrade (WebSocket) of a domain that passes them is never a cache matter.
+    let upgrade = req.method() == http::Method::CONNECT
+        || (ctx.domain.as_ref().is_some_and(|d| d.websocket)
+            && crate::upgrade::requested(&req).is_some());
+    let req = if upgrade {
+        req
+    } else {
+        match cache::lookup(ctx, req, clock).await {
+            Ok(req) => req,
+            Err(hit) => return hit,
+        }
     };
     upstream::upstream(ctx, req).await
 }

@@ -59,6 +59,8 @@ pub(crate) struct DomainRt {
     /// `allow_methods`: CONNECT and TRACE are forwarded only when listed.
     pub allow_connect: bool,
     pub allow_trace: bool,
+    /// `websocket`: `Upgrade` requests are passed through (`upgrade.rs`).
+    pub websocket: bool,
 
     /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`carry_over`).
     pub cache: Option<edgeguard_cache::Cache>,
@@ -287,6 +289,7 @@ impl Runtime {
             https_redirect: d.https_redirect,
             allow_connect: d.allow_methods.iter().any(|m| m == "CONNECT"),
             allow_trace: d.allow_methods.iter().any(|m| m == "TRACE"),
+            websocket: d.websocket,
             cache: None,
             stats: Arc::default(),
         })

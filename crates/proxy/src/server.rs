@@ -405,7 +405,8 @@ async fn serve<S>(
         let shared = svc_shared.clone();
         async move { Ok::<_, Infallible>(pipeline::handle(req, conn, shared).await) }
     });
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    // With upgrades, so a 101 from an upstream (WebSocket, `upgrade.rs`) can take the connection over.
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     if let Err(e) = watcher.watch(connection).await {
         tracing::debug!(%peer, "connection ended: {e}");
     }
