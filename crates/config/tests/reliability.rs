@@ -18,7 +18,13 @@ fn example() -> String {
 #[test]
 fn reliability_example_reads_as_written() {
     let c = parse(&example()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.node.max_connections, 50_000);
+    assert_eq!(c.node.max_connections_per_ip, 256);
+    assert_eq!(c.node.http2_idle_timeout, Duration::from_secs(180));
+    assert_eq!(c.node.http2_max_streams, 128);
     let d = &c.domains[0];
+    assert!(d.websocket);
+    assert_eq!(d.allow_methods, ["TRACE"]);
     let u = &d.upstream;
     assert_eq!(u.max_fails, 3);
     assert_eq!(u.fail_timeout, Duration::from_secs(10));

@@ -29,6 +29,7 @@
 mod access_log;
 mod body;
 mod client;
+mod client_conns;
 mod cookie;
 mod ctx;
 mod decision;

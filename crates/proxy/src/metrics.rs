@@ -68,6 +68,9 @@ struct Scrape {
     /// Domains with a cache, by name.
     caches: Vec<(String, CacheStats)>,
     log_dropped: u64,
+    /// Client connections open now, and refused at accept since start.
+    clients_open: u64,
+    clients_refused: u64,
     /// Refusal tallies (kind, name, total), sorted; from the node protection's summaries.
     refusals: Vec<(&'static str, String, u64)>,
 }
@@ -159,6 +162,8 @@ impl Scrape {
             domains,
             latency: loads(&stats.latency),
             latency_sum_s: stats.latency_sum_us.load(Relaxed) as f64 / 1e6,
+            clients_open: u64::from(stats.clients.open.load(Relaxed)),
+            clients_refused: stats.clients.refused.load(Relaxed),
             zones,
             upstreams,
             caches,
@@ -261,6 +266,19 @@ impl Collector for Scrape {
                     .encode(m.encode_family(&labels)?)?;
             }
         }
+
+        ConstGauge::new(self.clients_open).encode(enc.encode_descriptor(
+            "edgeguard_client_connections",
+            "Client connections open now.",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstCounter::new(self.clients_refused).encode(enc.encode_descriptor(
+            "edgeguard_client_connections_refused",
+            "Client connections closed at accept by max_connections or max_connections_per_ip.",
+            None,
+            MetricType::Counter,
+        )?)?;
 
         let mut m = enc.encode_descriptor(
             "edgeguard_request_duration_seconds",

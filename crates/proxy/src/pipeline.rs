@@ -23,13 +23,17 @@ pub(crate) async fn handle(
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
+    let stream = conn
+        .activity
+        .stream(req.version() <= http::Version::HTTP_11);
     let mut ctx = RequestCtx::new(shared.runtime.load_full(), conn, shared.epoch);
     let line = shared
         .access_log
         .is_on()
         .then(|| crate::access_log::RequestLine::capture(&req));
     let resp = run_phases(&mut ctx, req, &*shared.clock).await;
-    let resp = finish(&mut ctx, resp);
+    let mut resp = finish(&mut ctx, resp);
+    resp.body_mut().hold_stream(stream);
     crate::metrics::observe(&shared, &ctx, &resp, line);
     tracing::trace!(status = resp.status().as_u16(), elapsed = ?ctx.started.elapsed(), delayed = ?ctx.delayed, "request done");
     resp

@@ -91,6 +91,11 @@ pub(crate) struct Runtime {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// `[node]` client connection limits (0: none), applied at accept.
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+    pub http2_idle_timeout: Duration,
+    pub http2_max_streams: u32,
     /// The port of the first bound `listen_tls` address, for `https_redirect`; set by the node after binding.
     pub https_port: Option<u16>,
     pub domains: HashMap<String, Arc<DomainRt>>,
@@ -159,6 +164,10 @@ impl Runtime {
             header_timeout: node.header_timeout,
             body_timeout: node.body_timeout,
             keepalive_timeout: node.keepalive_timeout,
+            max_connections: node.max_connections,
+            max_connections_per_ip: node.max_connections_per_ip,
+            http2_idle_timeout: node.http2_idle_timeout,
+            http2_max_streams: node.http2_max_streams,
             https_port: None,
             domains: HashMap::new(),
             protect: Default::default(),
