@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
+# slowhttptest opens the slowloris connections of crates/proxy/tests/client_limits.rs.
+[ -x /usr/bin/slowhttptest ] || need+=(slowhttptest)
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 # Headless Chromium drives the challenge page and the console in browser tests.
 [ -x /usr/bin/chromium ] || need+=(chromium)

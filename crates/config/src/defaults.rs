@@ -4,8 +4,9 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use crate::model::{
-    AccessControlSpec, AccessLogFormat, Admin, CacheSpec, ChallengeSpec, Domain, IpAccessLimitSpec,
-    Mode, RateLimitingSpec, Scope, Tier, Upstream, UpstreamTlsSpec,
+    AccessControlSpec, AccessLogFormat, Admin, CacheSpec, ChallengeSpec, Domain, HealthCheckKind,
+    HealthCheckSpec, IpAccessLimitSpec, Mode, RateLimitingSpec, Scope, Tier, Upstream,
+    UpstreamSpec, UpstreamTlsSpec,
 };
 
 /// `node.tier`.
@@ -108,6 +109,58 @@ pub const CHALLENGE_ENABLED: bool = false;
 /// Most entries of `domain.challenge.paths`: each is compared on every request of the domain.
 pub const CHALLENGE_MAX_PATHS: usize = 32;
 
+/// `node.max_connections` and `node.max_connections_per_ip`: unlimited.
+pub const MAX_CONNECTIONS: u32 = 0;
+/// `node.http2_idle_timeout`.
+pub const HTTP2_IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+/// `node.http2_max_streams` (nginx's `http2_max_concurrent_streams`).
+pub const HTTP2_MAX_STREAMS: u32 = 128;
+
+/// `domain.upstream.max_fails` (nginx's default).
+pub const MAX_FAILS: u32 = 1;
+/// `domain.upstream.fail_timeout` (nginx's default).
+pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `domain.upstream.max_conns`: unlimited.
+pub const MAX_CONNS: u32 = 0;
+/// `domain.upstream.queue`.
+pub const UPSTREAM_QUEUE: u32 = 100;
+/// `domain.upstream.queue_timeout`.
+pub const QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
+/// `domain.upstream.resolve_ttl`.
+pub const RESOLVE_TTL: Duration = Duration::from_secs(30);
+/// `domain.health_check.interval`.
+pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// `domain.health_check.path`.
+pub const HEALTH_CHECK_PATH: &str = "/";
+/// `domain.health_check.statuses`.
+pub const HEALTH_CHECK_STATUSES: (u16, u16) = (200, 399);
+/// `domain.websocket`.
+pub const WEBSOCKET: bool = false;
+
+impl Default for UpstreamSpec {
+    fn default() -> Self {
+        Self {
+            max_fails: MAX_FAILS,
+            fail_timeout: FAIL_TIMEOUT,
+            max_conns: MAX_CONNS,
+            queue: UPSTREAM_QUEUE,
+            queue_timeout: QUEUE_TIMEOUT,
+            resolve_ttl: RESOLVE_TTL,
+        }
+    }
+}
+
+impl Default for HealthCheckSpec {
+    fn default() -> Self {
+        Self {
+            kind: HealthCheckKind::Tcp,
+            path: HEALTH_CHECK_PATH.to_string(),
+            statuses: vec![HEALTH_CHECK_STATUSES],
+            interval: HEALTH_CHECK_INTERVAL,
+        }
+    }
+}
+
 impl Default for Admin {
     fn default() -> Self {
         Self {
@@ -189,6 +242,10 @@ impl Domain {
             tls: None,
             upstream_tls: UpstreamTlsSpec::default(),
             access_control: AccessControlSpec::default(),
+            upstream: UpstreamSpec::default(),
+            health_check: HealthCheckSpec::default(),
+            websocket: WEBSOCKET,
+            allow_methods: Vec::new(),
         }
     }
 }

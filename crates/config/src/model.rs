@@ -62,6 +62,16 @@ pub struct Node {
     pub good_crawlers: Vec<PathBuf>,
     /// The ranges read from `good_crawlers` when the configuration was loaded (a reload reads them again).
     pub good_crawler_nets: Vec<IpNet>,
+    /// `max_connections`: client connections open at once on all listeners; 0 = unlimited (default).
+    pub max_connections: u32,
+    /// `max_connections_per_ip`: client connections open at once from one address; 0 = unlimited (default).
+    pub max_connections_per_ip: u32,
+    /// `http2_idle_timeout`: an HTTP/2 connection with no open stream for this long is closed (GOAWAY).
+    /// Default 3m (nginx's `http2_idle_timeout` before 1.19.7).
+    pub http2_idle_timeout: Duration,
+    /// `http2_max_streams`: concurrent streams per HTTP/2 connection, default 128 (nginx's
+    /// `http2_max_concurrent_streams`).
+    pub http2_max_streams: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -247,6 +257,69 @@ pub struct Domain {
     pub upstream_tls: UpstreamTlsSpec,
     /// `[domain.access_control]`.
     pub access_control: AccessControlSpec,
+    /// `[domain.upstream]`: passive health, connection caps and name resolution of the upstreams.
+    pub upstream: UpstreamSpec,
+    /// `[domain.health_check]`: the active probe of every upstream.
+    pub health_check: HealthCheckSpec,
+    /// `websocket`: `Upgrade` requests (WebSocket and others) are passed through to the upstream.
+    pub websocket: bool,
+    /// `allow_methods`: of CONNECT and TRACE, those forwarded; the others are refused with 405.
+    pub allow_methods: Vec<String>,
+}
+
+/// `[domain.upstream]`, nginx's `server ... max_fails= fail_timeout= max_conns=` and `queue` for every parent
+/// and origin of the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSpec {
+    /// `max_fails`: failed connection attempts within `fail_timeout` that mark an upstream down; 0 = never
+    /// by requests (health checks still do). Default 1, as nginx. The last upstream that is up is never
+    /// marked down by requests.
+    pub max_fails: u32,
+    /// `fail_timeout`: the window the failures are counted in, and how long a marked-down upstream waits
+    /// before requests try it again. Default 10s.
+    pub fail_timeout: Duration,
+    /// `max_conns`: connections open at once to one upstream address; 0 = unlimited (default).
+    pub max_conns: u32,
+    /// `queue`: requests that may wait for a connection when an upstream is at `max_conns`; beyond that, or
+    /// after `queue_timeout`, the next upstream is tried or 503 answered. Default 100.
+    pub queue: u32,
+    /// `queue_timeout`: default 5s.
+    pub queue_timeout: Duration,
+    /// `resolve_ttl`: how long the addresses a name resolved to are used before it is resolved again.
+    /// Default 30s.
+    pub resolve_ttl: Duration,
+}
+
+/// What an active health check does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HealthCheckKind {
+    /// A TCP connect.
+    #[default]
+    Tcp,
+    /// `GET path`, passing when the status is among `statuses`.
+    Http,
+}
+
+/// `[domain.health_check]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// `type`: "tcp" (default) or "http".
+    pub kind: HealthCheckKind,
+    /// `path`, for "http": default "/".
+    pub path: String,
+    /// `statuses`, for "http": ranges of passing statuses, inclusive; default 200-399.
+    pub statuses: Vec<(u16, u16)>,
+    /// `interval`: default 2s.
+    pub interval: Duration,
+}
+
+impl HealthCheckSpec {
+    /// Whether `status` passes the check.
+    pub fn passes(&self, status: u16) -> bool {
+        self.statuses
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
 }
 
 /// `[domain.tls]`: a PEM certificate chain and its private key. Relative paths are taken from the

@@ -15,7 +15,12 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::error::Sink;
 
+mod reliability;
 mod walk;
+
+pub(crate) use reliability::{
+    RawDomainReliability, RawHealthCheck, RawNodeLimits, RawUpstreamSettings,
+};
 
 use walk::{
     Tbl, array_of_tables, boolean, check_keys, contains, integer, join, missing_field, str_or_int,
@@ -60,6 +65,7 @@ pub(crate) struct RawNode {
     pub(crate) ipv6_prefix: Option<S<i64>>,
     pub(crate) blocks_size: Option<S<StrOrInt>>,
     pub(crate) good_crawlers: Option<S<Vec<S<String>>>>,
+    pub(crate) limits: RawNodeLimits,
 }
 
 pub(crate) struct RawAdmin {
@@ -127,6 +133,9 @@ pub(crate) struct RawDomain {
     pub(crate) tls: Option<RawTls>,
     pub(crate) upstream_tls: Option<RawUpstreamTls>,
     pub(crate) access_control: Option<RawAccessControl>,
+    pub(crate) upstream: Option<RawUpstreamSettings>,
+    pub(crate) health_check: Option<RawHealthCheck>,
+    pub(crate) reliability: RawDomainReliability,
 }
 
 pub(crate) struct RawTls {
@@ -263,28 +272,28 @@ pub(crate) fn read(sink: &mut Sink<'_>, doc: &S<DeTable<'_>>) -> RawFile {
 }
 
 fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
-    check_keys(
-        sink,
-        t,
-        &[
-            "name",
-            "tier",
-            "listen",
-            "listen_tls",
-            "trusted_proxies",
-            "data_dir",
-            "max_header_size",
-            "max_body_size",
-            "header_timeout",
-            "body_timeout",
-            "keepalive_timeout",
-            "access_log",
-            "access_log_format",
-            "ipv6_prefix",
-            "blocks_size",
-            "good_crawlers",
-        ],
-    );
+    let keys: Vec<&str> = [
+        "name",
+        "tier",
+        "listen",
+        "listen_tls",
+        "trusted_proxies",
+        "data_dir",
+        "max_header_size",
+        "max_body_size",
+        "header_timeout",
+        "body_timeout",
+        "keepalive_timeout",
+        "access_log",
+        "access_log_format",
+        "ipv6_prefix",
+        "blocks_size",
+        "good_crawlers",
+    ]
+    .into_iter()
+    .chain(reliability::NODE_KEYS.iter().copied())
+    .collect();
+    check_keys(sink, t, &keys);
     RawNode {
         span: t.span.clone(),
         name: string(sink, t, "name"),
@@ -303,35 +312,36 @@ fn read_node(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawNode {
         ipv6_prefix: integer(sink, t, "ipv6_prefix"),
         blocks_size: str_or_int(sink, t, "blocks_size"),
         good_crawlers: string_list(sink, t, "good_crawlers"),
+        limits: reliability::node_limits(sink, t),
     }
 }
 
 fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
-    check_keys(
-        sink,
-        &t,
-        &[
-            "name",
-            "origins",
-            "parents",
-            "explain",
-            "limit_req_status",
-            "limit_conn_status",
-            "limit_req",
-            "limit_conn",
-            "location",
-            "connect_timeout",
-            "read_timeout",
-            "cache",
-            "ip_access_limit",
-            "rate_limiting",
-            "challenge",
-            "https_redirect",
-            "tls",
-            "upstream_tls",
-            "access_control",
-        ],
-    );
+    let keys: Vec<&str> = [
+        "name",
+        "origins",
+        "parents",
+        "explain",
+        "limit_req_status",
+        "limit_conn_status",
+        "limit_req",
+        "limit_conn",
+        "location",
+        "connect_timeout",
+        "read_timeout",
+        "cache",
+        "ip_access_limit",
+        "rate_limiting",
+        "challenge",
+        "https_redirect",
+        "tls",
+        "upstream_tls",
+        "access_control",
+    ]
+    .into_iter()
+    .chain(reliability::DOMAIN_KEYS.iter().copied())
+    .collect();
+    check_keys(sink, &t, &keys);
     RawDomain {
         span: t.span.clone(),
         name: string(sink, &t, "name"),
@@ -439,6 +449,10 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
                 deny: string_list(sink, &t, "deny"),
             }
         }),
+        upstream: sub_table(sink, &t, "upstream").map(|t| reliability::upstream(sink, &t)),
+        health_check: sub_table(sink, &t, "health_check")
+            .map(|t| reliability::health_check(sink, &t)),
+        reliability: reliability::domain(sink, &t),
     }
 }
 

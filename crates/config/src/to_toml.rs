@@ -124,6 +124,14 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
         let list: Vec<String> = n.good_crawlers.iter().map(|p| path(p)).collect();
         writeln!(out, "good_crawlers = [{}]", list.join(", "))?;
     }
+    writeln!(out, "max_connections = {}", n.max_connections)?;
+    writeln!(out, "max_connections_per_ip = {}", n.max_connections_per_ip)?;
+    writeln!(
+        out,
+        "http2_idle_timeout = {}",
+        q(&format_duration(n.http2_idle_timeout))
+    )?;
+    writeln!(out, "http2_max_streams = {}", n.http2_max_streams)?;
 
     writeln!(out, "\n[admin]")?;
     writeln!(out, "listen = {}", q(&c.admin.listen.to_string()))?;
@@ -190,6 +198,9 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
         "read_timeout = {}",
         q(&format_duration(d.read_timeout))
     )?;
+    writeln!(out, "websocket = {}", d.websocket)?;
+    writeln!(out, "allow_methods = {}", list(&d.allow_methods, |m| q(m)))?;
+    write_upstream_settings(out, d)?;
     for l in &d.locations {
         writeln!(out, "\n[[domain.location]]")?;
         writeln!(out, "path = {}", q(&l.path))?;
@@ -273,5 +284,43 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
             Err(e) => writeln!(out, "# rule {:?} could not be written: {e}", rule.name)?,
         }
     }
+    Ok(())
+}
+
+/// `[domain.upstream]` and `[domain.health_check]`.
+fn write_upstream_settings(out: &mut String, d: &Domain) -> std::fmt::Result {
+    let u = &d.upstream;
+    writeln!(out, "\n[domain.upstream]")?;
+    writeln!(out, "max_fails = {}", u.max_fails)?;
+    writeln!(
+        out,
+        "fail_timeout = {}",
+        q(&format_duration(u.fail_timeout))
+    )?;
+    writeln!(out, "max_conns = {}", u.max_conns)?;
+    writeln!(out, "queue = {}", u.queue)?;
+    writeln!(
+        out,
+        "queue_timeout = {}",
+        q(&format_duration(u.queue_timeout))
+    )?;
+    writeln!(out, "resolve_ttl = {}", q(&format_duration(u.resolve_ttl)))?;
+    let h = &d.health_check;
+    writeln!(out, "\n[domain.health_check]")?;
+    let kind = match h.kind {
+        HealthCheckKind::Tcp => "tcp",
+        HealthCheckKind::Http => "http",
+    };
+    writeln!(out, "type = {}", q(kind))?;
+    writeln!(out, "path = {}", q(&h.path))?;
+    let range = |&(lo, hi): &(u16, u16)| {
+        if lo == hi {
+            lo.to_string()
+        } else {
+            q(&format!("{lo}-{hi}"))
+        }
+    };
+    writeln!(out, "statuses = {}", list(&h.statuses, range))?;
+    writeln!(out, "interval = {}", q(&format_duration(h.interval)))?;
     Ok(())
 }

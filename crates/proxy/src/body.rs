@@ -18,6 +18,7 @@ use edgeguard_cache::FillGuard;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::client_conns::StreamGuard;
 use crate::limits::ConnGuard;
 use crate::request_body::{BodyError, Idle};
 use crate::upstream::Pooled;
@@ -64,6 +65,8 @@ pub struct ProxyBody {
     inner: Inner,
     guard: Option<ConnGuard>,
     pooled: Option<Pooled>,
+    /// The connection's count of open streams, for `http2_idle_timeout`.
+    stream: Option<StreamGuard>,
 }
 
 impl ProxyBody {
@@ -74,6 +77,7 @@ impl ProxyBody {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             guard: None,
             pooled: None,
+            stream: None,
         }
     }
 
@@ -88,6 +92,7 @@ impl ProxyBody {
             },
             guard: None,
             pooled: Some(pooled),
+            stream: None,
         }
     }
 
@@ -113,8 +118,14 @@ impl ProxyBody {
         self.guard = Some(guard);
     }
 
+    /// Keeps the stream open (for the connection's idle timer) until this body is finished or dropped.
+    pub(crate) fn hold_stream(&mut self, stream: StreamGuard) {
+        self.stream = Some(stream);
+    }
+
     fn finish(&mut self, reuse: bool) {
         self.guard = None;
+        self.stream = None;
         if let Some(pooled) = self.pooled.take()
             && reuse
         {

@@ -90,4 +90,45 @@ mod tests {
         );
         assert_eq!(strip(&[]), Vec::<String>::new());
     }
+
+    proptest::proptest! {
+        /// Any Cookie header bytes a client can send: no panic, no clearance pair left, every other pair kept
+        /// in order.
+        #[test]
+        fn arbitrary_cookie_headers(
+            values in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::strategy::Just(format!("{COOKIE_NAME}=v")),
+                        proptest::strategy::Just(format!(" {COOKIE_NAME} = v ")),
+                        "[a-z_]{0,6}(=[ -~]{0,6})?",
+                    ],
+                    0..5,
+                ),
+                0..4,
+            )
+        ) {
+            let headers: Vec<String> = values.iter().map(|v| v.join(";")).collect();
+            let mut h = HeaderMap::new();
+            for v in &headers {
+                if let Ok(v) = HeaderValue::from_str(v) {
+                    h.append(header::COOKIE, v);
+                }
+            }
+            let sent: Vec<Vec<u8>> = h
+                .get_all(header::COOKIE)
+                .iter()
+                .flat_map(|v| pairs(v.as_bytes()).map(<[u8]>::to_vec).collect::<Vec<_>>())
+                .collect();
+            strip_clearance(&mut h);
+            let left: Vec<Vec<u8>> = h
+                .get_all(header::COOKIE)
+                .iter()
+                .flat_map(|v| pairs(v.as_bytes()).map(<[u8]>::to_vec).collect::<Vec<_>>())
+                .collect();
+            proptest::prop_assert!(left.iter().all(|p| !is_clearance(&p.as_slice())));
+            let others: Vec<Vec<u8>> = sent.into_iter().filter(|p| !is_clearance(&p.as_slice())).collect();
+            proptest::prop_assert_eq!(left, others);
+        }
+    }
 }

@@ -36,6 +36,8 @@ pub(crate) struct ConnInfo {
     pub peer_text: Bytes,
     /// The connection came in over TLS (`listen_tls`).
     pub https: bool,
+    /// Its open streams, for `http2_idle_timeout`.
+    pub activity: Arc<crate::client_conns::Activity>,
 }
 
 /// What a phase decided.

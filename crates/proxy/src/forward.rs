@@ -53,7 +53,10 @@ pub(crate) fn upstream_head(ctx: &RequestCtx, parts: &mut http::request::Parts) 
             .insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     }
     parts.headers.append(header::VIA, ctx.rt.via.clone());
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+    // CONNECT's target is the authority itself (RFC 9112 3.2.3); every other absolute target goes as origin form.
+    if parts.method != http::Method::CONNECT
+        && (parts.uri.scheme().is_some() || parts.uri.authority().is_some())
+    {
         parts.uri = match parts.uri.path_and_query() {
             Some(pq) => Uri::from(pq.clone()),
             None => Uri::from_static("/"),

@@ -1,65 +1,102 @@
-//! Active upstream health checks. The health of an upstream address is one atomic in its pool
-//! ([`crate::upstream::Health`]), read by the forwarding loop to skip upstreams that are down and written by it
-//! when a connection attempt fails (passive); this background task connects to every upstream every few seconds
-//! (active), which is what brings a down upstream back.
+//! Active upstream health checks. The health of an upstream address lives in its pool
+//! ([`crate::upstream::Health`]): read by the forwarding loop to skip upstreams that are down, written by it as
+//! requests fail and succeed (passive), and by this background task, which probes every upstream each
+//! `[domain.health_check] interval` (active).
 //!
-//! The active check is a TCP connect with a short timeout: it says whether something accepts connections at
-//! the address, which is the failure a CDN fails over on (refused, unreachable, silent). It does not judge
-//! HTTP answers; an origin that accepts and answers 500 stays up and its 500 goes to the client.
+//! `type = "tcp"` (default) connects: it says whether something accepts connections at the address, the
+//! failure a CDN fails over on (refused, unreachable, silent). `type = "http"` sends `GET path` with the
+//! domain's Host and passes when the status is among `statuses` (default 200-399), so an origin that accepts
+//! connections but answers 500 from a broken application is taken out of rotation too. A passing probe brings
+//! an upstream back at once; a failing one marks it down until a probe or a request succeeds.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
+use edgeguard_config::HealthCheckKind;
+use http::{Request, header};
 
+use crate::request_body::RequestBody;
 use crate::shared::Shared;
 use crate::upstream::{Failure, UpstreamPool};
 
-/// How often the background task checks every upstream.
-pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(2);
-/// Longest a check waits for a connection (the domain's `connect_timeout` when that is shorter).
+/// Longest a check waits for a connection or an answer (the domain's `connect_timeout` when that is shorter).
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the background task looks for upstreams whose check is due.
+const TICK: Duration = Duration::from_millis(100);
 
-/// One active check of `pool`: a TCP connect within `timeout`.
+/// One active check of `pool` within `timeout`.
 pub(crate) async fn check(pool: &UpstreamPool, timeout: Duration) {
-    let result = match pool.resolve(timeout).await {
-        Ok(addr) => match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(_stream)) => Ok(()),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                Err(Failure::Refused)
-            }
-            Ok(Err(_)) => Err(Failure::ConnectError),
-            Err(_) => Err(Failure::ConnectTimeout),
-        },
-        Err(f) => Err(f),
+    let result = match pool.settings.check.kind {
+        HealthCheckKind::Tcp => pool.connect_tcp(timeout).await.map(drop),
+        HealthCheckKind::Http => http_check(pool, timeout).await,
     };
     match result {
-        Ok(()) => pool.health.mark_up(&pool.label),
-        Err(f) => pool.health.mark_down(&pool.label, f),
+        Ok(()) => pool.health.succeeded(&pool.label, "a health check"),
+        Err(f) => pool.health.check_failed(&pool.label, f),
+    }
+}
+
+/// `GET path` on a connection of its own (outside the pool and `max_conns`), the status judged.
+async fn http_check(pool: &UpstreamPool, timeout: Duration) -> Result<(), Failure> {
+    let mut sender = pool.connect(timeout, None).await?;
+    let check = &pool.settings.check;
+    let req = Request::get(check.path.as_str())
+        .header(header::HOST, pool.settings.check_host.as_str())
+        .header(header::USER_AGENT, "edgeguard-health-check")
+        .header(header::CONNECTION, "close")
+        .body(RequestBody::empty())
+        .map_err(|_| Failure::BadResponse)?;
+    match tokio::time::timeout(timeout, sender.send_request(req)).await {
+        Ok(Ok(resp)) if check.passes(resp.status().as_u16()) => Ok(()),
+        Ok(Ok(_)) => Err(Failure::ProbeStatus),
+        Ok(Err(e)) if e.is_parse() => Err(Failure::BadResponse),
+        Ok(Err(_)) => Err(Failure::Reset),
+        Err(_) => Err(Failure::ReadTimeout),
     }
 }
 
 /// Checks every upstream of the current configuration once, all at the same time.
 pub(crate) async fn check_all(shared: &Shared) {
     let rt = shared.runtime.load_full();
+    run(rt.pools_with_timeouts()).await;
+}
+
+async fn run(pools: Vec<(Arc<UpstreamPool>, Duration)>) {
     let mut set = tokio::task::JoinSet::new();
-    for (pool, timeout) in rt.pools_with_timeouts() {
+    for (pool, timeout) in pools {
         let timeout = timeout.min(CHECK_TIMEOUT);
         set.spawn(async move { check(&pool, timeout).await });
     }
     while set.join_next().await.is_some() {}
 }
 
-/// The background task: checks every [`CHECK_INTERVAL`] until aborted.
+/// The background task: every [`TICK`], checks the upstreams whose interval has passed since their last
+/// check, until aborted. Upstreams start up, so the first check of each waits one interval.
 pub(crate) fn spawn(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECK_INTERVAL);
+        let mut last: Vec<(Arc<UpstreamPool>, Instant)> = Vec::new();
+        let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The first tick is immediate; upstreams start up, so skip it.
-        tick.tick().await;
         loop {
             tick.tick().await;
-            check_all(&shared).await;
+            let now = Instant::now();
+            let pools = shared.runtime.load_full().pools_with_timeouts();
+            // Pools of an older configuration are forgotten; new ones start their interval now.
+            last.retain(|(p, _)| pools.iter().any(|(q, _)| Arc::ptr_eq(p, q)));
+            let mut due = Vec::new();
+            for (pool, timeout) in pools {
+                match last.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &pool)) {
+                    None => last.push((pool, now)),
+                    Some((_, at)) if now.duration_since(*at) >= pool.settings.check.interval => {
+                        *at = now;
+                        due.push((pool, timeout));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if !due.is_empty() {
+                run(due).await;
+            }
         }
     })
 }

@@ -29,6 +29,7 @@
 mod access_log;
 mod body;
 mod client;
+mod client_conns;
 mod cookie;
 mod ctx;
 mod decision;
@@ -52,6 +53,7 @@ mod stats;
 mod table_metrics;
 pub mod talkers;
 mod tls;
+mod upgrade;
 mod upstream;
 
 pub use error::ProxyError;

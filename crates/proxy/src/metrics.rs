@@ -95,6 +95,9 @@ struct Scrape {
     /// Domains with a cache, by name.
     caches: Vec<(String, CacheStats)>,
     log_dropped: u64,
+    /// Client connections open now, and refused at accept since start.
+    clients_open: u64,
+    clients_refused: u64,
     /// Refusal tallies (kind, name, total), sorted; from the node protection's summaries.
     refusals: Vec<(&'static str, String, u64)>,
 }
@@ -119,6 +122,8 @@ struct UpstreamRow {
     kind: String,
     addr: String,
     up: bool,
+    /// Sockets open now, for upstreams with `max_conns`.
+    open: Option<u32>,
 }
 
 fn loads<const N: usize>(a: &[AtomicU64; N]) -> [u64; N] {
@@ -171,7 +176,8 @@ impl Scrape {
                 UpstreamRow {
                     kind: kind.to_owned(),
                     addr: addr.to_owned(),
-                    up: p.health.is_up(),
+                    up: p.health.marked_up(),
+                    open: p.open_conns(),
                 }
             })
             .collect();
@@ -183,6 +189,8 @@ impl Scrape {
             domains,
             latency: loads(&stats.latency),
             latency_sum_s: stats.latency_sum_us.load(Relaxed) as f64 / 1e6,
+            clients_open: u64::from(stats.clients.open.load(Relaxed)),
+            clients_refused: stats.clients.refused.load(Relaxed),
             zones,
             upstreams,
             caches,
@@ -322,6 +330,19 @@ impl Collector for Scrape {
             }
         }
 
+        ConstGauge::new(self.clients_open).encode(enc.encode_descriptor(
+            "edgeguard_client_connections",
+            "Client connections open now.",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        ConstCounter::new(self.clients_refused).encode(enc.encode_descriptor(
+            "edgeguard_client_connections_refused",
+            "Client connections closed at accept by max_connections or max_connections_per_ip.",
+            None,
+            MetricType::Counter,
+        )?)?;
+
         let mut m = enc.encode_descriptor(
             "edgeguard_request_duration_seconds",
             "Time from the request head to the response head.",
@@ -359,13 +380,24 @@ impl Collector for Scrape {
 
         let mut m = enc.encode_descriptor(
             "edgeguard_upstream_up",
-            "1 if the upstream is up, 0 if health checks have it down.",
+            "1 if the upstream is up, 0 if health checks or max_fails have it down.",
             None,
             MetricType::Gauge,
         )?;
         for u in &self.upstreams {
             let labels = [("kind", u.kind.as_str()), ("upstream", u.addr.as_str())];
             ConstGauge::new(u64::from(u.up)).encode(m.encode_family(&labels)?)?;
+        }
+        let mut m = enc.encode_descriptor(
+            "edgeguard_upstream_connections",
+            "Sockets open to the upstream now (upstreams with max_conns only).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for u in &self.upstreams {
+            let Some(open) = u.open else { continue };
+            let labels = [("kind", u.kind.as_str()), ("upstream", u.addr.as_str())];
+            ConstGauge::new(u64::from(open)).encode(m.encode_family(&labels)?)?;
         }
 
         for (name, kind, help, get) in CACHE_SERIES {

@@ -23,6 +23,9 @@ pub(crate) async fn handle(
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
+    let stream = conn
+        .activity
+        .stream(req.version() <= http::Version::HTTP_11);
     let mut ctx = RequestCtx::new(shared.runtime.load_full(), conn, shared.epoch);
     let line = shared
         .access_log
@@ -30,7 +33,8 @@ pub(crate) async fn handle(
         .then(|| crate::access_log::RequestLine::capture(&req));
     let talker = crate::talkers::TalkerKeys::capture(&req);
     let resp = run_phases(&mut ctx, req, &*shared.clock).await;
-    let resp = finish(&mut ctx, resp);
+    let mut resp = finish(&mut ctx, resp);
+    resp.body_mut().hold_stream(stream);
     crate::metrics::observe(&shared, &ctx, &resp, line, &talker);
     tracing::trace!(status = resp.status().as_u16(), elapsed = ?ctx.started.elapsed(), delayed = ?ctx.delayed, "request done");
     resp
@@ -77,10 +81,18 @@ async fn run_phases(
     }
     // https_redirect: plain HTTP gets 308 to HTTPS, after the challenge and limits had their say.
     phase!(redirect::https_redirect(ctx, &req));
-    // A fresh hit answers; a miss leaves its fill or stale copy in `ctx.cdn` for the upstream phase.
-    let req = match cache::lookup(ctx, req, clock).await {
-        Ok(req) => req,
-        Err(hit) => return hit,
+    // A fresh hit answers; a miss leaves its fill or stale copy in `ctx.cdn` for the upstream phase. An
+    // upgrade (WebSocket) of a domain that passes them is never a cache matter.
+    let upgrade = req.method() == http::Method::CONNECT
+        || (ctx.domain.as_ref().is_some_and(|d| d.websocket)
+            && crate::upgrade::requested(&req).is_some());
+    let req = if upgrade {
+        req
+    } else {
+        match cache::lookup(ctx, req, clock).await {
+            Ok(req) => req,
+            Err(hit) => return hit,
+        }
     };
     upstream::upstream(ctx, req).await
 }

@@ -20,7 +20,7 @@ use crate::error::ProxyError;
 use crate::key::CompiledKey;
 use crate::limits::{self, ConnLimit, ConnZone, ReqLimit, ReqZone};
 use crate::tls::UpstreamTls;
-use crate::upstream::UpstreamPool;
+use crate::upstream::{PoolSettings, UpstreamPool};
 
 /// The limit lists in force for one location (or for a domain outside its locations).
 #[derive(Debug, Default)]
@@ -56,6 +56,12 @@ pub(crate) struct DomainRt {
     pub read_timeout: Duration,
     /// `https_redirect`: plain-HTTP requests get 308 to HTTPS.
     pub https_redirect: bool,
+    /// `allow_methods`: CONNECT and TRACE are forwarded only when listed.
+    pub allow_connect: bool,
+    pub allow_trace: bool,
+    /// `websocket`: `Upgrade` requests are passed through (`upgrade.rs`).
+    pub websocket: bool,
+
     /// `[domain.cache]` when enabled; kept across reloads while its settings are unchanged (`carry_over`).
     pub cache: Option<edgeguard_cache::Cache>,
     /// Counters for `/metrics`; kept across reloads by domain name.
@@ -87,6 +93,11 @@ pub(crate) struct Runtime {
     pub header_timeout: Duration,
     pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// `[node]` client connection limits (0: none), applied at accept.
+    pub max_connections: u32,
+    pub max_connections_per_ip: u32,
+    pub http2_idle_timeout: Duration,
+    pub http2_max_streams: u32,
     /// The port of the first bound `listen_tls` address, for `https_redirect`; set by the node after binding.
     pub https_port: Option<u16>,
     pub domains: HashMap<String, Arc<DomainRt>>,
@@ -155,6 +166,10 @@ impl Runtime {
             header_timeout: node.header_timeout,
             body_timeout: node.body_timeout,
             keepalive_timeout: node.keepalive_timeout,
+            max_connections: node.max_connections,
+            max_connections_per_ip: node.max_connections_per_ip,
+            http2_idle_timeout: node.http2_idle_timeout,
+            http2_max_streams: node.http2_max_streams,
             https_port: None,
             domains: HashMap::new(),
             protect: Default::default(),
@@ -212,21 +227,24 @@ impl Runtime {
         kind: &str,
         up: &edgeguard_config::Upstream,
         tls: Option<&UpstreamTls>,
+        settings: &PoolSettings,
         previous: &[Arc<UpstreamPool>],
     ) -> Arc<UpstreamPool> {
         let label_kind = |p: &Arc<UpstreamPool>| p.label.starts_with(kind);
         if let Some(p) = self
             .pools
             .iter()
-            .find(|p| p.same_address(up, tls) && label_kind(p))
+            .find(|p| p.same_address(up, tls, settings) && label_kind(p))
         {
             return p.clone();
         }
         let pool = previous
             .iter()
-            .find(|p| p.same_address(up, tls) && label_kind(p))
+            .find(|p| p.same_address(up, tls, settings) && label_kind(p))
             .cloned()
-            .unwrap_or_else(|| Arc::new(UpstreamPool::new(kind, up, tls.cloned())));
+            .unwrap_or_else(|| {
+                Arc::new(UpstreamPool::new(kind, up, tls.cloned(), settings.clone()))
+            });
         self.pools.push(pool.clone());
         pool
     }
@@ -241,13 +259,18 @@ impl Runtime {
         let name = d.name.to_ascii_lowercase();
         let mut upstreams = Vec::new();
         let tls = UpstreamTls::build(&d.upstream_tls, &d.name)?;
+        let settings = PoolSettings {
+            upstream: d.upstream.clone(),
+            check: d.health_check.clone(),
+            check_host: name.clone(),
+        };
         if tier == Tier::Edge {
             for up in &d.parents {
-                upstreams.push(self.pool("parent", up, tls.as_ref(), previous));
+                upstreams.push(self.pool("parent", up, tls.as_ref(), &settings, previous));
             }
         }
         for up in &d.origins {
-            upstreams.push(self.pool("origin", up, tls.as_ref(), previous));
+            upstreams.push(self.pool("origin", up, tls.as_ref(), &settings, previous));
         }
         let limits = Arc::new(self.limits(&d.name, &d.limit_req, &d.limit_conn, summaries)?);
         let mut locations = Vec::with_capacity(d.locations.len());
@@ -275,6 +298,9 @@ impl Runtime {
             connect_timeout: d.connect_timeout,
             read_timeout: d.read_timeout,
             https_redirect: d.https_redirect,
+            allow_connect: d.allow_methods.iter().any(|m| m == "CONNECT"),
+            allow_trace: d.allow_methods.iter().any(|m| m == "TRACE"),
+            websocket: d.websocket,
             cache: None,
             stats: Arc::default(),
             live: Arc::default(),

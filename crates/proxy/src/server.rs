@@ -19,7 +19,6 @@ use edgeguard_limit::{Clock, MonotonicClock};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -321,8 +320,8 @@ fn server_builder(rt: &Runtime) -> auto::Builder<TokioExecutor> {
         // A peer that stops answering pings within keepalive_timeout is gone: the connection is closed.
         .keep_alive_interval(rt.keepalive_timeout)
         .keep_alive_timeout(rt.header_timeout)
-        // nginx's http2_max_concurrent_streams default.
-        .max_concurrent_streams(128)
+        // `http2_max_streams`, default 128 as nginx's http2_max_concurrent_streams.
+        .max_concurrent_streams(rt.http2_max_streams)
         // Rapid reset (CVE-2023-44487): streams the client opens and resets before they are served, and
         // streams we had to reset for its errors, beyond these counts end the connection with GOAWAY.
         .max_pending_accept_reset_streams(H2_MAX_PENDING_RESETS)
@@ -343,18 +342,37 @@ async fn accept_loop(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
-    let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let rt = shared.runtime.load();
+                    let admitted = shared.stats.clients.admit(
+                        canonical(peer.ip()),
+                        rt.max_connections,
+                        rt.max_connections_per_ip,
+                    );
+                    // Past max_connections or max_connections_per_ip: closed before a byte is read.
+                    let Some(slot) = admitted else {
+                        tracing::debug!(%peer, "connection refused by max_connections(_per_ip)");
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    let watcher = graceful.watcher();
                     let shared = shared.clone();
+                    let stop = stop.clone();
                     match &tls {
-                        None => conns.spawn(serve(stream, peer, false, shared, watcher)),
-                        Some(tls) => conns.spawn(serve_tls(tls.clone(), stream, peer, shared, watcher)),
+                        None => conns.spawn(async move {
+                            let _slot = slot;
+                            serve(stream, peer, false, shared, stop).await
+                        }),
+                        Some(tls) => {
+                            let tls = tls.clone();
+                            conns.spawn(async move {
+                                let _slot = slot;
+                                serve_tls(tls, stream, peer, shared, stop).await
+                            })
+                        }
                     };
                 }
                 Err(e) => {
@@ -369,10 +387,9 @@ async fn accept_loop(
     }
     drop(listener);
     let grace = stop.borrow().unwrap_or(Duration::ZERO);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    // Every connection saw the stop and is closing gracefully (`serve`); past the grace the rest are cut.
+    let drained = async { while conns.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!(
             open = conns.len(),
             "shutdown grace period over, closing connections"
@@ -389,41 +406,77 @@ async fn serve_tls(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    watcher: hyper_util::server::graceful::Watcher,
+    stop: watch::Receiver<Option<Duration>>,
 ) {
     let timeout = shared.runtime.load().header_timeout;
     match tokio::time::timeout(timeout, tls.accept(stream)).await {
-        Ok(Ok(stream)) => serve(stream, peer, true, shared, watcher).await,
+        Ok(Ok(stream)) => serve(stream, peer, true, shared, stop).await,
         Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
         Err(_) => tracing::debug!(%peer, "TLS handshake not finished within header_timeout"),
     }
 }
 
+/// One connection until it ends: closed gracefully (GOAWAY for HTTP/2, `Connection: close` for HTTP/1.1) when
+/// the node stops or when an HTTP/2 connection has had no open stream for `http2_idle_timeout`.
 async fn serve<S>(
     stream: S,
     peer: SocketAddr,
     https: bool,
     shared: Arc<Shared>,
-    watcher: hyper_util::server::graceful::Watcher,
+    mut stop: watch::Receiver<Option<Duration>>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer_ip = canonical(peer.ip());
+    let activity = Arc::new(crate::client_conns::Activity::default());
     let conn = Arc::new(ConnInfo {
         peer_ip,
         peer_text: Bytes::from(peer_ip.to_string()),
         https,
+        activity: activity.clone(),
     });
-    let builder = server_builder(&shared.runtime.load());
+    let rt = shared.runtime.load_full();
+    let builder = server_builder(&rt);
+    let idle_limit = rt.http2_idle_timeout;
+    drop(rt);
     let svc_shared = shared.clone();
     let service = service_fn(move |req| {
         let conn = conn.clone();
         let shared = svc_shared.clone();
         async move { Ok::<_, Infallible>(pipeline::handle(req, conn, shared).await) }
     });
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(connection).await {
-        tracing::debug!(%peer, "connection ended: {e}");
+    // With upgrades, so a 101 from an upstream (WebSocket, `upgrade.rs`) can take the connection over.
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let idle_ms = u64::try_from(idle_limit.as_millis()).unwrap_or(u64::MAX);
+    let mut closing = false;
+    let mut next_look = tokio::time::Instant::now() + idle_limit;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+                return;
+            }
+            _ = stop.changed(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(next_look), if !closing => {
+                match activity.idle_for_ms() {
+                    Some(idle) if idle >= idle_ms => {
+                        tracing::debug!(%peer, "HTTP/2 connection idle for http2_idle_timeout, closing");
+                        closing = true;
+                        connection.as_mut().graceful_shutdown();
+                    }
+                    Some(idle) => {
+                        next_look = tokio::time::Instant::now() + Duration::from_millis(idle_ms - idle);
+                    }
+                    None => next_look = tokio::time::Instant::now() + idle_limit,
+                }
+            }
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! request and read by `metrics.rs` at scrape time. A leaf, so the runtime and the shared state can hold them
 //! without depending on the exposition code.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::client_conns::ClientConns;
 use crate::decision::Decision;
 
 /// Status classes counted: 1xx to 5xx, and anything else.
@@ -44,6 +46,8 @@ pub(crate) struct NodeStats {
     /// Cumulative per bucket is computed at scrape time; each request bumps one bucket.
     pub(crate) latency: [AtomicU64; 13],
     pub(crate) latency_sum_us: AtomicU64,
+    /// Client connections open and refused at accept.
+    pub(crate) clients: Arc<ClientConns>,
 }
 
 impl NodeStats {

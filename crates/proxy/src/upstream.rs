@@ -6,26 +6,38 @@
 //! connection (the upstream closed it meanwhile) is retried on another; a request that was written is never
 //! retried, because its body is gone.
 //!
-//! Upstreams marked down (see `health.rs`) are skipped; a connection attempt that fails marks its upstream
-//! down, so the next requests go straight to the next one until a health check brings it back. When every
-//! upstream of a domain is down the request is not tried at all: 503, the body naming each and why.
+//! Health (`upstream/state.rs`): `max_fails` connection failures within `fail_timeout` mark an upstream down
+//! for `fail_timeout`, so the next requests go straight to the next one; a success brings it back at once.
+//! The last upstream of a domain that is still up is never marked down by a request's failure, and when every
+//! upstream is down the last one is tried anyway (nginx ignores `max_fails` for a one-server group): a
+//! restarted origin is served again by the first request that reaches it, not by the next health check.
+//!
+//! `max_conns` (`upstream/gate.rs`) caps the sockets open to one upstream; requests beyond it wait in a
+//! bounded queue for a connection to come back. Names are resolved once per `resolve_ttl`, and every address
+//! is used in turn.
 //!
 //! Hot path: `take_idle`/`put_back` hold a std mutex for a push or pop only, never across an `.await`; the
 //! health of an upstream is one atomic load.
 
+mod failure;
+mod gate;
+mod state;
+
 use std::error::Error as _;
-use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use edgeguard_config::Upstream;
-use http::{Request, Response, StatusCode};
+use edgeguard_config::{HealthCheckKind, HealthCheckSpec, Upstream, UpstreamSpec};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+pub(crate) use failure::{Failure, Failures};
+use gate::{Addresses, ConnGate, Next, Slot};
+pub(crate) use state::Health;
 
 use crate::request_body::{BodyError, RequestBody};
 use crate::tls::UpstreamTls;
@@ -34,6 +46,25 @@ use crate::tls::UpstreamTls;
 const MAX_IDLE: usize = 512;
 /// Tries on one upstream for a request that came back unwritten (its connection closed under it).
 const MAX_UNSENT: usize = 4;
+
+/// What a pool is built from besides its address: `[domain.upstream]`, `[domain.health_check]` and the Host
+/// an HTTP check sends (the first domain's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PoolSettings {
+    pub(crate) upstream: UpstreamSpec,
+    pub(crate) check: HealthCheckSpec,
+    pub(crate) check_host: String,
+}
+
+impl PoolSettings {
+    /// Whether a pool built with `self` serves a domain asking for `other` (the check's Host matters only for
+    /// HTTP checks).
+    fn serves(&self, other: &PoolSettings) -> bool {
+        self.upstream == other.upstream
+            && self.check == other.check
+            && (self.check.kind == HealthCheckKind::Tcp || self.check_host == other.check_host)
+    }
+}
 
 /// The pool of one upstream address.
 pub(crate) struct UpstreamPool {
@@ -44,8 +75,11 @@ pub(crate) struct UpstreamPool {
     idle: Mutex<Vec<SendRequest<RequestBody>>>,
     /// `[domain.upstream_tls]`: connections are TLS, verified for this name.
     tls: Option<UpstreamTls>,
-    /// Kept with the pool (by address) across reloads.
+    /// Kept with the pool (by address and settings) across reloads.
     pub(crate) health: Health,
+    pub(crate) settings: PoolSettings,
+    gate: ConnGate,
+    addresses: Addresses,
 }
 
 impl std::fmt::Debug for UpstreamPool {
@@ -71,177 +105,13 @@ impl Pooled {
     }
 }
 
-/// How one upstream failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Failure {
-    Resolve,
-    Refused,
-    ConnectTimeout,
-    ConnectError,
-    Reset,
-    ReadTimeout,
-    BadResponse,
-    /// The client's body broke the exchange: these are answered as client errors.
-    BodyTooLarge,
-    BodyTimeout,
-    ClientGone,
-    /// Not tried: health checks have it down (the body names the failure that put it there).
-    MarkedDown,
-    /// `[domain.upstream_tls]`: the upstream's certificate did not verify, by why; or the handshake failed.
-    CertUnknownIssuer,
-    CertWrongName,
-    CertInvalid,
-    TlsHandshake,
-}
-
-/// Every `Failure`, so one fits in an `AtomicU8` as its index.
-const FAILURES: [Failure; 15] = [
-    Failure::Resolve,
-    Failure::Refused,
-    Failure::ConnectTimeout,
-    Failure::ConnectError,
-    Failure::Reset,
-    Failure::ReadTimeout,
-    Failure::BadResponse,
-    Failure::BodyTooLarge,
-    Failure::BodyTimeout,
-    Failure::ClientGone,
-    Failure::MarkedDown,
-    Failure::CertUnknownIssuer,
-    Failure::CertWrongName,
-    Failure::CertInvalid,
-    Failure::TlsHandshake,
-];
-
-impl Failure {
-    pub(crate) fn status(self) -> StatusCode {
-        match self {
-            Failure::ConnectTimeout | Failure::ReadTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Failure::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Failure::ClientGone => StatusCode::BAD_REQUEST,
-            Failure::MarkedDown => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_GATEWAY,
-        }
-    }
-
-    pub(crate) fn is_client_side(self) -> bool {
-        matches!(
-            self,
-            Failure::BodyTooLarge | Failure::BodyTimeout | Failure::ClientGone
-        )
-    }
-
-    /// Whether this failure says the upstream cannot be reached at all (it is marked down for it).
-    fn is_connect(self) -> bool {
-        matches!(
-            self,
-            Failure::Resolve | Failure::Refused | Failure::ConnectTimeout | Failure::ConnectError
-        )
-    }
-
-    pub(crate) fn index(self) -> u8 {
-        FAILURES.iter().position(|&f| f == self).unwrap_or(3) as u8
-    }
-
-    pub(crate) fn from_index(i: u8) -> Failure {
-        FAILURES
-            .get(usize::from(i))
-            .copied()
-            .unwrap_or(Failure::ConnectError)
-    }
-
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            Failure::Resolve => "name could not be resolved",
-            Failure::Refused => "refused the connection",
-            Failure::ConnectTimeout => "did not accept the connection within connect_timeout",
-            Failure::ConnectError => "could not be connected to",
-            Failure::Reset => "closed or reset the connection",
-            Failure::ReadTimeout => "sent no response within read_timeout",
-            Failure::BadResponse => "sent an invalid response",
-            Failure::BodyTooLarge => "was not sent the request: body larger than max_body_size",
-            Failure::BodyTimeout => "was not sent the request: client body timed out",
-            Failure::ClientGone => "was not sent the request: client body broken",
-            Failure::MarkedDown => "is marked down by health checks",
-            Failure::CertUnknownIssuer => {
-                "upstream certificate not trusted: its issuer is not among the roots of upstream_tls.ca \
-                 (or the system's)"
-            }
-            Failure::CertWrongName => {
-                "upstream certificate not trusted: not valid for the verified name (upstream_tls.server_name, \
-                 default the domain name)"
-            }
-            Failure::CertInvalid => {
-                "upstream certificate not trusted: expired, not yet valid or otherwise invalid"
-            }
-            Failure::TlsHandshake => "failed the TLS handshake",
-        }
-    }
-}
-
-/// Every upstream tried for a request, with how each failed; the last decides the status.
-#[derive(Debug, Default)]
-pub(crate) struct Failures(pub(crate) Vec<(Arc<UpstreamPool>, Failure)>);
-
-impl Failures {
-    /// The last upstream actually tried decides; 503 when none was (every one marked down).
-    pub(crate) fn status(&self) -> StatusCode {
-        match self.last_tried() {
-            Some(f) => f.status(),
-            None if self.0.is_empty() => StatusCode::BAD_GATEWAY,
-            None => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-
-    /// The failure of the last upstream tried (not skipped as down).
-    pub(crate) fn last_tried(&self) -> Option<Failure> {
-        self.0
-            .iter()
-            .rev()
-            .map(|(_, f)| *f)
-            .find(|&f| f != Failure::MarkedDown)
-    }
-
-    /// Whether every upstream was skipped as down (the 503 case).
-    pub(crate) fn all_down(&self) -> bool {
-        !self.0.is_empty() && self.last_tried().is_none()
-    }
-
-    /// The error body: one line per upstream tried.
-    pub(crate) fn body(&self) -> String {
-        let status = self.status();
-        let mut out = format!(
-            "{} {}\n",
-            status.as_str(),
-            status.canonical_reason().unwrap_or("")
-        );
-        if self.0.is_empty() {
-            out.push_str("edgeguard: this domain has no upstream configured\n");
-        } else if self.all_down() {
-            out.push_str(
-                "edgeguard: every upstream of this domain is marked down by health checks\n",
-            );
-        }
-        for (pool, failure) in &self.0 {
-            if *failure == Failure::MarkedDown {
-                let _ = writeln!(
-                    out,
-                    "edgeguard: {} {} (last failure: {})",
-                    pool.label,
-                    failure.describe(),
-                    pool.health.cause().describe()
-                );
-            } else {
-                let _ = writeln!(out, "edgeguard: {} {}", pool.label, failure.describe());
-            }
-        }
-        out
-    }
-}
-
 impl UpstreamPool {
-    pub(crate) fn new(kind: &str, up: &Upstream, tls: Option<UpstreamTls>) -> Self {
+    pub(crate) fn new(
+        kind: &str,
+        up: &Upstream,
+        tls: Option<UpstreamTls>,
+        settings: PoolSettings,
+    ) -> Self {
         let scheme = if tls.is_some() { "https://" } else { "" };
         Self {
             host: up.host.clone(),
@@ -250,17 +120,30 @@ impl UpstreamPool {
             idle: Mutex::new(Vec::new()),
             tls,
             health: Health::default(),
+            gate: ConnGate::new(&settings.upstream),
+            addresses: Addresses::new(&up.host, up.port, settings.upstream.resolve_ttl),
+            settings,
         }
     }
 
-    /// Same address and same TLS settings: such a pool (and its idle connections) serves both.
-    pub(crate) fn same_address(&self, up: &Upstream, tls: Option<&UpstreamTls>) -> bool {
+    /// Same address, TLS settings and pool settings: such a pool (and its idle connections) serves both.
+    pub(crate) fn same_address(
+        &self,
+        up: &Upstream,
+        tls: Option<&UpstreamTls>,
+        settings: &PoolSettings,
+    ) -> bool {
         let same_tls = match (&self.tls, tls) {
             (None, None) => true,
             (Some(a), Some(b)) => a.spec == b.spec && a.server_name == b.server_name,
             _ => false,
         };
-        self.host == up.host && self.port == up.port && same_tls
+        self.host == up.host && self.port == up.port && same_tls && self.settings.serves(settings)
+    }
+
+    /// Sockets open to this upstream now, when `max_conns` caps them (for metrics).
+    pub(crate) fn open_conns(&self) -> Option<u32> {
+        self.gate.open(self.settings.upstream.max_conns)
     }
 
     fn take_idle(&self) -> Option<SendRequest<RequestBody>> {
@@ -277,55 +160,79 @@ impl UpstreamPool {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() >= MAX_IDLE {
+                return;
+            }
             idle.push(sender);
         }
+        self.gate.returned();
     }
 
-    /// The socket address to connect to (a name is resolved each time, so DNS changes are followed).
-    pub(crate) async fn resolve(&self, timeout: Duration) -> Result<SocketAddr, Failure> {
-        match self.host.parse::<IpAddr>() {
-            Ok(ip) => Ok(SocketAddr::new(ip, self.port)),
-            Err(_) => {
-                let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
-                match tokio::time::timeout(timeout, lookup).await {
-                    Ok(Ok(mut addrs)) => addrs.next().ok_or(Failure::Resolve),
-                    Ok(Err(_)) => Err(Failure::Resolve),
-                    Err(_) => Err(Failure::ConnectTimeout),
+    /// The addresses to connect to, in the order to try them (see `upstream/gate.rs`).
+    pub(crate) async fn resolve(&self, timeout: Duration) -> Result<Vec<SocketAddr>, Failure> {
+        self.addresses.resolve(timeout).await
+    }
+
+    /// A TCP connection to the first address that takes one, each tried within `timeout`.
+    pub(crate) async fn connect_tcp(&self, timeout: Duration) -> Result<TcpStream, Failure> {
+        let mut last = Failure::Resolve;
+        for addr in self.resolve(timeout).await? {
+            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(s)) => return Ok(s),
+                Ok(Err(e)) => {
+                    last = match e.kind() {
+                        std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+                        std::io::ErrorKind::TimedOut => Failure::ConnectTimeout,
+                        _ => Failure::ConnectError,
+                    };
                 }
+                Err(_) => last = Failure::ConnectTimeout,
             }
         }
+        Err(last)
     }
 
-    async fn connect(&self, timeout: Duration) -> Result<SendRequest<RequestBody>, Failure> {
-        let addr = self.resolve(timeout).await?;
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                return Err(match e.kind() {
-                    std::io::ErrorKind::ConnectionRefused => Failure::Refused,
-                    std::io::ErrorKind::TimedOut => Failure::ConnectTimeout,
-                    _ => Failure::ConnectError,
-                });
-            }
-            Err(_) => return Err(Failure::ConnectTimeout),
-        };
+    /// A new HTTP/1.1 connection (TLS where configured); `slot`, when given, lives as long as the socket.
+    pub(crate) async fn connect(
+        &self,
+        timeout: Duration,
+        slot: Option<Slot>,
+    ) -> Result<SendRequest<RequestBody>, Failure> {
+        let stream = self.connect_tcp(timeout).await?;
         let _ = stream.set_nodelay(true);
         let Some(tls) = &self.tls else {
-            return handshake(stream).await;
+            return handshake(stream, slot).await;
         };
         let connect = tls.connector.connect(tls.server_name.clone(), stream);
         match tokio::time::timeout(timeout, connect).await {
-            Ok(Ok(stream)) => handshake(stream).await,
+            Ok(Ok(stream)) => handshake(stream, slot).await,
             Ok(Err(e)) => Err(tls_failure(&e)),
             Err(_) => Err(Failure::ConnectTimeout),
         }
     }
+
+    /// An idle connection, else a new one within `max_conns` (waiting in the queue when at the cap).
+    async fn connection(
+        &self,
+        timeout: Duration,
+    ) -> Result<(SendRequest<RequestBody>, bool), Failure> {
+        loop {
+            if let Some(s) = self.take_idle() {
+                return Ok((s, false));
+            }
+            match self.gate.next().await? {
+                Next::Open(slot) => return Ok((self.connect(timeout, Some(slot)).await?, true)),
+                Next::Retry => continue,
+            }
+        }
+    }
 }
 
-/// The HTTP/1.1 client handshake on a connected stream; the connection is driven by its own task.
-async fn handshake<S>(stream: S) -> Result<SendRequest<RequestBody>, Failure>
+/// The HTTP/1.1 client handshake on a connected stream; the connection is driven by its own task, which
+/// holds the `max_conns` slot until the socket closes.
+async fn handshake<S>(stream: S, slot: Option<Slot>) -> Result<SendRequest<RequestBody>, Failure>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -334,9 +241,11 @@ where
         .await
         .map_err(|_| Failure::ConnectError)?;
     tokio::spawn(async move {
-        if let Err(e) = conn.await {
+        // Upgrades (WebSocket) take the socket over after a 101; the slot stays with it either way.
+        if let Err(e) = conn.with_upgrades().await {
             tracing::debug!("upstream connection ended: {e}");
         }
+        drop(slot);
     });
     Ok(sender)
 }
@@ -401,20 +310,35 @@ async fn send_timed(
     }
 }
 
-/// Records that `pool` failed with `failure` (logged with the upstream and the cause; a connect failure
-/// marks it down).
-fn failed(failures: &mut Failures, pool: &Arc<UpstreamPool>, failure: Failure) {
+/// Records that `pool` failed with `failure` (logged with the upstream and the cause). A connect failure
+/// counts towards `max_fails`, unless every other upstream of the domain is down already.
+fn failed(
+    failures: &mut Failures,
+    upstreams: &[Arc<UpstreamPool>],
+    pool: &Arc<UpstreamPool>,
+    failure: Failure,
+) {
     if !failure.is_client_side() {
         tracing::warn!(upstream = %pool.label, cause = failure.describe(), "upstream failed");
     }
     if failure.is_connect() {
-        pool.health.mark_down(&pool.label, failure);
+        let another_up = upstreams
+            .iter()
+            .any(|u| !Arc::ptr_eq(u, pool) && u.health.is_up());
+        let s = &pool.settings.upstream;
+        pool.health.failed(
+            &pool.label,
+            failure,
+            s.max_fails,
+            s.fail_timeout,
+            another_up,
+        );
     }
     failures.0.push((pool.clone(), failure));
 }
 
-/// Sends `req` to the first of `upstreams` that is up and takes it. On success the response comes with the
-/// connection it arrived on, to be released once its body has been read.
+/// Sends `req` to the first of `upstreams` that is up and takes it; when all are down, to the last one. On
+/// success the response comes with the connection it arrived on, to be released once its body has been read.
 pub(crate) async fn forward(
     upstreams: &[Arc<UpstreamPool>],
     mut req: Request<RequestBody>,
@@ -422,8 +346,12 @@ pub(crate) async fn forward(
     read_timeout: Duration,
 ) -> Result<(Response<Incoming>, Pooled), Failures> {
     let mut failures = Failures::default();
-    'upstreams: for pool in upstreams {
-        if !pool.health.is_up() {
+    let last = upstreams.len().saturating_sub(1);
+    'upstreams: for (i, pool) in upstreams.iter().enumerate() {
+        // Every one before was skipped as down: the last is tried anyway.
+        let none_tried = failures.0.iter().all(|(_, f)| *f == Failure::MarkedDown);
+        let tried = pool.health.is_up() || (i == last && none_tried);
+        if !tried {
             failures.0.push((pool.clone(), Failure::MarkedDown));
             continue;
         }
@@ -431,19 +359,16 @@ pub(crate) async fn forward(
         loop {
             // Stale idle connections are dropped as they are found, so this loop drains the pool at worst;
             // fresh connections and unsent retries are bounded below.
-            let (mut sender, fresh) = match pool.take_idle() {
-                Some(s) => (s, false),
-                None => match pool.connect(connect_timeout).await {
-                    Ok(s) => (s, true),
-                    Err(f) => {
-                        failed(&mut failures, pool, f);
-                        continue 'upstreams;
-                    }
-                },
+            let (mut sender, fresh) = match pool.connection(connect_timeout).await {
+                Ok(c) => c,
+                Err(f) => {
+                    failed(&mut failures, upstreams, pool, f);
+                    continue 'upstreams;
+                }
             };
             if sender.ready().await.is_err() {
                 if fresh {
-                    failed(&mut failures, pool, Failure::Reset);
+                    failed(&mut failures, upstreams, pool, Failure::Reset);
                     continue 'upstreams;
                 }
                 continue;
@@ -451,6 +376,7 @@ pub(crate) async fn forward(
             let sent = req.body().sent_signal();
             match send_timed(&mut sender, req, sent, read_timeout).await {
                 Ok(Ok(resp)) => {
+                    pool.health.succeeded(&pool.label, "a request");
                     return Ok((
                         resp,
                         Pooled {
@@ -465,68 +391,21 @@ pub(crate) async fn forward(
                         req = back;
                     }
                     Some(back) => {
-                        failed(&mut failures, pool, Failure::Reset);
+                        failed(&mut failures, upstreams, pool, Failure::Reset);
                         req = back;
                         continue 'upstreams;
                     }
                     None => {
-                        failed(&mut failures, pool, classify(e.error()));
+                        failed(&mut failures, upstreams, pool, classify(e.error()));
                         return Err(failures);
                     }
                 },
                 Err(_) => {
-                    failed(&mut failures, pool, Failure::ReadTimeout);
+                    failed(&mut failures, upstreams, pool, Failure::ReadTimeout);
                     return Err(failures);
                 }
             }
         }
     }
     Err(failures)
-}
-
-/// The health of one upstream address. Starts up: a node that has just started tries its upstreams. Written
-/// by the forwarding loop (passive) and by the active checks of `health.rs`.
-///
-/// Hot path: [`Health::is_up`] is one relaxed load; marking down is one store (and a log line on the change).
-#[derive(Debug)]
-pub(crate) struct Health {
-    up: AtomicBool,
-    /// The failure that marked it down, as a `Failure` index, for the 503 body.
-    cause: AtomicU8,
-}
-
-impl Default for Health {
-    fn default() -> Self {
-        Health {
-            up: AtomicBool::new(true),
-            cause: AtomicU8::new(0),
-        }
-    }
-}
-
-impl Health {
-    /// Hot path: one load.
-    pub(crate) fn is_up(&self) -> bool {
-        self.up.load(Relaxed)
-    }
-
-    /// The failure that marked the upstream down (meaningful while it is down).
-    pub(crate) fn cause(&self) -> Failure {
-        Failure::from_index(self.cause.load(Relaxed))
-    }
-
-    /// Marks the upstream down because of `why`; logs when that changes its state.
-    pub(crate) fn mark_down(&self, label: &str, why: Failure) {
-        self.cause.store(why.index(), Relaxed);
-        if self.up.swap(false, Relaxed) {
-            tracing::error!(upstream = %label, cause = why.describe(), "upstream marked down");
-        }
-    }
-
-    /// Marks the upstream up; logs when that changes its state.
-    pub(crate) fn mark_up(&self, label: &str) {
-        if !self.up.swap(true, Relaxed) {
-            tracing::warn!(upstream = %label, "upstream back up (health check passed)");
-        }
-    }
 }

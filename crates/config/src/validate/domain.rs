@@ -180,7 +180,27 @@ pub(super) fn domain(
         .as_ref()
         .map(|a| edge::access_control(sink, &k("access_control"), a))
         .unwrap_or_default();
+    let upstream = d
+        .upstream
+        .as_ref()
+        .map(|u| super::reliability::upstream(sink, &k("upstream"), u))
+        .unwrap_or_default();
+    let health_check = d
+        .health_check
+        .as_ref()
+        .map(|h| super::reliability::health_check(sink, &k("health_check"), h))
+        .unwrap_or_default();
+    let websocket = d
+        .reliability
+        .websocket
+        .as_ref()
+        .map_or(defaults::WEBSOCKET, |b| *b.get_ref());
+    let allow_methods = super::reliability::allow_methods(sink, path, &d.reliability.allow_methods);
     Domain {
+        upstream,
+        health_check,
+        websocket,
+        allow_methods,
         name,
         origins,
         parents,

@@ -20,6 +20,7 @@ type S<T> = Spanned<T>;
 mod domain;
 mod edge;
 mod rate_limiting;
+mod reliability;
 
 pub use domain::challenge_path;
 
@@ -171,6 +172,10 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span, base: &Path
         blocks_size: defaults::BLOCKS_SIZE,
         good_crawlers: Vec::new(),
         good_crawler_nets: Vec::new(),
+        max_connections: defaults::MAX_CONNECTIONS,
+        max_connections_per_ip: defaults::MAX_CONNECTIONS,
+        http2_idle_timeout: defaults::HTTP2_IDLE_TIMEOUT,
+        http2_max_streams: defaults::HTTP2_MAX_STREAMS,
     };
     let Some(n) = raw else {
         sink.err(
@@ -332,9 +337,14 @@ fn node(sink: &mut Sink<'_>, raw: Option<raw::RawNode>, file: &Span, base: &Path
         edge::table_size,
     );
     let (good_crawlers, good_crawler_nets) = edge::good_crawlers(sink, &n.good_crawlers, base);
+    let limits = reliability::node_limits(sink, &n.limits);
     Node {
         good_crawlers,
         good_crawler_nets,
+        max_connections: limits.max_connections,
+        max_connections_per_ip: limits.max_connections_per_ip,
+        http2_idle_timeout: limits.http2_idle_timeout,
+        http2_max_streams: limits.http2_max_streams,
         name,
         tier,
         listen,

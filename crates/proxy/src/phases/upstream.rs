@@ -1,7 +1,7 @@
 //! The upstream phase: forward to the domain's parents and origins (`upstream.rs`) and stream the answer back
 //! through the cache's half of the exchange; on failure, a stale copy or the error naming the upstream.
 
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
@@ -9,17 +9,28 @@ use crate::body::ProxyBody;
 use crate::ctx::{RequestCtx, answer};
 use crate::forward::{self, strip_hop_by_hop};
 use crate::phases::cache;
-use crate::upstream;
+use crate::{upgrade, upstream};
 
 /// Upstream: forward to the domain's parents/origins and stream the answer back.
-pub(crate) async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn upstream(
+    ctx: &mut RequestCtx,
+    mut req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let Some(domain) = ctx.domain.clone() else {
         return answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             "500 Internal Server Error\n",
         );
     };
-    let req = forward::upstream_request(ctx, req);
+    // `websocket = true`: the upgrade goes upstream, and the client's half of it is kept for a 101. A CONNECT
+    // (only here when `allow_methods` lists it) becomes a tunnel on a 2xx.
+    let connect = req.method() == Method::CONNECT;
+    let proto = domain.websocket.then(|| upgrade::requested(&req)).flatten();
+    let client_upgrade = (connect || proto.is_some()).then(|| hyper::upgrade::on(&mut req));
+    let mut req = forward::upstream_request(ctx, req);
+    if let Some(proto) = proto {
+        upgrade::restore(req.headers_mut(), proto);
+    }
 
     let sent = Instant::now();
     match upstream::forward(
@@ -33,6 +44,12 @@ pub(crate) async fn upstream(ctx: &mut RequestCtx, req: Request<Incoming>) -> Re
         Ok((resp, pooled)) => {
             ctx.cdn.upstream_time = Some(sent.elapsed());
             ctx.cdn.upstream = Some(pooled.pool().clone());
+            let switched = resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                || (connect && resp.status().is_success());
+            if switched && let Some(client) = client_upgrade {
+                let guard = ctx.conn_guard.take();
+                return upgrade::tunnel(resp, pooled, client, guard, ctx.rt.via.clone());
+            }
             let (mut parts, body) = resp.into_parts();
             strip_hop_by_hop(&mut parts.headers);
             let body = ProxyBody::upstream(body, pooled, domain.read_timeout);
