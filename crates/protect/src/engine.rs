@@ -9,13 +9,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use edgeguard_challenge::{ChallengePage, Challenger, Difficulty};
-use edgeguard_config::{ChallengeSpec, Domain, Mode as ConfigMode};
+use edgeguard_challenge::{ChallengePage, Challenger};
+use edgeguard_config::{Domain, Mode as ConfigMode};
 use edgeguard_limit::persec::PerSecondTable;
-use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
-use edgeguard_rules::{Action, Mode, Rule, RuleSet, StatusSel, WindowView, client_of};
+use edgeguard_limit::window::{WindowCounts, WindowSpec, WindowTable};
+use edgeguard_rules::{Mode, Rule, RuleSet, Scope, StatusSel, client_of};
 use edgeguard_store::{ActivityRecord, ActivityWriter};
 
 use super::access::AccessLists;
@@ -23,7 +22,13 @@ use super::blocks::{self, DomainBlocks, InForce, Inserted};
 use super::summary::Summaries;
 use edgeguard_rules::RequestView;
 
-use crate::view::Counted6;
+use crate::settings::ChallengeSettings;
+pub use crate::settings::{
+    RULE_ACCESS_DENY, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR,
+};
+use crate::shared::{ClusterHooks, Others, SharedCounter};
+
+use crate::view::{Counted6, View, win_sel};
 
 /// The bytes of `rate_limiting.table_size` each of `rules` rules' window gets: an equal share, so a domain's
 /// rules together stay within the budget whatever their windows track.
@@ -52,6 +57,8 @@ pub struct Sink {
     pub writer: Option<ActivityWriter>,
     /// Triggers are counted here; at most a few per rule and period get a line of their own.
     pub summaries: Arc<Summaries>,
+    /// The cluster backend when the node is in one: `scope = "cluster"` counts and blocks go through it.
+    pub cluster: Option<Arc<dyn ClusterHooks>>,
 }
 
 impl std::fmt::Debug for Sink {
@@ -71,6 +78,8 @@ struct IpLimit {
     fixed: Option<u32>,
     /// The node's recommendation for the domain, refreshed in the background; used when `fixed` is absent.
     recommended: Arc<AtomicU32>,
+    /// The cluster's counts, with `scope = "cluster"` in a cluster.
+    shared: Option<Arc<dyn SharedCounter>>,
 }
 
 struct RuleRt {
@@ -81,6 +90,8 @@ struct RuleRt {
     size: usize,
     /// The criteria's selectors, in the order the window counts them.
     tracked: Vec<StatusSel>,
+    /// The cluster's request counts, with the rule's scope `cluster` in a cluster.
+    shared: Option<Arc<dyn SharedCounter>>,
 }
 
 impl std::fmt::Debug for RuleRt {
@@ -102,35 +113,6 @@ impl RuleRt {
     }
 }
 
-/// A window's counts as the criteria language reads them.
-struct View<'a> {
-    counts: &'a WindowCounts,
-    tracked: &'a [StatusSel],
-}
-
-impl WindowView for View<'_> {
-    fn requests(&self) -> u64 {
-        self.counts.requests
-    }
-    fn responses(&self) -> u64 {
-        self.counts.responses
-    }
-    fn status(&self, sel: StatusSel) -> u64 {
-        self.tracked
-            .iter()
-            .position(|&t| t == sel)
-            .and_then(|i| self.counts.status().get(i).copied())
-            .unwrap_or(0)
-    }
-}
-
-fn win_sel(s: StatusSel) -> WinSel {
-    match s {
-        StatusSel::Code(c) => WinSel::Code(c),
-        StatusSel::Class(k) => WinSel::Class(k),
-    }
-}
-
 /// What the rules made of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counted {
@@ -138,49 +120,6 @@ pub struct Counted {
     pub rule: usize,
     /// The action this request put in force (the request itself receives it).
     pub triggered: Option<InForce>,
-}
-
-/// The `rule` named by a challenge that `[domain.challenge] enabled = true` puts on the whole domain. Rule names
-/// are letters and digits only, so none of these can be mistaken for a custom rule.
-pub const RULE_CHALLENGE_ENABLED: &str = "challenge.enabled";
-/// The `rule` named by a challenge of one of `[domain.challenge] paths`.
-pub const RULE_CHALLENGE_PATHS: &str = "challenge.paths";
-/// The `rule` named by a timed challenge an operator started through the admin API.
-pub use crate::budget::RULE_OPERATOR;
-/// The rule named for a client refused by `[domain.access_control] deny`.
-pub const RULE_ACCESS_DENY: &str = "access_control.deny";
-
-/// A domain's `[domain.challenge]`, ready for the request path.
-#[derive(Debug, Clone)]
-pub struct ChallengeSettings {
-    pub difficulty: Difficulty,
-    pub clearance_ttl: Duration,
-    /// `enabled = true`: an entry for the whole domain that never ends.
-    all: Option<InForce>,
-    paths: Vec<Box<str>>,
-    paths_entry: InForce,
-}
-
-impl ChallengeSettings {
-    pub fn new(spec: &ChallengeSpec) -> Self {
-        let forever = |rule: &str| InForce {
-            rule: Arc::from(rule),
-            action: Action::BotDetection,
-            until_ms: u64::MAX,
-        };
-        ChallengeSettings {
-            difficulty: Difficulty::new(spec.difficulty).unwrap_or(Difficulty::DEFAULT),
-            clearance_ttl: spec.clearance_ttl,
-            all: spec.enabled.then(|| forever(RULE_CHALLENGE_ENABLED)),
-            paths: spec.paths.iter().map(|p| p.as_str().into()).collect(),
-            paths_entry: forever(RULE_CHALLENGE_PATHS),
-        }
-    }
-
-    /// Whether the whole domain is under challenge by configuration.
-    pub fn whole_domain(&self) -> bool {
-        self.all.is_some()
-    }
 }
 
 /// The protection of one domain.
@@ -265,11 +204,16 @@ impl DomainGuard {
                         .map_err(|e| table_err(format!("ip_access_limit.table_size: {e}")))?,
                 ),
             };
+            let shared = match (&sink.cluster, d.ip_access_limit.scope) {
+                (Some(c), Scope::Cluster) => Some(c.counter(&d.name, IP_LIMIT_TABLE, 1000)),
+                _ => None,
+            };
             Some(IpLimit {
                 table,
                 size,
                 fixed: d.ip_access_limit.qps,
                 recommended,
+                shared,
             })
         } else {
             None
@@ -294,7 +238,15 @@ impl DomainGuard {
                     })?)
                 }
             };
+            // A rule without a scope counts across the cluster when the node is in one (SPEC 9.5).
+            let shared = match (&sink.cluster, rule.scope.unwrap_or(Scope::Cluster)) {
+                (Some(c), Scope::Cluster) => {
+                    Some(c.counter(&d.name, &rule.name, u64::from(rule.interval_s) * 1000))
+                }
+                _ => None,
+            };
             rules.push(RuleRt {
+                shared,
                 name: Arc::from(rule.name.as_str()),
                 rule: rule.clone(),
                 table,
@@ -459,11 +411,31 @@ impl DomainGuard {
             .unwrap_or_else(|| limit.recommended.load(Ordering::Relaxed))
             .max(1);
         // Binary keys: 4 bytes for IPv4 (mapped IPv6 included), 16 for an IPv6 prefix with the host bits zero.
-        let admitted = match client_of(client, self.ipv6_prefix) {
-            IpAddr::V4(v4) => limit.table.check(&v4.octets(), qps, now_ms),
-            IpAddr::V6(v6) => limit.table.check(&v6.octets(), qps, now_ms),
+        let (v4, v6);
+        let key: &[u8] = match client_of(client, self.ipv6_prefix) {
+            IpAddr::V4(a) => {
+                v4 = a.octets();
+                &v4
+            }
+            IpAddr::V6(a) => {
+                v6 = a.octets();
+                &v6
+            }
         };
-        (!admitted).then_some(qps)
+        let Some(shared) = &limit.shared else {
+            return (!limit.table.check(key, qps, now_ms)).then_some(qps);
+        };
+        // In a cluster this node may admit what the others left of the limit in the last second.
+        let others = match shared.others(key, now_ms) {
+            Others::Count(n) => n,
+            Others::Open => return None,
+            Others::Closed => return Some(qps),
+        };
+        if !limit.table.check_with(key, qps, others, now_ms) {
+            return Some(qps);
+        }
+        shared.add(key, now_ms, 1, Some(u64::from(qps)));
+        None
     }
 
     /// Phase 3, the rules: the first rule whose URI matches counts the request under the object's key (left in
@@ -491,7 +463,28 @@ impl DomainGuard {
             return None;
         }
         let r = &self.rules[i];
-        let counts = r.table.record_request(key, now_ms);
+        let mut counts = r.table.record_request(key, now_ms);
+        if let Some(shared) = &r.shared {
+            shared.add(key, now_ms, 1, None);
+            match shared.others(key, now_ms) {
+                Others::Count(n) => counts.requests += n,
+                Others::Open => {
+                    return Some(Counted {
+                        rule: i,
+                        triggered: None,
+                    });
+                }
+                // The rule's action for this request, without putting a block in force on a guess.
+                Others::Closed => {
+                    let triggered = Some(InForce {
+                        rule: r.name.clone(),
+                        action: r.rule.action,
+                        until_ms: now_ms,
+                    });
+                    return Some(Counted { rule: i, triggered });
+                }
+            }
+        }
         Some(Counted {
             rule: i,
             triggered: self.check_trigger(r, key, &counts, now_ms),
@@ -561,6 +554,11 @@ impl DomainGuard {
             if r.rule.action.enforces() {
                 w.submit_block(blocks::record(&self.name, &r.rule.object, key, &entry));
             }
+        }
+        if let Some(c) = &self.sink.cluster
+            && r.rule.action.enforces()
+        {
+            c.block_set(&blocks::record(&self.name, &r.rule.object, key, &entry));
         }
         let tally = self.sink.summaries.rule(&self.name, &r.name);
         tally.refuse(key);

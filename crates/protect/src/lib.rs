@@ -25,6 +25,8 @@ mod node;
 mod outcomes;
 pub mod path;
 pub mod replay;
+mod settings;
+pub mod shared;
 pub mod summary;
 #[cfg(test)]
 mod tests;
@@ -35,9 +37,8 @@ pub use access::{Access, AccessLists};
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
 pub use engine::{
-    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE, RULE_ACCESS_DENY,
-    RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, Sink, TableStats, rule_set,
-    rule_table_bytes,
+    Counted, DomainGuard, GuardError, IP_LIMIT_TABLE, RULE_ACCESS_DENY, RULE_CHALLENGE_ENABLED,
+    RULE_CHALLENGE_PATHS, RULE_OPERATOR, Sink, TableStats, rule_set, rule_table_bytes,
 };
 pub use node::{
     ACTION_LIFT, ACTIVITY_RETENTION_MS, DB_FILE, FLUSH_EVERY, Guards, MAX_TIMED_CHALLENGE,
@@ -45,4 +46,6 @@ pub use node::{
     StartChallengeError,
 };
 pub use outcomes::{VERIFY_OUTCOMES, VerifyCounts};
+pub use settings::ChallengeSettings;
+pub use shared::{ClusterHooks, Others, SharedCounter};
 pub use time::rfc3339;
