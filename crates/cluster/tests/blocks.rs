@@ -48,7 +48,7 @@ async fn until_status(addr: std::net::SocketAddr, ip: &str, status: u16) -> Dura
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_on_a_holds_on_b_within_one_interval_and_a_lift_on_b_lifts_it_on_a() {
-    let redis = Redis::start().await;
+    let redis = Redis::start();
     let (a, b, _origin) = two(&redis).await;
     let ip = "198.51.100.9";
     assert_eq!(get_from(b.addr, ip, "/").await.status, 200);
@@ -85,7 +85,7 @@ async fn a_block_on_a_holds_on_b_within_one_interval_and_a_lift_on_b_lifts_it_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_challenge_started_on_one_node_is_in_force_on_the_other() {
-    let redis = Redis::start().await;
+    let redis = Redis::start();
     let (a, b, _origin) = two(&redis).await;
     a.node
         .start_challenge("p.test", Duration::from_secs(60), None)

@@ -39,7 +39,7 @@ async fn spread(nodes: &[Member], ip: &str, n: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_a_rule_of_100_per_10s_within_5_percent() {
-    let redis = Redis::start().await;
+    let redis = Redis::start();
     let origin = origin().await;
     let nodes = three(&redis, origin.addr, &format!("{RULES}{RULE_100}")).await;
     let served = spread(&nodes, "198.51.100.7", 300).await;
@@ -58,7 +58,7 @@ async fn three_nodes_share_a_rule_of_100_per_10s_within_5_percent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_share_an_ip_access_limit_of_100_per_second_within_5_percent() {
-    let redis = Redis::start().await;
+    let redis = Redis::start();
     let origin = origin().await;
     let extra = "[domain.ip_access_limit]\nenabled = true\nqps = 100\nscope = \"cluster\"\n";
     let nodes = three(&redis, origin.addr, extra).await;
@@ -83,7 +83,7 @@ async fn three_nodes_share_an_ip_access_limit_of_100_per_second_within_5_percent
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_scope_counts_on_each_node_alone() {
-    let redis = Redis::start().await;
+    let redis = Redis::start();
     let origin = origin().await;
     let extra = "[domain.ip_access_limit]\nenabled = true\nqps = 20\nscope = \"node\"\n";
     let nodes = three(&redis, origin.addr, extra).await;

@@ -47,13 +47,19 @@ async fn wait_up(nodes: &[Member], up: bool) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_mid_run_nodes_serve_on_local_limits_and_converge_without_double_counting() {
-    let mut redis = Redis::start().await;
+    let mut redis = Redis::start();
     let origin = origin().await;
     let mut nodes = Vec::new();
     for name in ["edge-a", "edge-b", "edge-c"] {
         let dir = tempfile::tempdir().unwrap().keep();
         let extra = format!("{RULES}{RULE_100}");
-        nodes.push(join(config(name, &dir, origin.addr, &redis.url(), SYNC_MS, &extra), true).await);
+        nodes.push(
+            join(
+                config(name, &dir, origin.addr, &redis.url(), SYNC_MS, &extra),
+                true,
+            )
+            .await,
+        );
     }
     let quiet = "198.51.100.50";
     for i in 0..9 {
@@ -65,7 +71,10 @@ async fn redis_killed_mid_run_nodes_serve_on_local_limits_and_converge_without_d
     let flood = "198.51.100.51";
     let (mut served, mut refused) = (0, 0);
     for i in 0..450 {
-        let s = get_from(nodes[i % 3].addr, flood, "/").await.status.as_u16();
+        let s = get_from(nodes[i % 3].addr, flood, "/")
+            .await
+            .status
+            .as_u16();
         match s {
             200 => served += 1,
             403 => refused += 1,
@@ -86,15 +95,25 @@ async fn redis_killed_mid_run_nodes_serve_on_local_limits_and_converge_without_d
         nodes[0].cluster.health().summary()
     );
 
-    redis.restart().await;
+    redis.restart();
     assert!(wait_up(&nodes, true).await, "the nodes reconnect");
     // One periodic round after the reconnect sends every count again.
     tokio::time::sleep(Duration::from_millis(4 * SYNC_MS)).await;
     let quiet_total = redis_total(&redis, quiet);
     let flood_total = redis_total(&redis, flood);
-    println!("after the restart: {quiet_total} counted for the quiet client, {flood_total} for the flood");
-    assert_eq!(quiet_total, 21, "9 before the outage and 12 during it, once each");
+    println!(
+        "after the restart: {quiet_total} counted for the quiet client, {flood_total} for the flood"
+    );
+    assert_eq!(
+        quiet_total, 21,
+        "9 before the outage and 12 during it, once each"
+    );
     // Each node counted 100 served and the one that put its block in force.
     assert_eq!(flood_total, u64::try_from(served).unwrap() + 3);
-    assert!(nodes[1].cluster.metrics_text().contains("edgeguard_cluster_redis_up 1"));
+    assert!(
+        nodes[1]
+            .cluster
+            .metrics_text()
+            .contains("edgeguard_cluster_redis_up 1")
+    );
 }

@@ -14,9 +14,6 @@ use crate::control::NodeControl;
 /// rather than left to assume them.
 fn not_applied(config: &edgeguard_config::Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if config.cluster.is_some() {
-        out.push("[cluster] (limits, blocks and statistics are kept per node)");
-    }
     let any = |f: fn(&edgeguard_config::Domain) -> bool| config.domains.iter().any(f);
     if any(|d| d.cache.disk_path.is_some()) {
         out.push("domain.cache.disk_path (the cache is in memory only)");
@@ -45,7 +42,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         for addr in node.local_tls_addrs() {
             tracing::info!(%addr, "serving HTTPS");
         }
-        let control = Arc::new(NodeControl::new(node.clone(), config, path));
+        let cluster = crate::cluster::join(&node, &config)?;
+        let control = Arc::new(NodeControl::new(node.clone(), config, path, cluster.clone()));
+        if let Some(c) = &cluster {
+            c.set_listener(Arc::new(crate::control::Relay(Arc::downgrade(&control))));
+        }
         let admin = match edgeguard_admin::start(admin_addr, token, control.clone()).await {
             Ok(admin) => {
                 tracing::info!(addr = %admin.local_addr(), "admin API and console listening");
@@ -72,6 +73,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             admin.stop().await;
         }
         drop(control);
+        if let Some(c) = cluster {
+            c.stop();
+        }
         match Arc::try_unwrap(node) {
             Ok(node) => node.shutdown().await,
             Err(_) => tracing::warn!("node still referenced at shutdown; stopping without waiting"),
