@@ -40,6 +40,10 @@ struct KeyState {
     /// Last request (Unix ms) and last reply folded in.
     touched_ms: u64,
     refreshed_ms: u64,
+    /// The limit the key is compared with (0: not known).
+    limit: u64,
+    /// The other nodes' totals grew while the key is near its limit: read it again at once.
+    hot: bool,
 }
 
 impl KeyState {
@@ -128,7 +132,9 @@ impl CounterTable {
                 s.roll(win);
                 let dirty = s.own > s.sent || s.own_prev > s.sent_prev;
                 let active = s.touched_ms + self.window_ms > now_ms;
-                if dirty || (active && s.refreshed_ms.saturating_add(refresh_ms) <= now_ms) {
+                let stale = s.refreshed_ms.saturating_add(refresh_ms) <= now_ms;
+                if dirty || s.hot || (active && stale) {
+                    s.hot = false;
                     out.push(Item {
                         table: self.clone(),
                         key: key.clone(),
@@ -146,7 +152,9 @@ impl CounterTable {
         }
     }
 
-    /// Folds a reply in: the sent counts are confirmed, the other nodes' totals replace the old ones.
+    /// Folds a reply in: the sent counts are confirmed, the other nodes' totals replace the old ones. A key
+    /// whose others grew while it is past half its limit is read again on the next round, so a flood spread
+    /// over nodes is seen as it grows, not one interval later.
     pub fn fold(&self, item: &Item, t: Totals, now_ms: u64) {
         self.nodes.fetch_max(t.nodes.max(1), Ordering::Relaxed);
         let mut map = lock(self.shard(&item.key));
@@ -155,6 +163,13 @@ impl CounterTable {
         };
         s.roll(item.win);
         if s.win == item.win {
+            let grew = t.others > s.others;
+            let near =
+                s.limit > 0 && 2 * (s.own + t.others) >= s.limit && s.own + t.others < s.limit;
+            if grew && near {
+                s.hot = true;
+                self.wake.notify_one();
+            }
             s.sent = s.sent.max(item.own);
             s.sent_prev = s.sent_prev.max(item.own_prev);
             s.others = t.others;
@@ -227,6 +242,7 @@ impl SharedCounter for CounterTable {
         s.roll(win);
         s.own += u64::from(n);
         s.touched_ms = now_ms;
+        s.limit = limit.unwrap_or(0);
         let unsent = s.own - s.sent;
         drop(map);
         // The send quantum q = floor(5% x L / (3 N)), at least 1 (docs/cluster.md): with every node holding at

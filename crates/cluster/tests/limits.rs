@@ -44,7 +44,19 @@ async fn three_nodes_share_a_rule_of_100_per_10s_within_5_percent() {
     let nodes = three(&redis, origin.addr, &format!("{RULES}{RULE_100}")).await;
     let served = spread(&nodes, "198.51.100.7", 300).await;
     println!("rule 100 per 10 s over 3 nodes: {served} served");
-    assert!((95..=105).contains(&served), "{served} served");
+    let failures: Vec<u64> = nodes
+        .iter()
+        .map(|n| {
+            n.cluster
+                .health()
+                .failures
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .collect();
+    assert!(
+        (95..=105).contains(&served),
+        "{served} served; failed rounds per node: {failures:?}"
+    );
     // The block the rule put in force holds on every node.
     for n in &nodes {
         assert_eq!(get_from(n.addr, "198.51.100.7", "/x").await.status, 403);
@@ -67,6 +79,13 @@ async fn three_nodes_share_an_ip_access_limit_of_100_per_second_within_5_percent
     let mut results = Vec::new();
     for attempt in 0..4 {
         let ip = format!("198.51.100.{}", 20 + attempt);
+        // Start at a wall-clock second: this measures the sync error; the two-window estimate's own error at a
+        // window boundary is stated apart in docs/cluster.md.
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        tokio::time::sleep(Duration::from_millis(1000 - ms % 1000 + 5)).await;
         let started = Instant::now();
         let served = spread(&nodes, &ip, 240).await;
         let took = started.elapsed();

@@ -28,7 +28,7 @@ pub use crate::settings::{
 };
 use crate::shared::{ClusterHooks, Others, SharedCounter};
 
-use crate::view::{Counted6, View, win_sel};
+use crate::view::{Counted6, View, count_threshold, win_sel};
 
 /// The bytes of `rate_limiting.table_size` each of `rules` rules' window gets: an equal share, so a domain's
 /// rules together stay within the budget whatever their windows track.
@@ -92,6 +92,8 @@ struct RuleRt {
     tracked: Vec<StatusSel>,
     /// The cluster's request counts, with the rule's scope `cluster` in a cluster.
     shared: Option<Arc<dyn SharedCounter>>,
+    /// The count at which the criteria can first turn true, if it compares `"count"`.
+    threshold: Option<u64>,
 }
 
 impl std::fmt::Debug for RuleRt {
@@ -247,6 +249,7 @@ impl DomainGuard {
             };
             rules.push(RuleRt {
                 shared,
+                threshold: count_threshold(&rule.criteria),
                 name: Arc::from(rule.name.as_str()),
                 rule: rule.clone(),
                 table,
@@ -465,7 +468,7 @@ impl DomainGuard {
         let r = &self.rules[i];
         let mut counts = r.table.record_request(key, now_ms);
         if let Some(shared) = &r.shared {
-            shared.add(key, now_ms, 1, None);
+            shared.add(key, now_ms, 1, r.threshold);
             match shared.others(key, now_ms) {
                 Others::Count(n) => counts.requests += n,
                 Others::Open => {

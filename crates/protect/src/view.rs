@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts};
-use edgeguard_rules::{RequestView, StatusSel, WindowView};
+use edgeguard_rules::{Comparison, Criteria, Op, RequestView, StatusSel, Term, WindowView};
 
 /// A request as the protection sees it: the same view, with the node's IPv6 prefix for `ip` objects.
 pub(crate) struct Counted6<'a, R> {
@@ -61,5 +61,28 @@ pub(crate) fn win_sel(s: StatusSel) -> WinSel {
     match s {
         StatusSel::Code(c) => WinSel::Code(c),
         StatusSel::Class(k) => WinSel::Class(k),
+    }
+}
+
+/// The smallest request count at which `criteria` can turn true on its `"count"` comparisons (`"count">100`
+/// gives 101), when it has one: the limit a cluster backend paces its sending by.
+pub(crate) fn count_threshold(criteria: &Criteria) -> Option<u64> {
+    match criteria {
+        Criteria::Cmp(Comparison {
+            term: Term::Count,
+            op,
+            value,
+        }) => match op {
+            Op::Gt => Some(value + 1),
+            Op::Ge | Op::Eq => Some(*value),
+            _ => None,
+        },
+        Criteria::Cmp(_) => None,
+        Criteria::And(a, b) | Criteria::Or(a, b) => {
+            match (count_threshold(a), count_threshold(b)) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            }
+        }
     }
 }
