@@ -10,13 +10,15 @@ need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 # Headless Chromium drives the challenge page and the console in browser tests.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The cluster tests start their own redis-server (and read its figures with redis-cli).
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# The packaged service is not wanted: tests start their own nginx on ports chosen at run time.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx >/dev/null 2>&1 || true; fi
+# The packaged services are not wanted: tests start their own nginx and redis-server on ports chosen at run time.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx redis-server >/dev/null 2>&1 || true; fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -74,6 +74,12 @@ pub trait Control: Send + Sync + 'static {
     /// The node's metrics in the Prometheus text exposition format, served at `/metrics`.
     fn metrics(&self) -> String;
 
+    /// The body of `/healthz` (always answered 200 while the node serves): `ok`, then a line per degraded
+    /// dependency, such as a cluster whose Redis is unreachable.
+    fn health(&self) -> String {
+        "ok\n".to_owned()
+    }
+
     /// The addresses this node uses towards origins: what an origin must allow for a domain that has no
     /// parents (or on a parent node).
     fn node_addresses(&self) -> Vec<IpAddr>;

@@ -204,7 +204,11 @@ async fn route(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -
             .with_header(header::LOCATION, "/console/")
         }),
         ["healthz"] => get_only(&method, || {
-            Reply::bytes(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+            Reply::bytes(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                shared.state.control.health(),
+            )
         }),
         ["console"] => get_only(&method, || {
             Reply::bytes(

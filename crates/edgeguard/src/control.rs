@@ -5,9 +5,10 @@ mod live;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use edgeguard_admin::{ApplyError, BlockInfo, Control, PurgeTarget, StartError};
+use edgeguard_cluster::{Cluster, Listener, PurgeEvent};
 use edgeguard_config::Config;
 use edgeguard_protect::StartChallengeError;
 use edgeguard_proxy::RunningNode;
@@ -18,15 +19,79 @@ pub struct NodeControl {
     /// The configuration in force; SIGHUP reloads and API changes both go through it.
     current: Mutex<Config>,
     path: PathBuf,
+    /// The node's cluster membership, with `[cluster]`: API changes and purges are published through it.
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl NodeControl {
-    pub fn new(node: Arc<RunningNode>, config: Config, path: &Path) -> Self {
+    pub fn new(
+        node: Arc<RunningNode>,
+        config: Config,
+        path: &Path,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Self {
         Self {
             node,
             current: Mutex::new(config),
             path: path.to_owned(),
+            cluster,
         }
+    }
+
+    /// A configuration snapshot another node published: applied over this node's own sections, written to
+    /// the configuration file and kept in `data_dir`. A snapshot the node refuses leaves the running one.
+    pub fn config_from_cluster(&self, version: u64, snapshot: &str) {
+        let mut current = self.lock();
+        let next = match crate::cluster::merge(&current, snapshot) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(
+                    version,
+                    "cluster configuration not valid here; keeping the running one: {e}"
+                );
+                return;
+            }
+        };
+        if let Err(e) = self.node.reload(next.clone()) {
+            tracing::error!(version, error = %e, "cluster configuration refused; keeping the running one");
+            return;
+        }
+        *current = next;
+        if let Err(e) = persist(&self.path, &current) {
+            tracing::warn!(path = %self.path.display(), "cluster configuration applied, not written: {e}");
+        }
+        let kept = crate::cluster::snapshot_path(&current);
+        if let Err(e) = crate::cluster::keep(&kept, version, snapshot) {
+            tracing::warn!(path = %kept.display(), "cluster configuration snapshot not kept: {e}");
+        }
+        tracing::info!(version, "configuration from the cluster applied");
+    }
+
+    /// A purge another node ran.
+    pub fn purge_from_cluster(&self, p: &PurgeEvent) {
+        let what = match p.kind.as_str() {
+            "urls" => PurgeTarget::Urls(p.values.clone()),
+            "prefix" => PurgeTarget::Prefix(p.values.first().cloned().unwrap_or_default()),
+            "tags" => PurgeTarget::Tags(p.values.clone()),
+            _ => return,
+        };
+        match self.purge_here(&p.domain, &what) {
+            Ok(n) => tracing::info!(domain = %p.domain, objects = n, "purge from the cluster"),
+            Err(e) => tracing::debug!(domain = %p.domain, "purge from the cluster: {e}"),
+        }
+    }
+
+    fn purge_here(&self, domain: &str, what: &PurgeTarget) -> Result<u64, String> {
+        use edgeguard_proxy::Purge;
+        let what = match what {
+            PurgeTarget::Urls(u) => Purge::Urls(u.clone()),
+            PurgeTarget::Prefix(p) => Purge::Prefix(p.clone()),
+            PurgeTarget::Tags(t) => Purge::Tags(t.clone()),
+        };
+        self.node
+            .purge(domain, &what)
+            .map(|n| n as u64)
+            .ok_or_else(|| format!("{domain} keeps no cache on this node"))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Config> {
@@ -67,6 +132,23 @@ impl NodeControl {
     }
 }
 
+/// Relays the cluster's events to the node's control (weakly: the control owns the cluster).
+pub struct Relay(pub Weak<NodeControl>);
+
+impl Listener for Relay {
+    fn purge(&self, purge: &PurgeEvent) {
+        if let Some(control) = self.0.upgrade() {
+            control.purge_from_cluster(purge);
+        }
+    }
+
+    fn config(&self, version: u64, snapshot: &str) {
+        if let Some(control) = self.0.upgrade() {
+            control.config_from_cluster(version, snapshot);
+        }
+    }
+}
+
 impl Control for NodeControl {
     fn config(&self) -> Config {
         self.lock().clone()
@@ -78,6 +160,9 @@ impl Control for NodeControl {
             .reload(next.clone())
             .map_err(|e| ApplyError::Rejected(e.to_string()))?;
         *current = next;
+        if let Some(cluster) = &self.cluster {
+            cluster.publish_config(crate::cluster::snapshot_of(&current));
+        }
         persist(&self.path, &current).map_err(|e| {
             ApplyError::Failed(format!(
                 "applied, but writing {} failed: {e}",
@@ -124,16 +209,20 @@ impl Control for NodeControl {
     }
 
     fn purge(&self, domain: &str, what: &PurgeTarget) -> Result<u64, String> {
-        use edgeguard_proxy::Purge;
-        let what = match what {
-            PurgeTarget::Urls(u) => Purge::Urls(u.clone()),
-            PurgeTarget::Prefix(p) => Purge::Prefix(p.clone()),
-            PurgeTarget::Tags(t) => Purge::Tags(t.clone()),
-        };
-        self.node
-            .purge(domain, &what)
-            .map(|n| n as u64)
-            .ok_or_else(|| format!("{domain} keeps no cache on this node"))
+        let n = self.purge_here(domain, what)?;
+        if let Some(cluster) = &self.cluster {
+            let (kind, values) = match what {
+                PurgeTarget::Urls(u) => ("urls", u.clone()),
+                PurgeTarget::Prefix(p) => ("prefix", vec![p.clone()]),
+                PurgeTarget::Tags(t) => ("tags", t.clone()),
+            };
+            cluster.publish_purge(PurgeEvent {
+                domain: domain.to_ascii_lowercase(),
+                kind: kind.to_owned(),
+                values,
+            });
+        }
+        Ok(n)
     }
 
     fn lift_block(&self, id: &str) -> bool {
@@ -208,7 +297,18 @@ impl Control for NodeControl {
     }
 
     fn metrics(&self) -> String {
-        self.node.metrics_text()
+        let mut text = self.node.metrics_text();
+        if let Some(cluster) = &self.cluster {
+            text.push_str(&cluster.metrics_text());
+        }
+        text
+    }
+
+    fn health(&self) -> String {
+        match &self.cluster {
+            Some(cluster) => format!("ok\n{}\n", cluster.health().summary()),
+            None => "ok\n".to_owned(),
+        }
     }
 
     fn node_addresses(&self) -> Vec<IpAddr> {

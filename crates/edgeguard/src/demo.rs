@@ -104,7 +104,12 @@ mode = "normal""#
             .context("cannot start the demo edge")?,
     );
     let edge_addr = edge.local_addrs()[0];
-    let control = Arc::new(NodeControl::new(edge.clone(), edge_config, &edge_file));
+    let control = Arc::new(NodeControl::new(
+        edge.clone(),
+        edge_config,
+        &edge_file,
+        None,
+    ));
     let admin = edgeguard_admin::start(admin_addr, Some(DEMO_TOKEN.to_owned()), control.clone())
         .await
         .with_context(|| format!("cannot start the demo admin listener on {admin_addr}"))?;

@@ -14,8 +14,14 @@ use crate::control::NodeControl;
 /// rather than left to assume them.
 fn not_applied(config: &edgeguard_config::Config) -> Vec<&'static str> {
     let mut out = Vec::new();
-    if config.cluster.is_some() {
-        out.push("[cluster] (limits, blocks and statistics are kept per node)");
+    let cluster = config.cluster.is_some();
+    if cluster
+        && config
+            .limit_req_zones
+            .iter()
+            .any(|z| z.scope == edgeguard_config::Scope::Cluster)
+    {
+        out.push("limit_req_zone scope = \"cluster\" (limit_req counts on each node)");
     }
     out
 }
@@ -41,7 +47,11 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         for addr in node.local_tls_addrs() {
             tracing::info!(%addr, "serving HTTPS");
         }
-        let control = Arc::new(NodeControl::new(node.clone(), config, path));
+        let cluster = crate::cluster::join(&node, &config)?;
+        let control = Arc::new(NodeControl::new(node.clone(), config, path, cluster.clone()));
+        if let Some(c) = &cluster {
+            c.set_listener(Arc::new(crate::control::Relay(Arc::downgrade(&control))));
+        }
         let admin = match edgeguard_admin::start(admin_addr, token, control.clone()).await {
             Ok(admin) => {
                 tracing::info!(addr = %admin.local_addr(), "admin API and console listening");
@@ -68,6 +78,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             admin.stop().await;
         }
         drop(control);
+        if let Some(c) = cluster {
+            c.stop();
+        }
         match Arc::try_unwrap(node) {
             Ok(node) => node.shutdown().await,
             Err(_) => tracing::warn!("node still referenced at shutdown; stopping without waiting"),

@@ -80,13 +80,21 @@ impl PerSecondTable {
     ///
     /// Hot path: one shard lock, no allocation.
     pub fn check(&self, key: &[u8], limit: u32, now_ms: u64) -> bool {
+        self.check_with(key, limit, 0, now_ms)
+    }
+
+    /// As [`PerSecondTable::check`], with `others` admissions made elsewhere (other nodes of a cluster) in the
+    /// same second counted against `limit` too; only this table's admissions are stored.
+    ///
+    /// Hot path: one shard lock, no allocation.
+    pub fn check_with(&self, key: &[u8], limit: u32, others: u64, now_ms: u64) -> bool {
         let h = self.table.hash(key);
         let mut g = self.table.lock(h);
         if let Some(r) = g.find(h, key) {
-            return g.state_mut(r).check(limit, now_ms);
+            return g.state_mut(r).check_with(limit, others, now_ms);
         }
         let mut state = SecondState::new(now_ms);
-        if !state.check(limit, now_ms) {
+        if !state.check_with(limit, others, now_ms) {
             return false;
         }
         let _ = g.insert(h, key, now_ms, state);
@@ -167,6 +175,11 @@ impl SecondState {
     ///
     /// Hot path: no allocation; the loop pops at most the slots that have aged out.
     pub fn check(&mut self, limit: u32, now_ms: u64) -> bool {
+        self.check_with(limit, 0, now_ms)
+    }
+
+    /// As [`SecondState::check`], with `others` admissions made elsewhere counted against `limit` too.
+    pub fn check_with(&mut self, limit: u32, others: u64, now_ms: u64) -> bool {
         if limit == 0 {
             return false;
         }
@@ -189,7 +202,7 @@ impl SecondState {
         if self.len == 0 {
             self.newest = 0;
         }
-        if self.count() >= u64::from(limit) {
+        if self.count() + others >= u64::from(limit) {
             return false;
         }
         if self.len > 0 && self.newest < group {

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use edgeguard_challenge::{ChallengePage, Challenger};
 use edgeguard_config::{Domain, Mode as ConfigMode};
 use edgeguard_limit::persec::PerSecondTable;
-use edgeguard_limit::window::{StatusSel as WinSel, WindowCounts, WindowSpec, WindowTable};
-use edgeguard_rules::{Mode, Rule, RuleSet, StatusSel, WindowView, client_of};
+use edgeguard_limit::window::{WindowCounts, WindowSpec, WindowTable};
+use edgeguard_rules::{Mode, Rule, RuleSet, Scope, StatusSel, client_of};
 use edgeguard_store::ActivityRecord;
 
 use super::access::AccessLists;
@@ -22,9 +22,16 @@ use super::blocks::{self, DomainBlocks, InForce, Inserted};
 use edgeguard_rules::RequestView;
 
 use crate::anomaly::{Detector, Seen};
-pub use crate::settings::{ChallengeSettings, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS};
+pub use crate::settings::{
+    ChallengeSettings, RULE_ACCESS_DENY, RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS,
+    RULE_OPERATOR,
+};
+use crate::shared::{Others, SharedCounter};
 pub use crate::sink::Sink;
-use crate::view::Counted6;
+use crate::view::{Counted6, View, count_threshold, win_sel};
+
+mod tables;
+pub use tables::TableStats;
 
 /// The bytes of `rate_limiting.table_size` each of `rules` rules' window gets: an equal share, so a domain's
 /// rules together stay within the budget whatever their windows track.
@@ -53,6 +60,8 @@ struct IpLimit {
     fixed: Option<u32>,
     /// The node's recommendation for the domain, refreshed in the background; used when `fixed` is absent.
     recommended: Arc<AtomicU32>,
+    /// The cluster's counts, with `scope = "cluster"` in a cluster.
+    shared: Option<Arc<dyn SharedCounter>>,
 }
 
 struct RuleRt {
@@ -63,6 +72,10 @@ struct RuleRt {
     size: usize,
     /// The criteria's selectors, in the order the window counts them.
     tracked: Vec<StatusSel>,
+    /// The cluster's request counts, with the rule's scope `cluster` in a cluster.
+    shared: Option<Arc<dyn SharedCounter>>,
+    /// The count at which the criteria can first turn true, if it compares `"count"`.
+    threshold: Option<u64>,
 }
 
 impl std::fmt::Debug for RuleRt {
@@ -84,35 +97,6 @@ impl RuleRt {
     }
 }
 
-/// A window's counts as the criteria language reads them.
-struct View<'a> {
-    counts: &'a WindowCounts,
-    tracked: &'a [StatusSel],
-}
-
-impl WindowView for View<'_> {
-    fn requests(&self) -> u64 {
-        self.counts.requests
-    }
-    fn responses(&self) -> u64 {
-        self.counts.responses
-    }
-    fn status(&self, sel: StatusSel) -> u64 {
-        self.tracked
-            .iter()
-            .position(|&t| t == sel)
-            .and_then(|i| self.counts.status().get(i).copied())
-            .unwrap_or(0)
-    }
-}
-
-fn win_sel(s: StatusSel) -> WinSel {
-    match s {
-        StatusSel::Code(c) => WinSel::Code(c),
-        StatusSel::Class(k) => WinSel::Class(k),
-    }
-}
-
 /// What the rules made of one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counted {
@@ -123,11 +107,6 @@ pub struct Counted {
     /// What the learned-baseline detector needs for [`DomainGuard::observe_status`] (normal and emergency).
     pub seen: Option<Seen>,
 }
-
-/// The `rule` named by a timed challenge an operator started through the admin API.
-pub use crate::budget::RULE_OPERATOR;
-/// The rule named for a client refused by `[domain.access_control] deny`.
-pub const RULE_ACCESS_DENY: &str = "access_control.deny";
 
 /// The protection of one domain.
 #[derive(Debug)]
@@ -148,23 +127,6 @@ pub struct DomainGuard {
     ipv6_prefix: u8,
     /// Normal and emergency mode: clients and paths far from the domain's own history.
     detector: Option<Detector>,
-}
-
-/// Per-table figures of a domain's protection, for /metrics and the admin API.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableStats {
-    /// `ip-access-limit`, or the rule's name.
-    pub table: String,
-    /// Bytes the table may hold (its share of `table_size`).
-    pub size_bytes: u64,
-    /// Keys it can hold.
-    pub capacity: u64,
-    /// Keys it holds now.
-    pub in_use: u64,
-    /// Keys with live counts evicted for a new key, since the table was built.
-    pub evictions: u64,
-    /// New keys not stored because each candidate for eviction was estimated more frequent.
-    pub admission_refusals: u64,
 }
 
 /// The rule list a domain's `rate_limiting` section asks for (empty when it is off).
@@ -213,11 +175,16 @@ impl DomainGuard {
                         .map_err(|e| table_err(format!("ip_access_limit.table_size: {e}")))?,
                 ),
             };
+            let shared = match (&sink.cluster, d.ip_access_limit.scope) {
+                (Some(c), Scope::Cluster) => Some(c.counter(&d.name, IP_LIMIT_TABLE, 1000)),
+                _ => None,
+            };
             Some(IpLimit {
                 table,
                 size,
                 fixed: d.ip_access_limit.qps,
                 recommended,
+                shared,
             })
         } else {
             None
@@ -246,7 +213,16 @@ impl DomainGuard {
                     })?)
                 }
             };
+            // A rule without a scope counts across the cluster when the node is in one (SPEC 9.5).
+            let shared = match (&sink.cluster, rule.scope.unwrap_or(Scope::Cluster)) {
+                (Some(c), Scope::Cluster) => {
+                    Some(c.counter(&d.name, &rule.name, u64::from(rule.interval_s) * 1000))
+                }
+                _ => None,
+            };
             rules.push(RuleRt {
+                shared,
+                threshold: count_threshold(&rule.criteria),
                 name: Arc::from(rule.name.as_str()),
                 rule: rule.clone(),
                 table,
@@ -298,29 +274,6 @@ impl DomainGuard {
     /// The prefix an IPv6 client is counted by.
     pub fn ipv6_prefix(&self) -> u8 {
         self.ipv6_prefix
-    }
-
-    /// Capacity, use, evictions and admission refusals of each table: the IP access limit's (when on), then
-    /// each rule's in evaluation order.
-    pub fn table_stats(&self) -> Vec<TableStats> {
-        let ip = self.ip_limit.as_ref().map(|l| TableStats {
-            table: IP_LIMIT_TABLE.to_owned(),
-            size_bytes: l.size,
-            capacity: l.table.capacity() as u64,
-            in_use: l.table.in_use() as u64,
-            evictions: l.table.evictions(),
-            admission_refusals: l.table.admission_refusals(),
-        });
-        ip.into_iter()
-            .chain(self.rules.iter().map(|r| TableStats {
-                table: r.rule.name.clone(),
-                size_bytes: r.size as u64,
-                capacity: r.table.capacity() as u64,
-                in_use: r.table.in_use() as u64,
-                evictions: r.table.evictions(),
-                admission_refusals: r.table.admission_refusals(),
-            }))
-            .collect()
     }
 
     /// Gives the guard the challenger its challenges are issued and checked with.
@@ -430,11 +383,31 @@ impl DomainGuard {
             .unwrap_or_else(|| limit.recommended.load(Ordering::Relaxed))
             .max(1);
         // Binary keys: 4 bytes for IPv4 (mapped IPv6 included), 16 for an IPv6 prefix with the host bits zero.
-        let admitted = match client_of(client, self.ipv6_prefix) {
-            IpAddr::V4(v4) => limit.table.check(&v4.octets(), qps, now_ms),
-            IpAddr::V6(v6) => limit.table.check(&v6.octets(), qps, now_ms),
+        let (v4, v6);
+        let key: &[u8] = match client_of(client, self.ipv6_prefix) {
+            IpAddr::V4(a) => {
+                v4 = a.octets();
+                &v4
+            }
+            IpAddr::V6(a) => {
+                v6 = a.octets();
+                &v6
+            }
         };
-        (!admitted).then_some(qps)
+        let Some(shared) = &limit.shared else {
+            return (!limit.table.check(key, qps, now_ms)).then_some(qps);
+        };
+        // In a cluster this node may admit what the others left of the limit in the last second.
+        let others = match shared.others(key, now_ms) {
+            Others::Count(n) => n,
+            Others::Open => return None,
+            Others::Closed => return Some(qps),
+        };
+        if !limit.table.check_with(key, qps, others, now_ms) {
+            return Some(qps);
+        }
+        shared.add(key, now_ms, 1, Some(u64::from(qps)));
+        None
     }
 
     /// Phase 3, the rules: the first rule whose URI matches counts the request under the object's key (left in
@@ -462,7 +435,33 @@ impl DomainGuard {
             return None;
         }
         let r = &self.rules[i];
-        let counts = r.table.record_request(key, now_ms);
+        let mut counts = r.table.record_request(key, now_ms);
+        if let Some(shared) = &r.shared {
+            shared.add(key, now_ms, 1, r.threshold);
+            match shared.others(key, now_ms) {
+                Others::Count(n) => counts.requests += n,
+                Others::Open => {
+                    return Some(Counted {
+                        rule: i,
+                        triggered: None,
+                        seen: None,
+                    });
+                }
+                // The rule's action for this request, without putting a block in force on a guess.
+                Others::Closed => {
+                    let triggered = Some(InForce {
+                        rule: r.name.clone(),
+                        action: r.rule.action,
+                        until_ms: now_ms,
+                    });
+                    return Some(Counted {
+                        rule: i,
+                        triggered,
+                        seen: None,
+                    });
+                }
+            }
+        }
         let mut triggered = self.check_trigger(r, key, &counts, now_ms);
         let mut seen = None;
         if let Some(d) = &self.detector {
@@ -564,6 +563,11 @@ impl DomainGuard {
             if r.rule.action.enforces() {
                 w.submit_block(blocks::record(&self.name, &r.rule.object, key, &entry));
             }
+        }
+        if let Some(c) = &self.sink.cluster
+            && r.rule.action.enforces()
+        {
+            c.block_set(&blocks::record(&self.name, &r.rule.object, key, &entry));
         }
         let tally = self.sink.summaries.rule(&self.name, &r.name);
         tally.refuse(key);

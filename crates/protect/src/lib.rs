@@ -39,6 +39,7 @@ mod outcomes;
 pub mod path;
 pub mod replay;
 mod settings;
+pub mod shared;
 mod sink;
 pub mod summary;
 #[cfg(test)]
@@ -54,9 +55,8 @@ pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
 pub use crawlers::CrawlerRanges;
 pub use engine::{
-    ChallengeSettings, Counted, DomainGuard, GuardError, IP_LIMIT_TABLE, RULE_ACCESS_DENY,
-    RULE_CHALLENGE_ENABLED, RULE_CHALLENGE_PATHS, RULE_OPERATOR, Sink, TableStats, rule_set,
-    rule_table_bytes,
+    Counted, DomainGuard, GuardError, IP_LIMIT_TABLE, RULE_ACCESS_DENY, RULE_CHALLENGE_ENABLED,
+    RULE_CHALLENGE_PATHS, RULE_OPERATOR, Sink, TableStats, rule_set, rule_table_bytes,
 };
 pub use learned::{BASELINE_DIR, Baselines};
 pub use node::{
@@ -65,4 +65,6 @@ pub use node::{
     StartBlockError, StartChallengeError,
 };
 pub use outcomes::{VERIFY_OUTCOMES, VerifyCounts};
+pub use settings::ChallengeSettings;
+pub use shared::{ClusterHooks, Others, SharedCounter};
 pub use time::rfc3339;

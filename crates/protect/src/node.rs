@@ -20,6 +20,7 @@ use crate::blocks::{self, DomainBlocks, InForce, PREFIX_TYPE};
 use crate::budget::{BlocksBudget, BlocksStats};
 use crate::engine::{DomainGuard, GuardError, RULE_OPERATOR, Sink};
 use crate::outcomes::VerifyCounts;
+use crate::shared::ClusterHooks;
 use crate::summary::Summaries;
 use crate::{Baseline, Baselines, CrawlerRanges};
 
@@ -60,6 +61,8 @@ pub struct NodeProtection {
     ipv6_prefix: AtomicU8,
     /// What normal and emergency mode learned of each domain's traffic.
     baselines: Baselines,
+    /// The cluster backend, once the node joined one ([`NodeProtection::set_cluster`]).
+    cluster: Mutex<Option<Arc<dyn ClusterHooks>>>,
 }
 
 impl std::fmt::Debug for NodeProtection {
@@ -127,6 +130,7 @@ impl NodeProtection {
             summaries: Arc::default(),
             ipv6_prefix: AtomicU8::new(config.node.ipv6_prefix),
             baselines: Baselines::new(dir),
+            cluster: Mutex::new(None),
         };
         let now = p.now_ms();
         match p.log.load_blocks(i64::try_from(now).unwrap_or(i64::MAX)) {
@@ -170,6 +174,28 @@ impl NodeProtection {
             }
             _ => tracing::warn!(?b, "stored block not understood; ignored"),
         }
+    }
+
+    /// Makes the node a member of a cluster: guards built from now on count `scope = "cluster"` limits through
+    /// `hooks`, and blocks put in force or lifted here are told to it. Rebuild the guards (a reload) to apply.
+    pub fn set_cluster(&self, hooks: Arc<dyn ClusterHooks>) {
+        *lock(&self.cluster) = Some(hooks);
+    }
+
+    fn cluster(&self) -> Option<Arc<dyn ClusterHooks>> {
+        lock(&self.cluster).clone()
+    }
+
+    /// Puts in force a block or challenge another node of the cluster decided (and stores it, so it outlives a
+    /// restart). Not told back to the cluster.
+    pub fn apply_shared_block(&self, b: &BlockRecord) {
+        self.restore(b, self.now_ms());
+        self.log.writer().submit_block(b.clone());
+    }
+
+    /// Lifts a block or challenge that was lifted on another node of the cluster. Not told back to the cluster.
+    pub fn lift_shared(&self, domain: &str, object_type: &str, object_value: &str) -> bool {
+        self.lift_inner(domain, object_type, object_value, "cluster", false)
     }
 
     /// Unix milliseconds as the node's clock tells them.
@@ -275,6 +301,7 @@ impl NodeProtection {
                     node: self.node.clone(),
                     writer: Some(self.log.writer()),
                     summaries: self.summaries.clone(),
+                    cluster: self.cluster(),
                 },
             )?
             .with_challenger(&self.challenger)
@@ -329,6 +356,17 @@ impl NodeProtection {
         object_value: &str,
         lifter: &str,
     ) -> bool {
+        self.lift_inner(domain, object_type, object_value, lifter, true)
+    }
+
+    fn lift_inner(
+        &self,
+        domain: &str,
+        object_type: &str,
+        object_value: &str,
+        lifter: &str,
+        tell_cluster: bool,
+    ) -> bool {
         let Some(blocks) = lock(&self.blocks)
             .get(&domain.to_ascii_lowercase())
             .cloned()
@@ -352,6 +390,9 @@ impl NodeProtection {
         let Some(entry) = found else {
             return false;
         };
+        if tell_cluster && let Some(c) = self.cluster() {
+            c.block_lifted(blocks.domain(), object_type, object_value);
+        }
         let writer = self.log.writer();
         writer.submit_unblock(blocks.domain(), object_type, object_value);
         writer.submit(ActivityRecord {
@@ -443,6 +484,9 @@ impl NodeProtection {
             detail: "timed challenge started by an operator through the admin API".to_owned(),
         });
         writer.submit_block(record.clone());
+        if let Some(c) = self.cluster() {
+            c.block_set(&record);
+        }
         tracing::warn!(
             domain,
             object_type = %record.object_type,

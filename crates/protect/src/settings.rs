@@ -1,5 +1,5 @@
-//! A domain's `[domain.challenge]` as the request path reads it: the difficulty, the clearance TTL, and the
-//! challenges in force by configuration (the whole domain, or path prefixes).
+//! A domain's `[domain.challenge]` ready for the request path, and the rule names of challenges and refusals
+//! that no custom rule made.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,11 @@ use crate::blocks::InForce;
 pub const RULE_CHALLENGE_ENABLED: &str = "challenge.enabled";
 /// The `rule` named by a challenge of one of `[domain.challenge] paths`.
 pub const RULE_CHALLENGE_PATHS: &str = "challenge.paths";
+/// The `rule` named by a timed challenge an operator started through the admin API.
+pub use crate::budget::RULE_OPERATOR;
+/// The rule named for a client refused by `[domain.access_control] deny`.
+pub const RULE_ACCESS_DENY: &str = "access_control.deny";
+
 /// A domain's `[domain.challenge]`, ready for the request path.
 #[derive(Debug, Clone)]
 pub struct ChallengeSettings {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use edgeguard_store::ActivityWriter;
 
+use crate::shared::ClusterHooks;
 use crate::summary::Summaries;
 
 /// Where triggers are reported: the node's name for the records and the store's asynchronous writer (absent in
@@ -15,6 +16,8 @@ pub struct Sink {
     pub writer: Option<ActivityWriter>,
     /// Triggers are counted here; at most a few per rule and period get a line of their own.
     pub summaries: Arc<Summaries>,
+    /// The cluster backend when the node is in one: `scope = "cluster"` counts and blocks go through it.
+    pub cluster: Option<Arc<dyn ClusterHooks>>,
 }
 
 impl std::fmt::Debug for Sink {

@@ -248,6 +248,11 @@ impl RunningNode {
         let _ = tokio::task::spawn_blocking(move || protection.close()).await;
     }
 
+    /// The node's protection services (store, blocks, challenger), for a cluster backend to join.
+    pub fn protection(&self) -> &Arc<NodeProtection> {
+        &self.protection
+    }
+
     /// Blocks and challenges in force now, on every domain (unexpired; Unix milliseconds in `until_ms`).
     pub fn blocks_in_force(&self) -> Vec<BlockRecord> {
         self.protection.blocks_in_force()

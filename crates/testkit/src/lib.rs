@@ -9,6 +9,7 @@
 pub mod browser;
 pub mod client;
 pub mod origin;
+pub mod redis;
 pub mod route;
 
 pub use client::{Reply, WAIT, dead_addr, eventually, get, h2, raw, read_all, send, statuses};

@@ -1,0 +1,186 @@
+//! Redis: one multiplexed connection to a single instance, or a Redis Cluster connection from seed nodes, and
+//! the server-side scripts. Every write is idempotent (max-merge of per-node cumulative counts, events numbered
+//! by Redis itself), so a round that timed out can be sent again without counting anything twice.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
+
+/// A connection to a single instance or to a Redis Cluster; cheap to clone (both are multiplexed).
+#[derive(Clone)]
+pub enum Conn {
+    One(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// Connects within `timeout`: one URL is a single instance, several are the seed nodes of a Redis Cluster.
+pub async fn connect(urls: &[String], timeout: Duration) -> Result<Conn, String> {
+    let attempt = async {
+        if let [url] = urls {
+            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout));
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map(Conn::One)
+                .map_err(|e| e.to_string())
+        } else {
+            let client = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .build()
+                .map_err(|e| e.to_string())?;
+            client
+                .get_async_connection()
+                .await
+                .map(Conn::Cluster)
+                .map_err(|e| e.to_string())
+        }
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| format!("no connection within {} ms", timeout.as_millis()))?
+}
+
+/// Max-merges this node's cumulative count of a key into the current and the previous window's hash (one
+/// field per node), sets each hash's expiry once, and returns the other nodes' totals of both windows and the
+/// number of nodes counting in the current one. Both keys share a hash tag, so they live in one Cluster slot.
+///
+/// KEYS: current window, previous window. ARGV: node, own count (current), own count (previous), expiry of the
+/// current hash (Unix ms), expiry of the previous.
+pub static COUNT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local function merge(k, v, at)
+  local n = tonumber(v)
+  if n > 0 then
+    local c = tonumber(redis.call('HGET', k, ARGV[1]) or '0')
+    if n > c then redis.call('HSET', k, ARGV[1], n) end
+    redis.call('PEXPIREAT', k, at, 'NX')
+  end
+end
+local function others(k)
+  local t = redis.call('HGETALL', k)
+  local s, n = 0, 0
+  for i = 1, #t, 2 do
+    n = n + 1
+    if t[i] ~= ARGV[1] then s = s + tonumber(t[i + 1]) end
+  end
+  return s, n
+end
+merge(KEYS[1], ARGV[2], ARGV[4])
+merge(KEYS[2], ARGV[3], ARGV[5])
+local cur, nodes = others(KEYS[1])
+local prev = others(KEYS[2])
+return {cur, prev, nodes}
+",
+    )
+});
+
+/// Appends an event (a block, a lift, a purge) under its own key with an expiry, numbered by Redis: the number
+/// orders the events log (a sorted set) that every node reads from where it left off.
+///
+/// KEYS: the event's key, the log, the sequence. ARGV: payload, expiry (Unix ms).
+pub static EVENT_PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('INCR', KEYS[3])
+redis.call('SET', KEYS[1], v .. ' ' .. ARGV[1], 'PXAT', ARGV[2])
+redis.call('ZADD', KEYS[2], v, KEYS[1])
+return v
+",
+    )
+});
+
+/// The events numbered after ARGV[1] still alive, as `[key, number, payload, ...]` (at most 500 per call); the log's
+/// entries whose key expired are dropped on the way.
+///
+/// KEYS: the log. ARGV: the last number read.
+pub static EVENTS_SINCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES', 'LIMIT', 0, 500)
+local out = {}
+for i = 1, #r, 2 do
+  local v = redis.call('GET', r[i])
+  if v then
+    table.insert(out, r[i])
+    table.insert(out, r[i + 1])
+    table.insert(out, v)
+  else
+    redis.call('ZREM', KEYS[1], r[i])
+  end
+end
+return out
+",
+    )
+});
+
+/// Publishes a configuration snapshot under the next version. KEYS: version, snapshot. ARGV: the snapshot.
+pub static CONFIG_PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local v = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], v .. '\n' .. ARGV[1])
+return v
+",
+    )
+});
+
+/// Keys of the events log and the configuration snapshot (one hash tag each: one Cluster slot).
+pub const EVENTS_LOG: &str = "eg:{ev}:log";
+pub const EVENTS_SEQ: &str = "eg:{ev}:seq";
+pub const CONFIG_VER: &str = "eg:{cfg}:ver";
+pub const CONFIG_SNAP: &str = "eg:{cfg}:snap";
+
+/// The key of an event.
+pub fn event_key(name: &str) -> String {
+    format!("eg:{{ev}}:{name}")
+}
+
+/// The hash of one window of one key of one table: `eg:{<table id>/<key hex>}:<window index>`.
+pub fn window_key(table: &str, key: &[u8], win: u64) -> String {
+    let mut out = String::with_capacity(table.len() + key.len() * 2 + 24);
+    out.push_str("eg:{");
+    out.push_str(table);
+    out.push('/');
+    for b in key {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out.push_str("}:");
+    out.push_str(&win.to_string());
+    out
+}

@@ -1,0 +1,288 @@
+//! The node's side of the shared counters: per table and key, this node's own count in the current and the
+//! previous fixed window, what Redis has confirmed of them, and the other nodes' totals from the last reply.
+//! The request path reads and bumps these under a shard lock; the sync task collects what to send and folds
+//! the replies back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use edgeguard_protect::{Others, SharedCounter};
+use tokio::sync::Notify;
+
+use crate::health::Health;
+
+const SHARDS: usize = 16;
+/// Keys one table follows; past that a new key is decided on this node's counts alone (as `scope = "node"`),
+/// so a flood of one-shot keys cannot grow memory or the sync batches without bound.
+pub const MAX_KEYS: usize = 100_000;
+
+/// One shard of a table's keys.
+type Shard = Mutex<HashMap<Box<[u8]>, KeyState>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One key of one table.
+#[derive(Debug, Default, Clone)]
+struct KeyState {
+    /// Index of the current fixed window (`unix_ms / window_ms`).
+    win: u64,
+    own: u64,
+    /// Own count of `win` Redis has confirmed.
+    sent: u64,
+    /// The other nodes' total in `win` and in `win - 1`, as of the last reply.
+    others: u64,
+    others_prev: u64,
+    own_prev: u64,
+    sent_prev: u64,
+    /// Last request (Unix ms) and last reply folded in.
+    touched_ms: u64,
+    refreshed_ms: u64,
+    /// The limit the key is compared with (0: not known).
+    limit: u64,
+    /// The other nodes' totals grew while the key is near its limit: read it again at once.
+    hot: bool,
+}
+
+impl KeyState {
+    fn roll(&mut self, win: u64) {
+        if win <= self.win {
+            return;
+        }
+        if win == self.win + 1 {
+            self.own_prev = self.own;
+            self.sent_prev = self.sent;
+            self.others_prev = self.others;
+        } else {
+            self.own_prev = 0;
+            self.sent_prev = 0;
+            self.others_prev = 0;
+        }
+        self.own = 0;
+        self.sent = 0;
+        self.others = 0;
+        self.win = win;
+    }
+}
+
+/// What the sync task sends for one key: this node's counts of two windows.
+#[derive(Clone)]
+pub struct Item {
+    pub table: Arc<CounterTable>,
+    pub key: Box<[u8]>,
+    pub win: u64,
+    pub own: u64,
+    pub own_prev: u64,
+}
+
+/// The reply for one [`Item`]: the other nodes' totals of both windows and how many nodes counted.
+#[derive(Debug, Clone, Copy)]
+pub struct Totals {
+    pub others: u64,
+    pub others_prev: u64,
+    pub nodes: u64,
+}
+
+/// The shared counter of one table (a rule's window, or an IP access limit) of one domain.
+pub struct CounterTable {
+    /// `domain/table/window_ms`: the part of the Redis key that names the table.
+    pub id: String,
+    pub window_ms: u64,
+    shards: Box<[Shard]>,
+    keys: AtomicU64,
+    /// Nodes seen counting in this table (from the replies), for the send quantum.
+    nodes: AtomicU64,
+    health: Arc<Health>,
+    wake: Arc<Notify>,
+}
+
+impl CounterTable {
+    pub fn new(id: String, window_ms: u64, health: Arc<Health>, wake: Arc<Notify>) -> Self {
+        CounterTable {
+            id,
+            window_ms: window_ms.max(1),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            keys: AtomicU64::new(0),
+            nodes: AtomicU64::new(1),
+            health,
+            wake,
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &Shard {
+        // FNV-1a: cheap and stable; the shard only spreads lock contention.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in key {
+            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+        }
+        &self.shards[h as usize % SHARDS]
+    }
+
+    /// Keys with something to send, or active and not refreshed for `refresh_ms`. Marks nothing: a key is
+    /// confirmed only by [`CounterTable::fold`], so a failed round is simply sent again (max-merge makes that
+    /// harmless). Keys idle for two windows with nothing unsent are dropped.
+    pub fn collect(self: &Arc<Self>, now_ms: u64, refresh_ms: u64, out: &mut Vec<Item>) {
+        let win = now_ms / self.window_ms;
+        for shard in self.shards.iter() {
+            let mut map = lock(shard);
+            let before = map.len();
+            map.retain(|key, s| {
+                s.roll(win);
+                let dirty = s.own > s.sent || s.own_prev > s.sent_prev;
+                let active = s.touched_ms + self.window_ms > now_ms;
+                let stale = s.refreshed_ms.saturating_add(refresh_ms) <= now_ms;
+                if dirty || s.hot || (active && stale) {
+                    s.hot = false;
+                    out.push(Item {
+                        table: self.clone(),
+                        key: key.clone(),
+                        win: s.win,
+                        own: s.own,
+                        own_prev: s.own_prev,
+                    });
+                }
+                dirty || s.touched_ms + 2 * self.window_ms > now_ms
+            });
+            let dropped = before - map.len();
+            if dropped > 0 {
+                self.keys.fetch_sub(dropped as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Folds a reply in: the sent counts are confirmed, the other nodes' totals replace the old ones. A key
+    /// whose others grew while it is past half its limit is read again on the next round, so a flood spread
+    /// over nodes is seen as it grows, not one interval later.
+    pub fn fold(&self, item: &Item, t: Totals, now_ms: u64) {
+        self.nodes.fetch_max(t.nodes.max(1), Ordering::Relaxed);
+        let mut map = lock(self.shard(&item.key));
+        let Some(s) = map.get_mut(&item.key) else {
+            return;
+        };
+        s.roll(item.win);
+        if s.win == item.win {
+            let grew = t.others > s.others;
+            let near =
+                s.limit > 0 && 2 * (s.own + t.others) >= s.limit && s.own + t.others < s.limit;
+            if grew && near {
+                s.hot = true;
+                self.wake.notify_one();
+            }
+            s.sent = s.sent.max(item.own);
+            s.sent_prev = s.sent_prev.max(item.own_prev);
+            s.others = t.others;
+            s.others_prev = t.others_prev;
+        } else if s.win == item.win + 1 {
+            s.sent_prev = s.sent_prev.max(item.own);
+            s.others_prev = t.others;
+        }
+        s.refreshed_ms = now_ms;
+    }
+
+    /// After a reconnect: nothing is confirmed any more (Redis may have restarted empty), so every key sends
+    /// its whole own count again on the next round.
+    pub fn unconfirm(&self) {
+        for shard in self.shards.iter() {
+            for s in lock(shard).values_mut() {
+                s.sent = 0;
+                s.sent_prev = 0;
+            }
+        }
+    }
+
+    /// Keys followed now.
+    pub fn keys(&self) -> u64 {
+        self.keys.load(Ordering::Relaxed)
+    }
+}
+
+impl SharedCounter for CounterTable {
+    fn others(&self, key: &[u8], now_ms: u64) -> Others {
+        // While Redis is down, "local" keeps the other nodes' last known totals: they only ever grow within a
+        // window, so they still bound what the others did from below, and this node's own counts hold the rest.
+        match self.health.failing() {
+            None | Some(Others::Count(_)) => {}
+            Some(other) => return other,
+        }
+        let win = now_ms / self.window_ms;
+        let map = lock(self.shard(key));
+        let Some(s) = map.get(key) else {
+            return Others::Count(0);
+        };
+        let (cur, prev) = match win.checked_sub(s.win) {
+            Some(0) => (s.others, s.others_prev),
+            Some(1) => (0, s.others),
+            _ => (0, 0),
+        };
+        // Sliding estimate over two fixed windows: the previous one weighted by the part of it still inside the
+        // window that ends now.
+        let elapsed = now_ms % self.window_ms;
+        let prev_part = prev * (self.window_ms - elapsed) / self.window_ms;
+        Others::Count(cur + prev_part)
+    }
+
+    fn add(&self, key: &[u8], now_ms: u64, n: u32, limit: Option<u64>) {
+        let win = now_ms / self.window_ms;
+        let mut map = lock(self.shard(key));
+        let s = match map.get_mut(key) {
+            Some(s) => s,
+            None => {
+                if self.keys.load(Ordering::Relaxed) >= MAX_KEYS as u64 {
+                    return;
+                }
+                self.keys.fetch_add(1, Ordering::Relaxed);
+                map.entry(key.into()).or_insert_with(|| KeyState {
+                    win,
+                    ..KeyState::default()
+                })
+            }
+        };
+        s.roll(win);
+        s.own += u64::from(n);
+        s.touched_ms = now_ms;
+        s.limit = limit.unwrap_or(0);
+        let unsent = s.own - s.sent;
+        drop(map);
+        // The send quantum q = floor(5% x L / (3 N)), at least 1 (docs/cluster.md): with every node holding at
+        // most about 3q unseen by the others, the overshoot stays within 5% of the limit.
+        let nodes = self.nodes.load(Ordering::Relaxed).max(1);
+        let q = limit.map_or(1, |l| (l * 5 / 100 / (3 * nodes)).max(1));
+        if unsent >= q {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// Every shared counter of the node, by table id, so a reload gets back the counts it had.
+#[derive(Default)]
+pub struct Registry {
+    tables: Mutex<HashMap<String, Arc<CounterTable>>>,
+}
+
+impl Registry {
+    pub fn get_or_make(
+        &self,
+        id: String,
+        window_ms: u64,
+        health: &Arc<Health>,
+        wake: &Arc<Notify>,
+    ) -> Arc<CounterTable> {
+        lock(&self.tables)
+            .entry(id.clone())
+            .or_insert_with(|| {
+                Arc::new(CounterTable::new(
+                    id,
+                    window_ms,
+                    health.clone(),
+                    wake.clone(),
+                ))
+            })
+            .clone()
+    }
+
+    pub fn all(&self) -> Vec<Arc<CounterTable>> {
+        lock(&self.tables).values().cloned().collect()
+    }
+}
