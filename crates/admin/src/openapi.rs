@@ -152,6 +152,46 @@ pub struct DomainDoc {
     pub tls: Option<TlsDoc>,
     pub upstream_tls: Option<UpstreamTlsDoc>,
     pub access_control: Option<AccessControlDoc>,
+    /// HTTP/1.1 `Upgrade` (WebSocket) passed through to the upstream.
+    pub websocket: Option<bool>,
+    /// Methods refused (405) unless listed here: `CONNECT`, `TRACE`.
+    pub allow_methods: Option<Vec<String>>,
+    pub upstream: Option<UpstreamDoc>,
+    pub health_check: Option<HealthCheckDoc>,
+}
+
+/// `[domain.upstream]`: failure accounting and connection caps per upstream address.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDoc {
+    /// Failures within `fail_timeout` that mark an upstream down (0: never).
+    pub max_fails: Option<u32>,
+    /// e.g. `"10s"`.
+    pub fail_timeout: Option<String>,
+    /// Connections open to one upstream at most (0: unlimited).
+    pub max_conns: Option<u32>,
+    /// Requests waiting for a connection at most.
+    pub queue: Option<u32>,
+    /// e.g. `"5s"`.
+    pub queue_timeout: Option<String>,
+    /// How long a resolved upstream name is used, e.g. `"30s"`.
+    pub resolve_ttl: Option<String>,
+}
+
+/// `[domain.health_check]`: the active probe of every upstream.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckDoc {
+    /// `tcp` | `http`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The path an `http` probe asks for.
+    pub path: Option<String>,
+    /// Statuses that pass: `200`, `"2xx"` or `"200-399"`.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub statuses: Option<Vec<serde_json::Value>>,
+    /// e.g. `"2s"`.
+    pub interval: Option<String>,
 }
 
 /// `[domain.tls]`: the certificate SNI picks for the domain.

@@ -305,10 +305,15 @@ impl Control for NodeControl {
     }
 
     fn health(&self) -> String {
-        match &self.cluster {
-            Some(cluster) => format!("ok\n{}\n", cluster.health().summary()),
-            None => "ok\n".to_owned(),
+        let mut text = "ok\n".to_owned();
+        if let Some(cluster) = &self.cluster {
+            text += &format!("{}\n", cluster.health().summary());
         }
+        // A full disk under data_dir: requests are served, the activity log is not written.
+        if let Some(why) = self.node.activity_log().write_error() {
+            text += &format!("activity_log: degraded (cannot write: {why})\n");
+        }
+        text
     }
 
     fn node_addresses(&self) -> Vec<IpAddr> {

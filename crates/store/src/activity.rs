@@ -104,6 +104,9 @@ pub struct ActivityLogOptions {
     pub queue_capacity: usize,
     /// Most records written in one transaction.
     pub batch_size: usize,
+    /// Largest size the database file may grow to (SQLite's `max_page_count`); `None`: as large as the disk
+    /// allows. Past it, writes fail as on a full disk.
+    pub max_db_bytes: Option<u64>,
 }
 
 impl Default for ActivityLogOptions {
@@ -112,6 +115,7 @@ impl Default for ActivityLogOptions {
             max_rows: 1_000_000,
             queue_capacity: 10_000,
             batch_size: 512,
+            max_db_bytes: None,
         }
     }
 }
@@ -135,6 +139,8 @@ struct Counters {
     dropped: AtomicU64,
     written: AtomicU64,
     failed_batches: AtomicU64,
+    /// Why the last batch failed, until one succeeds again (a full disk, most often).
+    failing: parking_lot::Mutex<Option<String>>,
 }
 
 impl Counters {
@@ -226,6 +232,14 @@ impl ActivityLog {
         let path = path.as_ref();
         let conn = open_connection(path)?;
         let writer_conn = open_connection(path)?;
+        if let Some(bytes) = options.max_db_bytes {
+            let page: i64 = writer_conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let pages = (bytes / page.max(1) as u64).max(1);
+            let _: i64 =
+                writer_conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+                    r.get(0)
+                })?;
+        }
         let (tx, rx) = mpsc::sync_channel(options.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let thread_counters = Arc::clone(&counters);
@@ -250,6 +264,13 @@ impl ActivityLog {
 
     pub fn writer_stats(&self) -> WriterStats {
         self.counters.snapshot()
+    }
+
+    /// Why the writer cannot write right now (the last batch failed: a full disk, a read-only file), or
+    /// `None` while it writes. Requests are served either way; records and block changes queued meanwhile
+    /// are lost (counted in `failed_batches`).
+    pub fn write_error(&self) -> Option<String> {
+        self.counters.failing.lock().clone()
     }
 
     /// Waits until everything queued before this call is written (tests, shutdown). Blocks while the queue is
@@ -558,9 +579,21 @@ fn writer_loop(
         match result {
             Ok(()) => {
                 counters.written.fetch_add(work, Ordering::Relaxed);
+                if counters.failing.lock().take().is_some() {
+                    tracing::warn!("activity log: writing again");
+                }
             }
-            Err(_) => {
+            Err(e) => {
                 counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+                let why = e.to_string();
+                let mut failing = counters.failing.lock();
+                if failing.is_none() {
+                    // Once per outage, not per batch: a full disk must not also flood the node's log.
+                    tracing::error!(
+                        "activity log: cannot write ({why}); the node keeps serving, records are lost until it can"
+                    );
+                }
+                *failing = Some(why);
             }
         }
         for done in barriers.drain(..) {

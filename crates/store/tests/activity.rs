@@ -390,3 +390,38 @@ fn blocks_in_force_survive_a_restart() {
     assert!(!log.remove_block("c.example", "ip", "10.0.0.9").unwrap());
     assert!(log.load_blocks(30_000).unwrap().is_empty());
 }
+
+#[test]
+fn a_full_database_is_reported_and_writing_resumes_when_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ActivityLogOptions {
+        max_db_bytes: Some(256 * 1024),
+        max_rows: 1_000_000,
+        ..ActivityLogOptions::default()
+    };
+    let log = ActivityLog::open_with(dir.path().join("full.db"), options).unwrap();
+    let w = log.writer();
+    assert_eq!(log.write_error(), None);
+    // Far more than 256 KiB of records: the database fills up as a full disk would.
+    let detail = "x".repeat(500);
+    for i in 0..2000 {
+        let mut r = rec(1_000_000 + i, "a.test", "r", "192.0.2.1", "block");
+        r.detail = detail.clone();
+        w.submit(r);
+    }
+    log.sync().unwrap();
+    let why = log.write_error().expect("the failure is reported");
+    assert!(why.contains("full"), "{why}");
+    assert!(log.writer_stats().failed_batches > 0);
+    // Reading still works, and so does the queue: nothing blocks, nothing panics.
+    let before = log.count().unwrap();
+    assert!(before > 0);
+    w.submit(rec(2_000_000, "a.test", "r", "192.0.2.2", "block"));
+    log.sync().unwrap();
+    // Room again (old rows deleted, as retention would): the next batch is written and the report clears.
+    let deleted = log.prune(2_000_000).unwrap();
+    assert!(deleted > 0);
+    w.submit(rec(2_000_001, "a.test", "r", "192.0.2.3", "block"));
+    log.sync().unwrap();
+    assert_eq!(log.write_error(), None);
+}
