@@ -397,6 +397,8 @@ fn a_full_database_is_reported_and_writing_resumes_when_there_is_room() {
     let options = ActivityLogOptions {
         max_db_bytes: Some(256 * 1024),
         max_rows: 1_000_000,
+        // One record a transaction: the database fills record by record, and every one after that fails.
+        batch_size: 1,
         ..ActivityLogOptions::default()
     };
     let log = ActivityLog::open_with(dir.path().join("full.db"), options).unwrap();
