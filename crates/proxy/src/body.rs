@@ -51,6 +51,9 @@ impl Tee {
 
 enum Inner {
     Full(Option<Bytes>),
+    /// A local answer in shared pieces, last piece first (popped in order): the challenge page, whose 12 KB of
+    /// fixed text is sent from the prebuilt buffers instead of being copied per request.
+    Pieces(Vec<Bytes>),
     Upstream {
         body: Incoming,
         idle: Idle,
@@ -75,6 +78,18 @@ impl ProxyBody {
         let bytes = bytes.into();
         Self {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
+            guard: None,
+            pooled: None,
+            stream: None,
+        }
+    }
+
+    /// A complete body sent as `pieces` in order, never copied into one buffer.
+    pub(crate) fn pieces<const N: usize>(pieces: [Bytes; N]) -> Self {
+        let mut v: Vec<Bytes> = pieces.into_iter().filter(|b| !b.is_empty()).collect();
+        v.reverse();
+        Self {
+            inner: Inner::Pieces(v),
             guard: None,
             pooled: None,
             stream: None,
@@ -109,7 +124,7 @@ impl ProxyBody {
                     buf: BytesMut::new(),
                 }));
             }
-            Inner::Full(_) => drop(fill),
+            Inner::Full(_) | Inner::Pieces(_) => drop(fill),
         }
     }
 
@@ -149,7 +164,7 @@ impl Drop for ProxyBody {
                 }
                 ended
             }
-            Inner::Full(_) => false,
+            Inner::Full(_) | Inner::Pieces(_) => false,
         };
         self.finish(reusable);
     }
@@ -166,6 +181,7 @@ impl Body for ProxyBody {
         let this = self.get_mut();
         let step = match &mut this.inner {
             Inner::Full(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Inner::Pieces(rest) => return Poll::Ready(rest.pop().map(|b| Ok(Frame::data(b)))),
             Inner::Upstream {
                 body,
                 idle,
@@ -216,6 +232,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Full(bytes) => bytes.is_none(),
+            Inner::Pieces(rest) => rest.is_empty(),
             Inner::Upstream { body, done, .. } => *done || body.is_end_stream(),
         }
     }
@@ -224,6 +241,7 @@ impl Body for ProxyBody {
         match &self.inner {
             Inner::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Inner::Full(None) => SizeHint::with_exact(0),
+            Inner::Pieces(rest) => SizeHint::with_exact(rest.iter().map(|b| b.len() as u64).sum()),
             Inner::Upstream { body, .. } => body.size_hint(),
         }
     }

@@ -145,3 +145,14 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The hand-written address text is `Display`'s, for every address.
+    #[test]
+    fn addr_text_is_display(v4 in any::<[u8; 4]>(), v6 in any::<[u8; 16]>()) {
+        let a = IpAddr::from(v4);
+        prop_assert_eq!(&super::addr_text(a)[..], a.to_string().into_bytes());
+        let b = IpAddr::from(v6);
+        prop_assert_eq!(&super::addr_text(b)[..], b.to_string().into_bytes());
+    }
+}

@@ -276,13 +276,13 @@ fn enforce(ctx: &mut RequestCtx, req: &Request<Incoming>, f: &InForce) -> Flow {
             }
             let token = challenger.issue(ctx.client_ip, &domain.name, now, difficulty);
             let return_to = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+            // The page's fixed pieces are shared buffers: only the visit's values are made per request.
             let page = match guard.as_deref() {
-                Some(g) => g.page().render(&token, return_to),
-                None => {
-                    edgeguard_challenge::ChallengePage::new(&domain.name).render(&token, return_to)
-                }
+                Some(g) => g.page().render_chunks(&token, return_to),
+                None => edgeguard_challenge::ChallengePage::new(&domain.name)
+                    .render_chunks(&token, return_to),
             };
-            Flow::Answer(challenge_page(page))
+            Flow::Answer(challenge_page(ProxyBody::pieces(page)))
         }
     }
 }
@@ -297,8 +297,8 @@ fn why(rule: &str) -> String {
     }
 }
 
-fn challenge_page(page: Bytes) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::full(page));
+fn challenge_page(page: ProxyBody) -> Response<ProxyBody> {
+    let mut resp = Response::new(page);
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
