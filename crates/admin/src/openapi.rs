@@ -45,6 +45,8 @@ pub struct CacheDoc {
     pub max_size: Option<String>,
     /// e.g. `"1h"`.
     pub stale_grace: Option<String>,
+    /// How long a request waits for another's fill of the same object, e.g. `"5s"`.
+    pub lock_timeout: Option<String>,
     /// A disk tier under this folder; absent: memory only.
     pub disk_path: Option<String>,
     /// e.g. `"1g"`.

@@ -66,6 +66,9 @@ pub const CACHE_MAX_SIZE: u64 = 64 * 1024 * 1024;
 /// `domain.cache.stale_grace`.
 pub const CACHE_STALE_GRACE: Duration = Duration::from_secs(60 * 60);
 
+/// `domain.cache.lock_timeout`: nginx's `proxy_cache_lock_timeout` default.
+pub const CACHE_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `domain.cache.disk_size`: 1 GiB when `disk_path` is set.
 pub const CACHE_DISK_SIZE: u64 = 1024 * 1024 * 1024;
 
@@ -178,6 +181,7 @@ impl Default for CacheSpec {
             ignore_query: CACHE_IGNORE_QUERY,
             max_size: CACHE_MAX_SIZE,
             stale_grace: CACHE_STALE_GRACE,
+            lock_timeout: CACHE_LOCK_TIMEOUT,
             disk_path: None,
             disk_size: CACHE_DISK_SIZE,
         }

@@ -365,6 +365,9 @@ pub struct CacheSpec {
     pub max_size: u64,
     /// `stale_grace`: how long past expiry an object may be served when the upstream fails, default 1h.
     pub stale_grace: Duration,
+    /// `lock_timeout`: how long a request waits for another request's fill of the same object before going
+    /// upstream itself (nginx's `proxy_cache_lock_timeout`), default 5s.
+    pub lock_timeout: Duration,
     /// `disk_path`: a disk tier under this folder that survives restarts; `None`: memory only.
     pub disk_path: Option<PathBuf>,
     /// `disk_size`: the disk tier's byte budget, default 1g.

@@ -168,6 +168,7 @@ pub(crate) struct RawCache {
     pub(crate) ignore_query: Option<S<bool>>,
     pub(crate) max_size: Option<S<StrOrInt>>,
     pub(crate) stale_grace: Option<S<StrOrInt>>,
+    pub(crate) lock_timeout: Option<S<StrOrInt>>,
     pub(crate) disk_path: Option<S<String>>,
     pub(crate) disk_size: Option<S<StrOrInt>>,
 }
@@ -374,6 +375,7 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
                     "ignore_query",
                     "max_size",
                     "stale_grace",
+                    "lock_timeout",
                     "disk_path",
                     "disk_size",
                 ],
@@ -384,6 +386,7 @@ fn read_domain(sink: &mut Sink<'_>, t: Tbl<'_, '_>) -> RawDomain {
                 ignore_query: boolean(sink, &t, "ignore_query"),
                 max_size: str_or_int(sink, &t, "max_size"),
                 stale_grace: str_or_int(sink, &t, "stale_grace"),
+                lock_timeout: str_or_int(sink, &t, "lock_timeout"),
                 disk_path: string(sink, &t, "disk_path"),
                 disk_size: str_or_int(sink, &t, "disk_size"),
             }

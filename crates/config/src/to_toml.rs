@@ -237,6 +237,11 @@ fn write_domain(out: &mut String, d: &Domain) -> std::fmt::Result {
     writeln!(out, "ignore_query = {}", c.ignore_query)?;
     writeln!(out, "max_size = {}", q(&format_size(c.max_size)))?;
     writeln!(out, "stale_grace = {}", q(&format_duration(c.stale_grace)))?;
+    writeln!(
+        out,
+        "lock_timeout = {}",
+        q(&format_duration(c.lock_timeout))
+    )?;
     if let Some(p) = &c.disk_path {
         writeln!(out, "disk_path = {}", path(p))?;
     }

@@ -53,6 +53,8 @@ pub(crate) struct DomainRt {
     /// In the order they are tried: parents (edges only), then origins.
     pub upstreams: Vec<Arc<UpstreamPool>>,
     pub connect_timeout: Duration,
+    /// `[domain.cache] lock_timeout`: how long a follower waits for another request's fill.
+    pub lock_timeout: Duration,
     pub read_timeout: Duration,
     /// `https_redirect`: plain-HTTP requests get 308 to HTTPS.
     pub https_redirect: bool,
@@ -296,6 +298,7 @@ impl Runtime {
             locations,
             upstreams,
             connect_timeout: d.connect_timeout,
+            lock_timeout: d.cache.lock_timeout,
             read_timeout: d.read_timeout,
             https_redirect: d.https_redirect,
             allow_connect: d.allow_methods.iter().any(|m| m == "CONNECT"),

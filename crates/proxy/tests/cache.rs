@@ -304,3 +304,30 @@ async fn reload_keeps_the_cache_unless_its_settings_change() {
     assert_eq!(get(addr, "a.test", "/r", &[]).await.x_cache(), "-");
     assert_eq!(o.hits(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_stops_waiting_after_lock_timeout() {
+    let origin = test_origin().await;
+    let (node, _) = node(&cache_site("edge-l", origin.addr, "lock_timeout = \"1s\"")).await;
+    let addr = node.local_addrs()[0];
+    // /slow answers after 5 s: the leader's fill is still in flight when the follower gives up on it.
+    let leader = tokio::spawn(async move { get(addr, "a.test", "/slow", &[]).await });
+    assert!(eventually(|| origin.hits_of("/slow") == 1).await);
+    let follower = tokio::spawn(async move { get(addr, "a.test", "/slow", &[]).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(origin.hits_of("/slow"), 1, "the follower waits at first");
+    // Well before the leader's answer (5 s), the follower has gone upstream on its own.
+    let mut gone = false;
+    for _ in 0..20 {
+        if origin.hits_of("/slow") == 2 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the follower went upstream after lock_timeout");
+    let (l, f) = (leader.await.unwrap(), follower.await.unwrap());
+    assert_eq!((l.status.as_u16(), f.status.as_u16()), (200, 200));
+    assert_eq!(l.x_cache(), "MISS");
+    node.shutdown().await;
+}

@@ -443,6 +443,13 @@ fn cache(sink: &mut Sink<'_>, path: &str, c: &raw::RawCache) -> CacheSpec {
             defaults::CACHE_STALE_GRACE,
             values::duration,
         ),
+        lock_timeout: opt(
+            sink,
+            || k("lock_timeout"),
+            &c.lock_timeout,
+            defaults::CACHE_LOCK_TIMEOUT,
+            values::duration,
+        ),
         disk_path: edge::disk_path(sink, path, c),
         disk_size: edge::disk_size(sink, path, c),
     }

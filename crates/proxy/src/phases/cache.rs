@@ -62,8 +62,8 @@ pub(crate) async fn lookup(
         Lookup::Lead { fill, stale } => (Some(fill), stale),
         Lookup::Pass { stale } => (None, stale),
         Lookup::Follow { wait, stale } => {
-            let patience = domain.connect_timeout + domain.read_timeout;
-            match wait.wait(&parts, patience).await {
+            // nginx's proxy_cache_lock_timeout: past it, fetch without storing rather than queue on a slow fill.
+            match wait.wait(&parts, domain.lock_timeout).await {
                 Some(c) => return Err(cached(ctx, c, CacheStatus::Hit, conds.as_ref())),
                 None => (None, stale),
             }
