@@ -5,14 +5,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use edgeguard_testkit::redis::Redis;
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgeguard");
+mod common;
+
+use common::Node;
 const TOKEN: &str = "test-token";
 
 /// An origin whose every answer is cacheable for 10 minutes and names how many requests it has seen.
@@ -101,56 +102,14 @@ fn api(admin: SocketAddr, method: &str, path: &str, json: &str) -> (u16, String)
     (r.status, r.body)
 }
 
-/// A running `edgeguard run`, killed on drop.
-struct Node {
-    child: Child,
-    listen: SocketAddr,
-    admin: SocketAddr,
-}
-
 impl Node {
-    fn start(config: &Path) -> Node {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .env("EDGEGUARD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut listen, mut admin) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while listen.is_none() || admin.is_none() {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the node logs its addresses");
+    /// Starts a node; none of its settings may be "accepted but not applied".
+    fn start_checked(config: &Path) -> Node {
+        let node = Node::start(config);
+        for line in &node.startup {
             assert!(!line.contains("accepted but not applied"), "{line}");
-            let addr = || {
-                line.split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next()?.parse().ok())
-            };
-            if line.contains("admin API") {
-                admin = addr();
-            } else if line.contains("listening") {
-                listen = addr();
-            }
         }
-        std::thread::spawn(move || while rx.recv().is_ok() {});
-        Node {
-            child,
-            listen: listen.unwrap(),
-            admin: admin.unwrap(),
-        }
+        node
     }
 
     fn get(&self, path: &str, client: &str) -> Reply {
@@ -159,13 +118,6 @@ impl Node {
 
     fn healthz(&self) -> String {
         http(self.admin, "GET", "/healthz", &[("Host", "admin")], "").body
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -218,8 +170,8 @@ fn a_rule_added_on_a_applies_on_c_and_a_purge_on_a_empties_b() {
         .iter()
         .map(|n| write_config(&root.path().join(n), n, o, &redis.url()))
         .collect();
-    let a = Node::start(&files[0]);
-    let b = Node::start(&files[1]);
+    let a = Node::start_checked(&files[0]);
+    let b = Node::start_checked(&files[1]);
     assert!(
         eventually(|| a.healthz().contains("cluster: ok")),
         "{}",
@@ -254,7 +206,7 @@ fn a_rule_added_on_a_applies_on_c_and_a_purge_on_a_empties_b() {
             "scope": "node"}]}"#,
     );
     assert_eq!(status, 200, "{body}");
-    let c = Node::start(&files[2]);
+    let c = Node::start_checked(&files[2]);
     let rules_on = |n: &Node| {
         api(
             n.admin,

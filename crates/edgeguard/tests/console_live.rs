@@ -5,10 +5,8 @@
 //! Screenshots of each view go to `target/console-screenshots/`. Without `/usr/bin/chromium` the test says why
 //! and passes.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
@@ -16,24 +14,12 @@ use chromiumoxide::page::{Page, ScreenshotParams};
 use edgeguard_testkit::browser::{Chromium, available, js, wait_for};
 use edgeguard_testkit::{Origin, get};
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgeguard");
+mod common;
+
+use common::Node;
 const TOKEN: &str = "console-token";
 const HOST: &str = "shop.test";
 const FLOOD: &str = "198.51.100.7";
-
-/// `edgeguard run`, killed on drop.
-struct Node {
-    child: Child,
-    listen: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start_node(dir: &Path, origin: SocketAddr) -> Node {
     let config = dir.join("edgeguard.toml");
@@ -73,42 +59,7 @@ ttl = 60
         ),
     )
     .expect("config");
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("EDGEGUARD_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("edgeguard runs");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let (mut listen, mut admin) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while listen.is_none() || admin.is_none() {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the node logs its addresses");
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next()?.parse().ok());
-        if line.contains("admin API") {
-            admin = addr;
-        } else if line.contains("listening") {
-            listen = addr;
-        }
-    }
-    Node {
-        child,
-        listen: listen.expect("listen"),
-        admin: admin.expect("admin"),
-    }
+    Node::start(&config)
 }
 
 fn screenshot_dir() -> PathBuf {

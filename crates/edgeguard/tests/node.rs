@@ -5,11 +5,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_edgeguard");
+mod common;
+
+use common::Node;
 const TOKEN: &str = "test-token";
 
 /// A minimal origin: every request gets `200 ok` (uncacheable), on its own thread.
@@ -104,94 +104,9 @@ fn api(admin: SocketAddr, method: &str, path: &str, json: &str) -> (u16, serde_j
     )
 }
 
-/// A running `edgeguard run`, stopped with SIGTERM on drop.
-struct Node {
-    child: Child,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
 impl Node {
-    fn start(config: &Path) -> Node {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .env("EDGEGUARD_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let (mut listen, mut admin) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while listen.is_none() || admin.is_none() {
-            let line = rx
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the node logs its addresses");
-            let addr = || {
-                line.split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next()?.parse().ok())
-            };
-            if line.contains("admin API") {
-                admin = addr();
-            } else if line.contains("listening") {
-                listen = addr();
-            }
-        }
-        Node {
-            child,
-            listen: listen.unwrap(),
-            admin: admin.unwrap(),
-            log: rx,
-        }
-    }
-
     fn get(&self, path: &str, client: &str) -> Reply {
         http(self.listen, "GET", path, &[("X-Forwarded-For", client)], "")
-    }
-
-    fn signal(&self, sig: &str) {
-        Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-    }
-
-    /// Waits for a log line containing `needle`.
-    fn wait_log(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let line = self
-                .log
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-
-    fn stop(mut self) {
-        self.signal("TERM");
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "node exit: {status}");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

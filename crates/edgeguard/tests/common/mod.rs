@@ -1,0 +1,105 @@
+//! The binary under test as its users run it: `edgeguard run --config FILE`, its addresses read from its log.
+#![allow(dead_code)] // Each test file uses its own part of this.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edgeguard");
+
+/// A running `edgeguard run`; killed on drop, [`Node::stop`] for a graceful stop.
+pub struct Node {
+    pub child: Child,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    /// Log lines up to the one that gave the last address.
+    pub startup: Vec<String>,
+    /// Every later log line.
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Node {
+    /// Starts the binary on `config` and waits (20 s at most) until it logs its listen and admin addresses.
+    pub fn start(config: &Path) -> Node {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("EDGEGUARD_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("edgeguard runs");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let (mut listen, mut admin) = (None, None);
+        let mut startup = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while listen.is_none() || admin.is_none() {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the node logs its addresses");
+            let addr = line
+                .split("addr=")
+                .nth(1)
+                .and_then(|a| a.split_whitespace().next()?.parse().ok());
+            if line.contains("admin API") {
+                admin = addr;
+            } else if line.contains("listening") {
+                listen = addr;
+            }
+            startup.push(line);
+        }
+        Node {
+            child,
+            listen: listen.expect("listen address"),
+            admin: admin.expect("admin address"),
+            startup,
+            log: rx,
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
+    /// Waits (10 s at most) for a log line containing `needle`.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let line = self
+                .log
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// SIGTERM, and the exit must be clean.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "node exit: {status}");
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
