@@ -73,15 +73,25 @@ fn codings(value: Option<&HeaderValue>) -> u8 {
         if refused {
             continue;
         }
-        set |= match coding.to_ascii_lowercase().as_str() {
-            "gzip" | "x-gzip" => 1,
-            "br" => 2,
-            "zstd" => 4,
-            "deflate" => 8,
-            "compress" | "x-compress" => 16,
-            "*" => 32,
-            "identity" | "" => 0,
-            _ => 64,
+        // No allocation: this runs on every hit of an object that varies on Accept-Encoding.
+        const KNOWN: [(&str, u8); 9] = [
+            ("gzip", 1),
+            ("x-gzip", 1),
+            ("br", 2),
+            ("zstd", 4),
+            ("deflate", 8),
+            ("compress", 16),
+            ("x-compress", 16),
+            ("*", 32),
+            ("identity", 0),
+        ];
+        set |= match KNOWN
+            .iter()
+            .find(|(name, _)| coding.eq_ignore_ascii_case(name))
+        {
+            Some((_, bit)) => *bit,
+            None if coding.is_empty() => 0,
+            None => 64,
         };
     }
     set

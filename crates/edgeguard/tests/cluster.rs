@@ -2,8 +2,8 @@
 //! A rule added through node A's admin API applies on node C; a purge on A empties the object on B; `/healthz`
 //! and `/metrics` tell whether Redis answers; a node started after the change catches up on start.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +13,7 @@ use edgeguard_testkit::redis::Redis;
 
 mod common;
 
-use common::Node;
+use common::{Node, Reply, http};
 const TOKEN: &str = "test-token";
 
 /// An origin whose every answer is cacheable for 10 minutes and names how many requests it has seen.
@@ -51,39 +51,6 @@ fn origin() -> (SocketAddr, Arc<AtomicUsize>) {
         }
     });
     (addr, hits)
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: d.test\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    Reply {
-        status,
-        head: head.to_ascii_lowercase(),
-        body: body.to_owned(),
-    }
 }
 
 fn api(admin: SocketAddr, method: &str, path: &str, json: &str) -> (u16, String) {

@@ -2,14 +2,14 @@
 //! HTTP, SIGHUP reloads and restarts on the same data_dir. Ports are chosen by the kernel (`:0`) and read back
 //! from the node's log.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use common::Node;
+use common::{Node, Reply, http};
 const TOKEN: &str = "test-token";
 
 /// A minimal origin: every request gets `200 ok` (uncacheable), on its own thread.
@@ -47,37 +47,6 @@ fn serve_origin(stream: TcpStream) {
             return;
         }
     }
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str("Host: d.test\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = raw
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Reply { status, body }
 }
 
 fn api(admin: SocketAddr, method: &str, path: &str, json: &str) -> (u16, serde_json::Value) {

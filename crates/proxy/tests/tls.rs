@@ -85,6 +85,16 @@ async fn exchange(s: &mut TlsStream<TcpStream>, req: &str) -> String {
     }
 }
 
+/// A folder with certificates for `a.test` and `b.test` (`a.pem`/`a.key`, `b.pem`/`b.key`) from one new CA;
+/// returns their DER too.
+fn two_sites() -> (tempfile::TempDir, Ca, Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("test ca");
+    let a = ca.issue(dir.path(), "a", "a.test");
+    let b = ca.issue(dir.path(), "b", "b.test");
+    (dir, ca, a, b)
+}
+
 fn site(dir: &Path, origin: SocketAddr, extra: &str) -> String {
     let d = dir.display();
     format!(
@@ -104,10 +114,7 @@ async fn proto_origin() -> Origin {
 
 #[tokio::test]
 async fn sni_picks_each_domains_certificate_and_the_pipeline_serves_over_tls() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    let a = ca.issue(dir.path(), "a", "a.test");
-    let b = ca.issue(dir.path(), "b", "b.test");
+    let (dir, ca, a, b) = two_sites();
     let o = proto_origin().await;
     let (node, _) = node(&site(dir.path(), o.addr, "")).await;
     let tls = node.local_tls_addrs()[0];
@@ -133,10 +140,7 @@ async fn sni_picks_each_domains_certificate_and_the_pipeline_serves_over_tls() {
 
 #[tokio::test]
 async fn unknown_or_missing_sni_fails_the_handshake_and_the_node_serves_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    ca.issue(dir.path(), "a", "a.test");
-    ca.issue(dir.path(), "b", "b.test");
+    let (dir, ca, _, _) = two_sites();
     let o = proto_origin().await;
     let (node, _) = node(&site(dir.path(), o.addr, "")).await;
     let tls = node.local_tls_addrs()[0];
@@ -151,10 +155,7 @@ async fn unknown_or_missing_sni_fails_the_handshake_and_the_node_serves_on() {
 
 #[tokio::test]
 async fn alpn_negotiates_h2_and_a_request_is_served_over_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    ca.issue(dir.path(), "a", "a.test");
-    ca.issue(dir.path(), "b", "b.test");
+    let (dir, ca, _, _) = two_sites();
     let o = proto_origin().await;
     let (node, _) = node(&site(dir.path(), o.addr, "")).await;
     let s = tls_connect(
@@ -189,10 +190,7 @@ async fn alpn_negotiates_h2_and_a_request_is_served_over_it() {
 
 #[tokio::test]
 async fn reload_swaps_a_certificate_without_dropping_an_open_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    let old = ca.issue(dir.path(), "a", "a.test");
-    ca.issue(dir.path(), "b", "b.test");
+    let (dir, ca, old, _) = two_sites();
     let o = proto_origin().await;
     let text = site(dir.path(), o.addr, "");
     let (node, _) = node(&text).await;
@@ -223,10 +221,7 @@ async fn reload_swaps_a_certificate_without_dropping_an_open_connection() {
 
 #[tokio::test]
 async fn https_redirect_answers_plain_http_with_308_to_the_tls_port() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    ca.issue(dir.path(), "a", "a.test");
-    ca.issue(dir.path(), "b", "b.test");
+    let (dir, ca, _, _) = two_sites();
     let o = proto_origin().await;
     let (node, _) = node(&site(dir.path(), o.addr, "https_redirect = true\n")).await;
     let port = node.local_tls_addrs()[0].port();
@@ -350,10 +345,7 @@ fn solve(challenge: &str, bits: u32) -> u64 {
 
 #[tokio::test]
 async fn the_clearance_cookie_is_secure_over_https() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    ca.issue(dir.path(), "a", "a.test");
-    ca.issue(dir.path(), "b", "b.test");
+    let (dir, ca, _, _) = two_sites();
     let o = proto_origin().await;
     let extra = "\n[domain.challenge]\ndifficulty = 8\npaths = [\"/login\"]\n";
     let (node, _) = node(&site(dir.path(), o.addr, extra)).await;
@@ -386,10 +378,7 @@ async fn the_clearance_cookie_is_secure_over_https() {
 
 #[tokio::test]
 async fn the_cache_keeps_http_and_https_answers_apart() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("test ca");
-    ca.issue(dir.path(), "a", "a.test");
-    ca.issue(dir.path(), "b", "b.test");
+    let (dir, ca, _, _) = two_sites();
     // An origin whose answer depends on the scheme, cacheable (as an HTTP-to-HTTPS 301 would be).
     let o = Origin::builder()
         .fallback(Route::echo(&[("proto", "x-forwarded-proto")]).cache_control("max-age=60"))
