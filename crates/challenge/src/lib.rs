@@ -10,6 +10,7 @@
 //! expensive and to stop those without a JavaScript engine. Nothing here keeps per-client state; the one table is
 //! the replay cache, fixed in size when the [`Challenger`] is made, that lets each solved token be redeemed once.
 
+mod assets;
 mod clearance;
 mod difficulty;
 mod endpoint;
@@ -19,11 +20,14 @@ mod random;
 mod replay;
 mod token;
 
+pub use assets::{
+    ASSET_CACHE_CONTROL, ASSET_PREFIX, Asset, SHA256_JS, asset, main_script, worker_script,
+};
 pub use clearance::{Clearance, ClearanceError};
 pub use difficulty::Difficulty;
 pub use endpoint::{MAX_VERIFY_BODY, VerifyResponse, safe_return_path};
 pub use key::{Challenger, DEFAULT_CLEARANCE_TTL, KEY_FILE, KeyError};
-pub use page::{ChallengePage, ChallengeParams, SHA256_JS, content_security_policy, render_page};
+pub use page::{ChallengePage, ChallengeParams, content_security_policy, render_page};
 pub use replay::{DEFAULT_REPLAY_CAPACITY, ReplayStats};
 pub use token::{ChallengeToken, TOKEN_TTL_MS, VerifyError};
 

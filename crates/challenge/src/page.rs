@@ -1,13 +1,15 @@
-//! The challenge page: one self-contained HTML document, inline CSS and JavaScript, no outside resources.
+//! The challenge page: one small HTML document with its style inline and its scripts as files of this origin
+//! ([`crate::assets`]), nothing from elsewhere.
 //!
-//! The scripts and the style are the same bytes on every page (the per-visit values travel in `data-` attributes),
-//! so [`content_security_policy`] can allow exactly them by hash and nothing else. They are also the bulk of the
-//! page, built once into shared bytes: a visit copies or references them and splices in its own values, without
-//! formatting anything.
+//! The style and the scripts are the same bytes on every page (the per-visit values travel in `data-` attributes),
+//! so [`content_security_policy`] can allow exactly them by hash (the main script through its `integrity`) and
+//! nothing else. The fixed parts are built once into shared bytes: a visit copies or references them and splices
+//! in its own values, without formatting anything.
 
 use crate::ChallengeToken;
 use crate::Difficulty;
 use crate::VERIFY_PATH;
+use crate::assets::{main_script, worker_script};
 use crate::endpoint::{MAX_RETURN_LEN, write_return_path};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -15,10 +17,6 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
-/// The SHA-256 implementation the page runs, exposed for tests that check it against known vectors.
-pub const SHA256_JS: &str = include_str!("page/sha256.js");
-const WORKER_JS: &str = include_str!("page/worker.js");
-pub(crate) const MAIN_JS: &str = include_str!("page/challenge.js");
 pub(crate) const STYLE: &str = include_str!("page/style.css");
 
 /// What one challenge page shows.
@@ -31,20 +29,16 @@ pub struct ChallengeParams<'a> {
     pub return_to: &'a str,
 }
 
-/// The worker's source sits in a `text/plain` script block that the page turns into a Blob URL: it is not run
-/// as a script (so needs no CSP allowance), and the main script builds the worker without `eval`.
-pub(crate) static WORKER_BLOCK: LazyLock<String> =
-    LazyLock::new(|| format!("\n{SHA256_JS}\n{WORKER_JS}"));
-
 /// `Content-Security-Policy` value for the challenge page: nothing but its own inline style and script (by hash),
-/// a worker from a Blob URL, and a fetch to its own origin.
+/// its main script (by hash, matched through the script's `integrity`), a worker from its own origin, and a fetch to
+/// its own origin.
 pub fn content_security_policy() -> &'static str {
     static CSP: LazyLock<String> = LazyLock::new(|| {
         let hash = |s: &str| STANDARD.encode(Sha256::digest(s.as_bytes()));
         format!(
-            "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; worker-src blob:; \
+            "default-src 'none'; script-src '{}'; style-src 'sha256-{}'; worker-src 'self'; \
              connect-src 'self'; img-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-            hash(MAIN_JS),
+            main_script().integrity,
             hash(STYLE)
         )
     });
@@ -73,7 +67,7 @@ struct Fixed {
     head_close: String,
     /// From the difficulty to the return path's attribute value.
     verify_attr: String,
-    /// From the expected work to the end: the worker block and the main script (the bulk of the page).
+    /// From the expected work to the end: the script element.
     tail: String,
     /// Per difficulty (indexed by bits): the bits and the expected hashes as text.
     bits: Vec<String>,
@@ -81,16 +75,18 @@ struct Fixed {
 }
 
 static FIXED: LazyLock<Fixed> = LazyLock::new(|| {
-    let mut verify_attr = String::from("\" data-verify=\"");
+    let mut verify_attr = String::from("\" data-worker=\"");
+    escape_into(&mut verify_attr, &worker_script().path);
+    verify_attr.push_str("\" data-verify=\"");
     escape_into(&mut verify_attr, VERIFY_PATH);
     verify_attr.push_str("\" data-return=\"");
+    let main = main_script();
     let tail = [
-        " hashes. Protected by edgeguard.</p>\n</main>\n",
-        "<script type=\"text/plain\" id=\"eg-worker\">",
-        &WORKER_BLOCK,
-        "</script>\n<script>",
-        MAIN_JS,
-        "</script>\n</body>\n</html>\n",
+        " hashes. Protected by edgeguard.</p>\n</main>\n<script src=\"",
+        &main.path,
+        "\" integrity=\"",
+        &main.integrity,
+        "\"></script>\n</body>\n</html>\n",
     ]
     .concat();
     let range = 0..=Difficulty::MAX;
@@ -160,7 +156,7 @@ impl ChallengePage {
 
     /// The page for one visit as five pieces to send in order (a vectored write or a body of several frames):
     /// only the second and fourth are made for the visit (about 300 bytes and the expected work); the others,
-    /// 12 KB in all, are shared.
+    /// about 2 KB in all, are shared.
     pub fn render_chunks(&self, token: &ChallengeToken, return_to: &str) -> [Bytes; 5] {
         let fixed: &'static Fixed = &FIXED;
         let mut visit = Vec::with_capacity(visit_len(return_to));

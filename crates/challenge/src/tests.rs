@@ -460,7 +460,6 @@ fn page_is_self_contained_and_accessible() {
         assert!(html.contains(needle), "page lacks {needle}");
     }
     for banned in [
-        "src=",
         "href=\"http",
         "@import",
         "url(",
@@ -470,36 +469,55 @@ fn page_is_self_contained_and_accessible() {
     ] {
         assert!(!html.contains(banned), "page has {banned}");
     }
-    // The CSP names the exact inline script and style.
-    let script = html
-        .rsplit("<script>")
-        .next()
-        .and_then(|s| s.split("</script>").next())
-        .expect("main script");
+    // One script, from this origin, whose integrity is what the CSP allows; the worker from this origin too.
+    let main = crate::main_script();
+    let worker = crate::worker_script();
+    assert_eq!(html.matches("<script").count(), 1, "one script element");
+    assert!(html.contains(&format!(
+        "<script src=\"{}\" integrity=\"{}\"></script>",
+        main.path, main.integrity
+    )));
+    assert!(html.contains(&format!("data-worker=\"{}\"", worker.path)));
+    assert!(html.len() < 3_000, "{} bytes", html.len());
     let style = html
         .split("<style>")
         .nth(1)
         .and_then(|s| s.split("</style>").next())
         .expect("style");
-    let hash = |s: &str| {
+    let hash = |s: &[u8]| {
         use sha2::Digest;
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s.as_bytes()))
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(s))
     };
+    assert_eq!(main.integrity, format!("sha256-{}", hash(&main.body)));
     let csp = content_security_policy();
     assert!(
-        csp.contains(&format!("script-src 'sha256-{}'", hash(script))),
+        csp.contains(&format!("script-src '{}'", main.integrity)),
         "{csp}"
     );
     assert!(
-        csp.contains(&format!("style-src 'sha256-{}'", hash(style))),
+        csp.contains(&format!("style-src 'sha256-{}'", hash(style.as_bytes()))),
         "{csp}"
     );
-    assert!(csp.contains("worker-src blob:") && csp.contains("default-src 'none'"));
-    assert_eq!(
-        html.matches("<script").count(),
-        2,
-        "one worker block and one script"
+    assert!(csp.contains("worker-src 'self'") && csp.contains("default-src 'none'"));
+}
+
+#[test]
+fn assets_are_found_by_their_paths_only() {
+    let main = crate::main_script();
+    let worker = crate::worker_script();
+    assert!(main.path.starts_with(crate::ASSET_PREFIX) && main.path.ends_with(".js"));
+    assert!(std::ptr::eq(crate::asset(&main.path).unwrap(), main));
+    assert!(std::ptr::eq(crate::asset(&worker.path).unwrap(), worker));
+    assert!(crate::asset(VERIFY_PATH).is_none());
+    assert!(crate::asset("/.edgeguard/challenge/check.js").is_none());
+    assert!(crate::asset(&main.path[1..]).is_none());
+    // The worker carries the hash it runs; the main script does not build a worker from the page's text.
+    assert!(
+        std::str::from_utf8(&worker.body)
+            .unwrap()
+            .contains("function egSha256")
     );
+    assert!(!std::str::from_utf8(&main.body).unwrap().contains("Blob"));
 }
 
 proptest! {

@@ -28,6 +28,8 @@ struct Site {
     challenges: AtomicUsize,
     protected: AtomicUsize,
     passed: AtomicUsize,
+    /// Scripts of the page served (a browser keeps them: fetched once per profile).
+    assets: AtomicUsize,
     /// (nonce, solve time the page claimed) of each accepted answer.
     solves: Mutex<Vec<(u64, u64)>>,
 }
@@ -92,6 +94,19 @@ async fn handle(site: Arc<Site>, peer: IpAddr, req: Request<Incoming>) -> Respon
                 .push((nonce, r.claimed_solve_ms.unwrap_or(0)));
         }
         return reply(r.status, &headers, r.body);
+    }
+    // The page's scripts, as the data plane serves them.
+    if let Some(asset) = edgeguard_challenge::asset(req.uri().path()) {
+        site.assets.fetch_add(1, Ordering::SeqCst);
+        let body = String::from_utf8(asset.body.to_vec()).expect("script text");
+        return reply(
+            200,
+            &[
+                ("content-type", asset.content_type),
+                ("cache-control", edgeguard_challenge::ASSET_CACHE_CONTROL),
+            ],
+            body,
+        );
     }
     if req.uri().path() == "/favicon.ico" {
         return reply(404, &[], String::new());
@@ -166,6 +181,7 @@ fn site(bits: u8, always_challenge: bool) -> Arc<Site> {
         difficulty: Difficulty::new(bits).expect("difficulty in range"),
         always_challenge,
         challenges: AtomicUsize::new(0),
+        assets: AtomicUsize::new(0),
         protected: AtomicUsize::new(0),
         passed: AtomicUsize::new(0),
         solves: Mutex::new(Vec::new()),
@@ -189,6 +205,8 @@ async fn chromium_passes_the_challenge_and_keeps_the_url() {
         assert_eq!(here, url, "back on the URL first asked for");
         assert_eq!(site.challenges.load(Ordering::SeqCst), 1);
         assert_eq!(site.passed.load(Ordering::SeqCst), 1);
+        // The page ran its script and worker from this origin, under the page's CSP.
+        assert!(site.assets.load(Ordering::SeqCst) >= 2, "main script and worker fetched");
         let cookies = page.get_cookies().await.expect("cookies");
         let c = cookies.iter().find(|c| c.name == COOKIE_NAME).expect("clearance cookie set");
         assert!(c.http_only, "clearance cookie is HttpOnly");

@@ -62,22 +62,24 @@ async fn run_phases(
         Ok(allowed) => allowed,
         Err(denied) => return *denied,
     };
-    // The challenge page's answer (SPEC 9.1): subject to blocks, the IP access limit and limit_conn, never to a
-    // challenge, the rules or limit_req.
-    let verify = protect::is_verify(&req);
+    // The challenge page's answer and scripts (SPEC 9.1): subject to blocks, the IP access limit and limit_conn,
+    // never to a challenge, the rules or limit_req.
+    let endpoint = protect::challenge_endpoint(&req);
     if !allowed {
         // SPEC sections 3-4: blocks and challenges in force (403, challenge page), IP access limit (514), rules.
-        phase!(protect::blocks_in_force(ctx, &req, verify));
+        phase!(protect::blocks_in_force(ctx, &req, endpoint.is_some()));
         phase!(protect::ip_access_limit(ctx));
-        if !verify {
+        if endpoint.is_none() {
             phase!(protect::rate_limiting_rules(ctx, &req));
             // nginx limits of the location.
             phase!(limit_req::limit_req(ctx, &req, clock).await);
         }
         phase!(limit_conn::limit_conn(ctx, &req));
     }
-    if verify {
-        return protect::verify(ctx, req).await;
+    match endpoint {
+        Some(protect::ChallengeEndpoint::Verify) => return protect::verify(ctx, req).await,
+        Some(protect::ChallengeEndpoint::Asset(a)) => return protect::asset(a),
+        None => {}
     }
     // https_redirect: plain HTTP gets 308 to HTTPS, after the challenge and limits had their say.
     phase!(redirect::https_redirect(ctx, &req));

@@ -303,6 +303,30 @@ async fn bot_detection_challenges_until_a_valid_clearance() {
     let post = send(addr, "POST", "/shop", &[("x-forwarded-for", ip)], "a=1").await;
     assert_eq!(post.status, StatusCode::FORBIDDEN);
     assert!(post.body.contains("bot detection"), "{}", post.body);
+    // The page is small; its scripts come from this origin, to the challenged client too, kept for a year.
+    assert!(page.len() < 3_000, "{} bytes", page.len());
+    let main = edgeguard_challenge::main_script();
+    assert!(page.contains(&format!("src=\"{}\"", main.path)), "{page}");
+    for path in [main.path.as_str(), attr(&page, "data-worker")] {
+        let r = get_from(addr, ip, path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(
+            r.headers.get("cache-control").unwrap(),
+            edgeguard_challenge::ASSET_CACHE_CONTROL
+        );
+        assert!(
+            r.headers
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+        );
+        assert!(!r.body.contains(ORIGIN_BODY) && r.body.contains("function"));
+    }
+    // A name that is not one of them is the site's own URL, challenged like any other.
+    let other = get_from(addr, ip, "/.edgeguard/challenge/check-0000000000000000.js").await;
+    assert!(other.body.contains("data-token="));
 
     // Solve the page's puzzle as its script would, and post the answer.
     let bits: u32 = attr(&page, "data-difficulty").parse().unwrap();

@@ -79,6 +79,16 @@ async fn verify_is_behind_blocks_and_the_ip_access_limit_and_redeems_once() {
     assert_eq!(blocked.status, StatusCode::FORBIDDEN, "{}", blocked.body);
     assert!(blocked.body.contains("trap01"), "{}", blocked.body);
     assert!(blocked.headers.get("set-cookie").is_none());
+    // The page's scripts are behind the block too.
+    let script = send(
+        addr,
+        "GET",
+        &edgeguard_challenge::main_script().path,
+        bad,
+        "",
+    )
+    .await;
+    assert_eq!(script.status, StatusCode::FORBIDDEN, "{}", script.body);
     // Counted in /metrics, not logged one line each.
     let m = node.metrics_text();
     for line in [

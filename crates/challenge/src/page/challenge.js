@@ -103,14 +103,7 @@
 
   live.hidden = false;
   setState('solving', 'Checking your browser. This takes a second or two\u2026');
-  var url;
-  try {
-    url = URL.createObjectURL(new Blob([document.getElementById('eg-worker').textContent],
-      { type: 'text/javascript' }));
-  } catch (e) {
-    fail('Your browser cannot run the check (no Blob URLs).');
-    return;
-  }
+  var url = root.getAttribute('data-worker');
   var n = Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
   for (var i = 0; i < n; i++) {
     var w;

@@ -2,7 +2,8 @@
 //! before (one `format!` per part).
 
 use super::*;
-use crate::page::{MAIN_JS, STYLE, WORKER_BLOCK};
+use crate::assets::{main_script, worker_script};
+use crate::page::STYLE;
 
 fn easy() -> Difficulty {
     Difficulty::new(1).expect("1 bit is in range")
@@ -218,11 +219,12 @@ fn reference_page(params: &ChallengeParams<'_>) -> String {
     ));
     html.push_str(&format!("<style>{STYLE}</style>\n</head>\n<body>\n"));
     html.push_str(&format!(
-        "<main id=\"eg\" data-token=\"{}\" data-challenge=\"{}\" data-difficulty=\"{}\" data-verify=\"{}\" \
-         data-return=\"{ret}\">\n",
+        "<main id=\"eg\" data-token=\"{}\" data-challenge=\"{}\" data-difficulty=\"{}\" data-worker=\"{}\" \
+         data-verify=\"{}\" data-return=\"{ret}\">\n",
         esc(token.as_str()),
         esc(token.challenge()),
         token.difficulty().bits(),
+        esc(&worker_script().path),
         esc(VERIFY_PATH),
     ));
     html.push_str("<h1>Checking your browser</h1>\n");
@@ -250,10 +252,10 @@ fn reference_page(params: &ChallengeParams<'_>) -> String {
         groups.join(",")
     ));
     html.push_str(&format!(
-        "<script type=\"text/plain\" id=\"eg-worker\">{}</script>\n",
-        *WORKER_BLOCK
+        "<script src=\"{}\" integrity=\"{}\"></script>\n</body>\n</html>\n",
+        main_script().path,
+        main_script().integrity
     ));
-    html.push_str(&format!("<script>{MAIN_JS}</script>\n</body>\n</html>\n"));
     html
 }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use edgeguard_challenge::{
-    Difficulty, MAX_VERIFY_BODY, VERIFY_PATH, VerifyError, content_security_policy,
+    ASSET_CACHE_CONTROL, ASSET_PREFIX, Asset, Difficulty, MAX_VERIFY_BODY, VERIFY_PATH,
+    VerifyError, content_security_policy,
 };
 use edgeguard_rules::{Action, RequestView};
 use edgeguard_store::{ActivityRecord, DecisionKind};
@@ -90,8 +91,8 @@ pub(crate) fn access_control(ctx: &mut RequestCtx) -> Result<bool, Box<Response<
 }
 
 /// Phase 1: blocks and challenges in force for this request's objects, its path, or the whole domain. For the
-/// challenge's verify endpoint (`verify`) only blocks count: a challenge in force is what it answers.
-pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>, verify: bool) -> Flow {
+/// challenge's own endpoints (`own`) only blocks count: a challenge in force is what they answer.
+pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>, own: bool) -> Flow {
     let (Some(domain), Some(node)) = (ctx.domain.as_ref(), ctx.rt.protect.node()) else {
         return Flow::Continue;
     };
@@ -115,7 +116,7 @@ pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>, ver
         };
         guard.in_force(&view, now, &mut ctx.protect.key)
     };
-    if verify {
+    if own {
         ctx.protect.guard = Some(guard);
         return match hit {
             Some(f) if f.action == Action::Block => enforce(ctx, req, &f),
@@ -312,10 +313,50 @@ fn challenge_page(page: ProxyBody) -> Response<ProxyBody> {
     resp
 }
 
-/// Whether the request is the challenge page's answer, which only blocks, the IP access limit and limit_conn
-/// may stop.
-pub(crate) fn is_verify(req: &Request<Incoming>) -> bool {
-    req.method() == Method::POST && req.uri().path() == VERIFY_PATH
+/// The challenge's own endpoints, which only deny, blocks, the IP access limit and limit_conn may stop: never a
+/// challenge (they are how one is passed), the rules or limit_req.
+#[derive(Clone, Copy)]
+pub(crate) enum ChallengeEndpoint {
+    /// `POST` of the page's answer.
+    Verify,
+    /// `GET` or `HEAD` of one of the page's scripts.
+    Asset(&'static Asset),
+}
+
+/// Which of the challenge's endpoints the request is for, if any. Hot path: one prefix compare for any other
+/// request.
+pub(crate) fn challenge_endpoint(req: &Request<Incoming>) -> Option<ChallengeEndpoint> {
+    let path = req.uri().path();
+    if !path.starts_with(ASSET_PREFIX) {
+        return None;
+    }
+    let m = req.method();
+    if m == Method::POST && path == VERIFY_PATH {
+        Some(ChallengeEndpoint::Verify)
+    } else if m == Method::GET || m == Method::HEAD {
+        edgeguard_challenge::asset(path).map(ChallengeEndpoint::Asset)
+    } else {
+        None
+    }
+}
+
+/// One of the challenge page's scripts: shared bytes, kept by browsers for a year (the name changes with them).
+pub(crate) fn asset(a: &'static Asset) -> Response<ProxyBody> {
+    let mut resp = Response::new(ProxyBody::full(a.body.clone()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(a.content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(ASSET_CACHE_CONTROL),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
 }
 
 /// `POST /.edgeguard/challenge/verify`: checks the answer and hands out the clearance cookie.
