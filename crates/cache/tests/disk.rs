@@ -224,23 +224,40 @@ async fn damaged_files_are_dropped_not_served() {
         let c = disk_cache(dir.path(), 1 << 20);
         store(&c, &get("/a"), &CC, "hello world", t);
         store(&c, &get("/b"), &CC, "fine", t);
+        store(&c, &get("/c"), &CC, "flipped bit", t);
         c.flush_disk();
     }
-    // Truncate one file by a byte, and leave a stray temporary behind as a crash would.
-    let mut all = files(dir.path());
-    all.sort();
-    let (victim, len) = all
-        .iter()
-        .find(|(p, _)| std::fs::read(p).unwrap().ends_with(b"hello world"))
-        .cloned()
-        .unwrap();
+    let holding = |needle: &[u8]| {
+        files(dir.path())
+            .into_iter()
+            .find(|(p, _)| {
+                std::fs::read(p)
+                    .unwrap()
+                    .windows(needle.len())
+                    .any(|w| w == needle)
+            })
+            .unwrap()
+    };
+    // Truncate one file by a byte, change one byte of another's body in place (same length: only the
+    // checksum tells), and leave a stray temporary behind as a crash would.
+    let (victim, len) = holding(b"hello world");
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..len as usize - 1]).unwrap();
+    let (flipped, _) = holding(b"flipped bit");
+    let mut bytes = std::fs::read(&flipped).unwrap();
+    let at = bytes.windows(11).position(|w| w == b"flipped bit").unwrap();
+    bytes[at] ^= 0x20;
+    std::fs::write(&flipped, &bytes).unwrap();
     let stray = Path::new(&victim).with_extension("tmp");
     std::fs::write(&stray, b"partial").unwrap();
     let c = disk_cache(dir.path(), 1 << 20);
     assert!(!stray.exists());
     assert_eq!(body_of(&c, &get("/a"), t).await, None);
+    assert_eq!(body_of(&c, &get("/c"), t).await, None);
+    assert!(
+        !Path::new(&flipped).exists(),
+        "a file that fails its checksum is deleted"
+    );
     assert_eq!(body_of(&c, &get("/b"), t).await.as_deref(), Some("fine"));
 }
 

@@ -2,18 +2,20 @@
 //! bodies.
 //!
 //! ```text
-//! "EGC1"  u32 meta_len  meta  u64 body_len  body
+//! "EGC2"  u32 meta_len  meta  u64 body_len  body  u32 crc
 //! meta = u64 stored_at  u64 initial_age  u64 fresh_until  u64 stale_until  u64 keep_until  u64 swr_until
 //!        (milliseconds; times since the Unix epoch)   u16 status   str key
 //!        u16 n  n x (str name, u8 present, str value)      the Vary snapshot
 //!        u16 n  n x str                                    purge tags
 //!        u16 n  n x (str name, str value)                  stored headers
-//! str = u32 len + bytes; integers little-endian
+//! str = u32 len + bytes; integers little-endian; crc = CRC-32 (IEEE) of every byte before it
 //! ```
 //!
 //! A file is written whole under a temporary name and renamed into place, so a crash leaves either the old
 //! file, the new one, or a temporary that the next start deletes. Anything that does not decode (truncated,
-//! another version, a length that disagrees with the file's size) is treated as absent and deleted.
+//! another version, a length that disagrees with the file's size, a checksum that disagrees with the bytes: the
+//! file renamed into place before its data reached the disk, when power went) is treated as absent and deleted,
+//! never served.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +25,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use crate::entry::Entry;
 use crate::vary::VarySnapshot;
 
-const MAGIC: &[u8; 4] = b"EGC1";
+const MAGIC: &[u8; 4] = b"EGC2";
 /// Metadata larger than this is not ours (headers are capped far below it).
 const MAX_META: usize = 4 << 20;
 
@@ -69,12 +71,14 @@ pub(crate) fn encode(key: &str, e: &Entry) -> Vec<u8> {
         put_str(&mut meta, name.as_str().as_bytes());
         put_str(&mut meta, value.as_bytes());
     }
-    let mut out = Vec::with_capacity(4 + 4 + meta.len() + 8 + e.body.len());
+    let mut out = Vec::with_capacity(4 + 4 + meta.len() + 8 + e.body.len() + 4);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     out.extend_from_slice(&meta);
     out.extend_from_slice(&(e.body.len() as u64).to_le_bytes());
     out.extend_from_slice(&e.body);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -112,6 +116,10 @@ pub(crate) fn decode_meta(head: &[u8]) -> Option<(Meta, usize)> {
 
 /// A whole file back into an entry (`size` is left for the caller to charge).
 pub(crate) fn decode(file: &[u8]) -> Option<(Box<str>, Entry)> {
+    let (file, crc) = file.split_at_checked(file.len().checked_sub(4)?)?;
+    if crc32fast::hash(file).to_le_bytes() != crc {
+        return None;
+    }
     let mut r = Reader::new(file);
     if r.take(4)? != MAGIC {
         return None;
