@@ -31,6 +31,9 @@ pub(crate) trait Store: Send {
 
     /// The periodic read (`full`: from the start, every [`crate::RESYNC_EVERY`]) of what other nodes sent:
     /// events and configuration; whether the store was reached.
-    fn read(&mut self, inner: &Inner, full: bool)
-    -> impl Future<Output = Result<bool, String>> + Send;
+    fn read(
+        &mut self,
+        inner: &Inner,
+        full: bool,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
 }

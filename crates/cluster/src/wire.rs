@@ -76,7 +76,9 @@ pub fn decode_batch(body: &[u8]) -> Result<(&str, Vec<Line<'_>>), WireError> {
         .strip_prefix(MAGIC)
         .and_then(|r| r.strip_prefix(' '))
         .filter(|n| !n.is_empty())
-        .ok_or(WireError::Malformed("first line is not \"edgeguard-counts/1 <node>\""))?;
+        .ok_or(WireError::Malformed(
+            "first line is not \"edgeguard-counts/1 <node>\"",
+        ))?;
     let mut out = Vec::new();
     for (i, l) in lines.enumerate() {
         let bad = |why| WireError::BadLine { line: i + 2, why };
@@ -135,7 +137,9 @@ pub fn decode_totals(body: &[u8], n: usize) -> Result<Vec<Totals>, WireError> {
     let text = std::str::from_utf8(body).map_err(|_| WireError::BadAnswer("not UTF-8"))?;
     let mut lines = text.lines();
     if lines.next() != Some(MAGIC) {
-        return Err(WireError::BadAnswer("first line is not \"edgeguard-counts/1\""));
+        return Err(WireError::BadAnswer(
+            "first line is not \"edgeguard-counts/1\"",
+        ));
     }
     let mut out = Vec::with_capacity(n);
     for l in lines {

@@ -23,6 +23,10 @@ pub(crate) async fn handle(
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
+    // A parent's edges posting their counts: answered before routing and protection, not a domain's request.
+    if crate::counts::is_for(&shared, &req) {
+        return crate::counts::answer_edge(&shared, &conn, req).await;
+    }
     let stream = conn
         .activity
         .stream(req.version() <= http::Version::HTTP_11);

@@ -10,7 +10,9 @@ fn at(win: u64, ms: u64) -> u64 {
 fn batch(node: &str, lines: &[(u64, u64, u64, &str)]) -> Vec<u8> {
     let mut s = format!("edgeguard-counts/1 {node}\n");
     for (win, own, own_prev, key) in lines {
-        s.push_str(&format!("{W} {win} {own} {own_prev} {key} p.test/flood100/{W}\n"));
+        s.push_str(&format!(
+            "{W} {win} {own} {own_prev} {key} p.test/flood100/{W}\n"
+        ));
     }
     s.into_bytes()
 }
@@ -29,12 +31,25 @@ fn answer(a: &Aggregator, body: &[u8], now: u64) -> Vec<(u64, u64, u64)> {
 fn each_edge_gets_the_others_total() {
     let a = Aggregator::new();
     let now = at(WIN, 500);
-    assert_eq!(answer(&a, &batch("e1", &[(WIN, 10, 0, "0a")]), now), [(0, 0, 1)]);
-    assert_eq!(answer(&a, &batch("e2", &[(WIN, 20, 0, "0a")]), now), [(10, 0, 2)]);
-    assert_eq!(answer(&a, &batch("e3", &[(WIN, 5, 0, "0a")]), now), [(30, 0, 3)]);
+    assert_eq!(
+        answer(&a, &batch("e1", &[(WIN, 10, 0, "0a")]), now),
+        [(0, 0, 1)]
+    );
+    assert_eq!(
+        answer(&a, &batch("e2", &[(WIN, 20, 0, "0a")]), now),
+        [(10, 0, 2)]
+    );
+    assert_eq!(
+        answer(&a, &batch("e3", &[(WIN, 5, 0, "0a")]), now),
+        [(30, 0, 3)]
+    );
     // A read (nothing new) sees the others; another key is its own.
     assert_eq!(
-        answer(&a, &batch("e1", &[(WIN, 10, 0, "0a"), (WIN, 1, 0, "0b")]), now),
+        answer(
+            &a,
+            &batch("e1", &[(WIN, 10, 0, "0a"), (WIN, 1, 0, "0b")]),
+            now
+        ),
         [(25, 0, 3), (0, 0, 1)]
     );
     assert_eq!(a.keys(), 2);
@@ -49,9 +64,15 @@ fn a_batch_sent_again_or_late_counts_once() {
     // A retry after a lost answer, and a replay of an older, smaller count.
     answer(&a, &b, now);
     answer(&a, &batch("e1", &[(WIN, 5, 0, "0a")]), now);
-    assert_eq!(answer(&a, &batch("e2", &[(WIN, 0, 0, "0a")]), now), [(7, 0, 1)]);
+    assert_eq!(
+        answer(&a, &batch("e2", &[(WIN, 0, 0, "0a")]), now),
+        [(7, 0, 1)]
+    );
     answer(&a, &batch("e1", &[(WIN, 9, 0, "0a")]), now);
-    assert_eq!(answer(&a, &batch("e2", &[(WIN, 1, 0, "0a")]), now), [(9, 0, 2)]);
+    assert_eq!(
+        answer(&a, &batch("e2", &[(WIN, 1, 0, "0a")]), now),
+        [(9, 0, 2)]
+    );
 }
 
 #[test]
@@ -98,7 +119,11 @@ fn keys_expire_and_memory_is_bounded() {
         [(0, 0, 1)]
     );
     // Once their window and the next have ended, the keys are swept.
-    answer(&a, &batch("e2", &[(WIN + 2, 1, 0, "0a")]), at(WIN + 2, 2_000));
+    answer(
+        &a,
+        &batch("e2", &[(WIN + 2, 1, 0, "0a")]),
+        at(WIN + 2, 2_000),
+    );
     assert_eq!(a.keys(), 1);
 }
 
@@ -114,7 +139,11 @@ fn malformed_batches_are_refused() {
         b"edgeguard-counts/1 e1\n0 1 1 0 0a t\n",
         b"edgeguard-counts/1 e1\n10000 1 1 0 0a\n",
     ] {
-        assert!(a.exchange(bad, 0).is_err(), "{}", String::from_utf8_lossy(bad));
+        assert!(
+            a.exchange(bad, 0).is_err(),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
     assert_eq!(a.keys(), 0);
 }
@@ -127,5 +156,8 @@ fn edge_names_are_bounded() {
         a.exchange(&batch(&format!("e{i}"), &[(WIN, 1, 0, "0a")]), now)
             .unwrap();
     }
-    assert!(a.exchange(&batch("one-more", &[(WIN, 1, 0, "0a")]), now).is_err());
+    assert!(
+        a.exchange(&batch("one-more", &[(WIN, 1, 0, "0a")]), now)
+            .is_err()
+    );
 }

@@ -244,7 +244,8 @@ pub(super) fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster, tier: Tier) -> 
         || "cluster.via".into(),
         &raw.via,
         ClusterVia::default(),
-        |s| match s.as_str() {
+        |s| {
+            match s.as_str() {
             "redis" => Ok(ClusterVia::Redis),
             "parents" if tier == Tier::Parent => Err(
                 "via = \"parents\" is for edges (a parent has no parents); a parent aggregates its edges' \
@@ -253,6 +254,7 @@ pub(super) fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster, tier: Tier) -> 
             ),
             "parents" => Ok(ClusterVia::Parents),
             other => Err(format!("expected \"redis\" or \"parents\", found {other:?}")),
+        }
         },
     );
     let parents = raw.via.as_ref().is_some_and(|v| v.get_ref() == "parents");
