@@ -46,7 +46,6 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
             match store.connect(deadline.max(MIN_BACKOFF)).await {
                 Ok(()) => {
                     connected = true;
-                    backoff = MIN_BACKOFF;
                     inner.health.connects.fetch_add(1, Ordering::Relaxed);
                     // The store may have restarted empty: send every count again, read every event again.
                     for t in inner.registry.all() {
@@ -70,6 +69,7 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
                 // A round with nothing to exchange says nothing about the store.
                 if reached {
                     inner.health.ok();
+                    backoff = MIN_BACKOFF;
                 }
                 inner.health.rounds.fetch_add(1, Ordering::Relaxed);
                 if full {
@@ -83,7 +83,10 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
         inner.health.fail(&failure);
         store.disconnect();
         connected = false;
+        // Backoff grows until a round succeeds: a store whose connect cannot fail (the parents' pool) is not
+        // hammered either.
         next_try = Instant::now() + backoff;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 

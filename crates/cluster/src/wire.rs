@@ -160,3 +160,50 @@ pub fn decode_totals(body: &[u8], n: usize) -> Result<Vec<Totals>, WireError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::counters::CounterTable;
+    use crate::health::Health;
+
+    #[test]
+    fn a_batch_and_its_answer_read_back() {
+        let health = Arc::new(Health::new(Default::default(), "parent"));
+        let table = Arc::new(CounterTable::new(
+            "p.test/flood100/10000".into(),
+            10_000,
+            health,
+            Default::default(),
+        ));
+        let item = |key: &[u8], own| Item {
+            table: table.clone(),
+            key: key.into(),
+            win: 17,
+            own,
+            own_prev: 3,
+        };
+        let items = [item(&[192, 0, 2, 7], 5), item(&[], 1)];
+        let body = encode_batch("edge a", items.iter());
+        let (node, lines) = decode_batch(&body).unwrap();
+        assert_eq!(node, "edge a");
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (lines[0].window_ms, lines[0].win, lines[0].own, lines[0].own_prev),
+            (10_000, 17, 5, 3)
+        );
+        assert_eq!(lines[0].key, [192, 0, 2, 7]);
+        assert_eq!(lines[0].table, "p.test/flood100/10000");
+        assert!(lines[1].key.is_empty());
+        let totals = [Totals {
+            others: 9,
+            others_prev: 4,
+            nodes: 3,
+        }];
+        assert_eq!(decode_totals(&encode_totals(&totals), 1).unwrap(), totals);
+        assert!(decode_totals(&encode_totals(&totals), 2).is_err());
+        assert!(decode_totals(b"502 Bad Gateway\n", 0).is_err());
+    }
+}

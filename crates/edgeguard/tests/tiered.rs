@@ -274,3 +274,32 @@ fn a_parent_takes_counts_from_trusted_edges_only() {
     let r = http(trusting.listen, "GET", path, &[("Host", "d.test")], "");
     assert_eq!(r.status, 405, "{}", r.body);
 }
+
+#[test]
+fn with_the_parent_gone_edges_serve_on_their_own_counts_and_say_so_once() {
+    let root = tempfile::tempdir().unwrap();
+    let origin = origin();
+    let parent = parent(root.path(), origin, "127.0.0.1/32");
+    let edges = edges(root.path(), origin, parent.listen, RULE_100);
+    assert_eq!(spread(&edges, "198.51.100.30", 30), 30);
+    drop(parent);
+    // Misses go to the origin; the limits decide on each edge's own counts plus the others' last known ones.
+    assert_eq!(spread(&edges, "198.51.100.31", 30), 30);
+    let e = &edges[0];
+    assert!(
+        eventually(|| healthz(e).contains("cluster: degraded (parent unreachable")),
+        "{}",
+        healthz(e)
+    );
+    assert!(metrics(e).contains("edgeguard_cluster_redis_up 0"));
+    e.wait_log("parent unreachable");
+    std::thread::sleep(Duration::from_millis(1500));
+    let again: Vec<String> = e
+        .log
+        .try_iter()
+        .filter(|l| l.contains("parent unreachable"))
+        .collect();
+    assert!(again.is_empty(), "logged again: {again:?}");
+    // The first client's 30 and this one's own count still hold on each edge: 30 more from it pass.
+    assert_eq!(spread(&edges, "198.51.100.30", 30), 30);
+}
