@@ -112,7 +112,7 @@ pub fn decode_batch(body: &[u8]) -> Result<(&str, Vec<Line<'_>>), WireError> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -191,7 +191,12 @@ mod tests {
         assert_eq!(node, "edge a");
         assert_eq!(lines.len(), 2);
         assert_eq!(
-            (lines[0].window_ms, lines[0].win, lines[0].own, lines[0].own_prev),
+            (
+                lines[0].window_ms,
+                lines[0].win,
+                lines[0].own,
+                lines[0].own_prev
+            ),
             (10_000, 17, 5, 3)
         );
         assert_eq!(lines[0].key, [192, 0, 2, 7]);
