@@ -1,27 +1,24 @@
 //! Tiered counting over the data plane (`[cluster] via = "parents"`, docs/cluster.md): an edge posts the
 //! counts of its cluster-scoped limits to a domain's parent over the parent pool its misses use
-//! ([`ParentClient`]), and a parent answers them at [`COUNTS_PATH`] before routing and protection, from
+//! ([`crate::ParentClient`], `server/parents.rs`), and a parent answers them at [`COUNTS_PATH`] before routing and protection, from
 //! trusted peers only ([`EdgeCounts`], implemented by the cluster's aggregator). What a batch says is the
 //! cluster crate's business; here it is bytes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::ProxyBody;
 use crate::ctx::{ConnInfo, answer};
-use crate::request_body::RequestBody;
-use crate::shared::Shared;
+use crate::runtime::Runtime;
 
 /// The reserved path a parent answers its edges' counts at, on its data-plane listeners.
 pub const COUNTS_PATH: &str = "/.well-known/edgeguard/counts";
-/// Largest batch taken (about 40,000 keys).
-const MAX_BATCH: usize = 4 << 20;
+/// Largest batch taken, or answer read (about 40,000 keys).
+pub(crate) const MAX_BATCH: usize = 4 << 20;
 
 /// A parent's aggregation of its edges' counts.
 pub trait EdgeCounts: Send + Sync {
@@ -71,23 +68,14 @@ impl CountsEndpoint {
     }
 }
 
-/// Whether `req` is for the counts endpoint of this node (a parent that aggregates). Hot path: one load and a
-/// path comparison.
-pub(crate) fn is_for(shared: &Shared, req: &Request<Incoming>) -> bool {
-    req.uri().path() == COUNTS_PATH && shared.edge_counts.get().is_some()
-}
-
 /// Answers a request for [`COUNTS_PATH`]: 403 to a peer that is not a trusted proxy (nothing read, nothing
 /// counted), 405 to anything but POST, 413 over [`MAX_BATCH`], 400 to a batch that does not read.
 pub(crate) async fn answer_edge(
-    shared: &Shared,
+    ep: &CountsEndpoint,
+    rt: &Runtime,
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let Some(ep) = shared.edge_counts.get() else {
-        return answer(StatusCode::NOT_FOUND, "404 Not Found\n");
-    };
-    let rt = shared.runtime.load();
     if !crate::client::is_trusted(conn.peer_ip, &rt.trusted_proxies) {
         ep.refused.fetch_add(1, Ordering::Relaxed);
         return answer(
@@ -133,81 +121,5 @@ pub(crate) async fn answer_edge(
                 format!("400 Bad Request\nedgeguard: {why}\n"),
             )
         }
-    }
-}
-
-/// An edge's way to its domains' parents, over the pools its misses use (keep-alive, health, `max_conns`).
-#[derive(Clone)]
-pub struct ParentClient {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for ParentClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ParentClient")
-    }
-}
-
-impl ParentClient {
-    /// Whether `domain` (lower case) has parents in the running configuration (an edge's domain with `parents`).
-    pub fn has_parents(&self, domain: &str) -> bool {
-        self.shared
-            .runtime
-            .load()
-            .domains
-            .get(domain)
-            .is_some_and(|d| d.parents > 0)
-    }
-
-    /// POSTs `body` to [`COUNTS_PATH`] on `domain`'s first parent that is up (as a miss would go), within
-    /// `timeout` for the answer; the body of a 200.
-    pub async fn post_counts(
-        &self,
-        domain: &str,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, String> {
-        let (pools, connect_timeout) = {
-            let rt = self.shared.runtime.load();
-            let d = rt
-                .domains
-                .get(domain)
-                .ok_or_else(|| format!("no domain {domain}"))?;
-            (d.upstreams[..d.parents].to_vec(), d.connect_timeout)
-        };
-        if pools.is_empty() {
-            return Err(format!("domain {domain} has no parents"));
-        }
-        let req = Request::post(COUNTS_PATH)
-            .header(header::HOST, domain)
-            .header(header::CONTENT_TYPE, "text/plain")
-            .header(header::CONTENT_LENGTH, body.len())
-            .header(header::USER_AGENT, "edgeguard-tiered-counts")
-            .body(RequestBody::full(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        let exchange = async {
-            let (resp, pooled) =
-                crate::upstream::forward(&pools, req, connect_timeout.min(timeout), timeout)
-                    .await
-                    .map_err(|f| f.body().trim_end().replace('\n', "; "))?;
-            let status = resp.status();
-            let label = pooled.pool().label.clone();
-            let bytes = Limited::new(resp.into_body(), MAX_BATCH)
-                .collect()
-                .await
-                .map_err(|e| format!("{label}: {e}"))?
-                .to_bytes();
-            // Read to the end: the connection goes back to the pool for the next request or batch.
-            pooled.put_back();
-            if status != StatusCode::OK {
-                let first = String::from_utf8_lossy(&bytes);
-                let why = first.lines().nth(1).unwrap_or_default().to_owned();
-                return Err(format!("{label} answered {status}: {why}"));
-            }
-            Ok(bytes.to_vec())
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))?
     }
 }

@@ -57,7 +57,8 @@ mod tls;
 mod upgrade;
 mod upstream;
 
-pub use counts::{COUNTS_PATH, EdgeCounts, ParentClient};
+pub use counts::{COUNTS_PATH, EdgeCounts};
 pub use error::ProxyError;
+pub use server::parents::ParentClient;
 pub use server::purge::Purge;
 pub use server::{DEFAULT_SHUTDOWN_GRACE, Node, RunningNode};

@@ -24,8 +24,11 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
     // A parent's edges posting their counts: answered before routing and protection, not a domain's request.
-    if crate::counts::is_for(&shared, &req) {
-        return crate::counts::answer_edge(&shared, &conn, req).await;
+    if req.uri().path() == crate::COUNTS_PATH
+        && let Some(ep) = shared.edge_counts.get()
+    {
+        let rt = shared.runtime.load_full();
+        return crate::counts::answer_edge(ep, &rt, &conn, req).await;
     }
     let stream = conn
         .activity

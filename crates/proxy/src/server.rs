@@ -5,6 +5,7 @@
 //! and then served by the same builder and pipeline as a plain one.
 
 mod console;
+pub(crate) mod parents;
 pub(crate) mod purge;
 
 use std::convert::Infallible;
