@@ -118,14 +118,16 @@ impl Store for ParentStore {
     }
 
     async fn read(&mut self, inner: &Inner, full: bool) -> Result<bool, String> {
-        if !full {
+        // Until a parent has answered (at start, after a failure) every periodic round may ping; then every
+        // full round.
+        if !full && inner.health.is_up() {
             return Ok(false);
         }
         if std::mem::take(&mut self.posted) {
             return Ok(false);
         }
         // Nothing was exchanged for a while: an empty batch to each parent in use, so `/healthz` and the log
-        // tell a parent that went away before traffic needs it.
+        // tell a parent that went away before traffic needs it, and one that is back.
         let mut domains: Vec<String> = inner
             .registry
             .all()

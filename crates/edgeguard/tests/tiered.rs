@@ -1,7 +1,8 @@
 //! Tiered counting through the binary, no Redis: three `edgeguard run` edges with `[cluster] via = "parents"`
 //! behind one `tier = "parent"` node, one client spread evenly over the edges (told apart by
 //! `X-Forwarded-For` from the trusted 127.0.0.1). The edges share a custom rule's 100 requests per 10 s and an
-//! IP access limit of 100 per second within 10%; a peer the parent does not trust is refused its counts.
+//! IP access limit of 100 per second within 10%; a peer the parent does not trust is refused its counts, and so
+//! is a batch a client sends through an edge.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -196,6 +197,20 @@ fn three_edges_behind_one_parent_share_a_rule_of_100_per_10s_within_10_percent()
         "{m}"
     );
     assert!(metrics(&edges[0]).contains("edgeguard_cluster_redis_up 1"));
+    // A client cannot have an edge carry a batch of its own to the parent, nor post one through it.
+    let path = "/.well-known/edgeguard/counts";
+    let batch = "edgeguard-counts/1 edge-a\n10000 1 1 0 0a d.test/flood100/10000\n";
+    let r = http(edges[0].listen, "POST", path, &[("Host", "d.test")], batch);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = http(
+        parent.listen,
+        "POST",
+        path,
+        &[("Host", "d.test"), ("X-Forwarded-For", "203.0.113.5")],
+        batch,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(metrics(&parent).contains("edgeguard_tiered_batches_total{outcome=\"refused\"} 1\n"));
 }
 
 #[test]

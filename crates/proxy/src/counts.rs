@@ -68,19 +68,24 @@ impl CountsEndpoint {
     }
 }
 
-/// Answers a request for [`COUNTS_PATH`]: 403 to a peer that is not a trusted proxy (nothing read, nothing
-/// counted), 405 to anything but POST, 413 over [`MAX_BATCH`], 400 to a batch that does not read.
+/// Answers a request for [`COUNTS_PATH`]: 403 to a peer that is not a trusted proxy and to a request an edge
+/// forwarded for a client (it carries `X-Forwarded-For` or `Via`; an edge's own batches carry neither), with
+/// nothing read or counted; 405 to anything but POST, 413 over [`MAX_BATCH`], 400 to a batch that does not
+/// read.
 pub(crate) async fn answer_edge(
     ep: &CountsEndpoint,
     rt: &Runtime,
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    if !crate::client::is_trusted(conn.peer_ip, &rt.trusted_proxies) {
+    let forwarded = req.headers().contains_key(&crate::client::X_FORWARDED_FOR)
+        || req.headers().contains_key(header::VIA);
+    if forwarded || !crate::client::is_trusted(conn.peer_ip, &rt.trusted_proxies) {
         ep.refused.fetch_add(1, Ordering::Relaxed);
         return answer(
             StatusCode::FORBIDDEN,
-            "403 Forbidden\nedgeguard: counts are taken from trusted edges only (node.trusted_proxies)\n",
+            "403 Forbidden\nedgeguard: counts are taken from trusted edges only (node.trusted_proxies), not \
+             through them\n",
         );
     }
     if req.method() != Method::POST {
@@ -122,4 +127,13 @@ pub(crate) async fn answer_edge(
             )
         }
     }
+}
+
+/// The answer of a node that does not aggregate (an edge) to a request for [`COUNTS_PATH`]: the path is
+/// reserved, so a client cannot have an edge carry a batch of its own to the parent.
+pub(crate) fn reserved() -> Response<ProxyBody> {
+    answer(
+        StatusCode::FORBIDDEN,
+        "403 Forbidden\nedgeguard: reserved path (a parent's counts endpoint)\n",
+    )
 }

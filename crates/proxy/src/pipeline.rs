@@ -24,9 +24,10 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
     // A parent's edges posting their counts: answered before routing and protection, not a domain's request.
-    if req.uri().path() == crate::COUNTS_PATH
-        && let Some(ep) = shared.edge_counts.get()
-    {
+    if req.uri().path() == crate::COUNTS_PATH {
+        let Some(ep) = shared.edge_counts.get() else {
+            return crate::counts::reserved();
+        };
         let rt = shared.runtime.load_full();
         return crate::counts::answer_edge(ep, &rt, &conn, req).await;
     }
