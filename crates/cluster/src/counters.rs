@@ -78,7 +78,7 @@ pub struct Item {
 }
 
 /// The reply for one [`Item`]: the other nodes' totals of both windows and how many nodes counted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
     pub others: u64,
     pub others_prev: u64,
@@ -89,6 +89,8 @@ pub struct Totals {
 pub struct CounterTable {
     /// `domain/table/window_ms`: the part of the Redis key that names the table.
     pub id: String,
+    /// The domain (lower case) whose table it is: with `via = "parents"`, whose parents get its counts.
+    pub domain: String,
     pub window_ms: u64,
     shards: Box<[Shard]>,
     keys: AtomicU64,
@@ -101,6 +103,7 @@ pub struct CounterTable {
 impl CounterTable {
     pub fn new(id: String, window_ms: u64, health: Arc<Health>, wake: Arc<Notify>) -> Self {
         CounterTable {
+            domain: id.split('/').next().unwrap_or_default().to_owned(),
             id,
             window_ms: window_ms.max(1),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -181,7 +184,7 @@ impl CounterTable {
         s.refreshed_ms = now_ms;
     }
 
-    /// After a reconnect: nothing is confirmed any more (Redis may have restarted empty), so every key sends
+    /// After a reconnect: nothing is confirmed any more (Redis or the parent may have restarted empty), so every key sends
     /// its whole own count again on the next round.
     pub fn unconfirm(&self) {
         for shard in self.shards.iter() {

@@ -1,5 +1,5 @@
-//! Whether Redis answers within our own deadline, what the node does meanwhile (`on_redis_failure`), and the
-//! figures `/metrics` and `/healthz` show.
+//! Whether the counter store (Redis, or the parent with `via = "parents"`) answers within our own deadline,
+//! what the node does meanwhile (`on_redis_failure`), and the figures `/metrics` and `/healthz` show.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,11 +11,13 @@ use edgeguard_protect::Others;
 pub struct Health {
     up: AtomicBool,
     mode: RedisFailure,
+    /// `redis` or `parent`: what logs and `/healthz` name.
+    store: &'static str,
     /// Rounds that failed or missed the deadline, since start.
     pub failures: AtomicU64,
     /// Successful connections (the first one included).
     pub connects: AtomicU64,
-    /// Script calls and commands sent to Redis.
+    /// Script calls and commands sent to Redis; batches of counts posted to parents.
     pub commands: AtomicU64,
     /// Sync rounds completed.
     pub rounds: AtomicU64,
@@ -28,10 +30,11 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new(mode: RedisFailure) -> Self {
+    pub fn new(mode: RedisFailure, store: &'static str) -> Self {
         Health {
             up: AtomicBool::new(false),
             mode,
+            store,
             failures: AtomicU64::new(0),
             connects: AtomicU64::new(0),
             commands: AtomicU64::new(0),
@@ -43,12 +46,12 @@ impl Health {
         }
     }
 
-    /// Whether the last round reached Redis within the deadline.
+    /// Whether the last round reached the store within the deadline.
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// What a shared counter answers while Redis is down; `None` while it is up. Hot path: one atomic load.
+    /// What a shared counter answers while the store is down; `None` while it is up. Hot path: one atomic load.
     #[inline]
     pub fn failing(&self) -> Option<Others> {
         if self.up.load(Ordering::Relaxed) {
@@ -68,7 +71,10 @@ impl Health {
     /// A round succeeded; logs the recovery once.
     pub fn ok(&self) {
         if !self.up.swap(true, Ordering::Relaxed) {
-            tracing::info!("redis reachable: cluster-scoped limits decide on cluster-wide counts");
+            tracing::info!(
+                "{} reachable: cluster-scoped limits decide on cluster-wide counts",
+                self.store
+            );
         }
     }
 
@@ -80,7 +86,8 @@ impl Health {
             tracing::error!(
                 error = why,
                 on_redis_failure = self.mode.as_str(),
-                "redis unreachable: cluster-scoped limits fall back until it answers again"
+                "{} unreachable: cluster-scoped limits fall back until it answers again",
+                self.store
             );
         }
     }
@@ -95,10 +102,11 @@ impl Health {
     /// One line for `/healthz`.
     pub fn summary(&self) -> String {
         if self.is_up() {
-            "cluster: ok (redis reachable)".to_owned()
+            format!("cluster: ok ({} reachable)", self.store)
         } else {
             format!(
-                "cluster: degraded (redis unreachable: {}; on_redis_failure = {})",
+                "cluster: degraded ({} unreachable: {}; on_redis_failure = {})",
+                self.store,
                 self.last_error(),
                 self.mode.as_str()
             )
@@ -117,7 +125,7 @@ impl Health {
         line(
             "edgeguard_cluster_redis_up",
             "gauge",
-            "1 while the last sync round reached Redis within its deadline.",
+            "1 while the last sync round reached Redis (the parent, with via = parents) within its deadline.",
             u64::from(self.is_up()),
         );
         line(
@@ -129,13 +137,13 @@ impl Health {
         line(
             "edgeguard_cluster_redis_connects_total",
             "counter",
-            "Connections made to Redis.",
+            "Connections made to Redis (reconnections to the parent, with via = parents).",
             g(&self.connects),
         );
         line(
             "edgeguard_cluster_redis_commands_total",
             "counter",
-            "Commands and script calls sent to Redis.",
+            "Commands and script calls sent to Redis (batches posted to parents, with via = parents).",
             g(&self.commands),
         );
         line(

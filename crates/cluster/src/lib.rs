@@ -10,14 +10,23 @@
 //! `on_redis_failure` says, reconnects with backoff and sends its counts again, which cannot double count.
 //! The design and its error bound are in `docs/cluster.md`.
 //!
-//! Not here: HTTP (the binary wires purges and configuration changes to the node), deciding anything (the
-//! engine does), tiered counting through a parent without Redis.
+//! Tiered counting (`via = "parents"`, no Redis): the same sync loop sends an edge's counts to each domain's
+//! parent through a [`ParentLink`] the binary implements over the data plane's parent pools, and the parent
+//! answers from an [`Aggregator`] of its edges' counts; both stores sit behind one store trait (`store.rs`).
+//!
+//! Not here: HTTP (the binary wires purges, configuration changes and the parent link to the node), deciding
+//! anything (the engine does).
 
+mod aggregate;
 mod backend;
 mod counters;
 mod events;
 mod health;
+mod redis_store;
+mod store;
 mod sync;
+mod tiered;
+mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,9 +37,12 @@ use edgeguard_store::BlockRecord;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use aggregate::{Aggregator, MAX_AGG_KEYS, MAX_EDGES};
 pub use counters::MAX_KEYS;
 pub use events::{Event, PurgeEvent};
 pub use health::Health;
+pub use tiered::{ParentLink, PostFuture};
+pub use wire::WireError;
 
 use counters::Registry;
 
@@ -52,6 +64,7 @@ pub trait Listener: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub node: String,
+    pub via: edgeguard_config::ClusterVia,
     pub redis_urls: Vec<String>,
     pub sync_interval: Duration,
     pub on_redis_failure: edgeguard_config::RedisFailure,
@@ -61,6 +74,7 @@ impl Settings {
     pub fn new(node: &str, c: &edgeguard_config::Cluster) -> Self {
         Settings {
             node: node.to_owned(),
+            via: c.via,
             redis_urls: c.redis_urls.clone(),
             sync_interval: c.sync_interval,
             on_redis_failure: c.on_redis_failure,
@@ -86,6 +100,8 @@ pub(crate) struct Inner {
     config_version: AtomicU64,
     protection: Arc<NodeProtection>,
     listener: Mutex<Option<Arc<dyn Listener>>>,
+    /// `via = "parents"`: the edge's way to its parents (counts only: no events, no configuration).
+    link: Option<Arc<dyn ParentLink>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -94,6 +110,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Inner {
     fn send(&self, e: Event) {
+        if self.link.is_some() {
+            return;
+        }
         lock(&self.outbox).push(e);
         self.wake.notify_one();
     }
@@ -104,7 +123,13 @@ struct Hooks(Arc<Inner>);
 
 impl ClusterHooks for Hooks {
     fn counter(&self, domain: &str, table: &str, window_ms: u64) -> Arc<dyn SharedCounter> {
-        let id = format!("{}/{table}/{window_ms}", domain.to_ascii_lowercase());
+        let domain = domain.to_ascii_lowercase();
+        if let Some(link) = &self.0.link
+            && !link.serves(&domain)
+        {
+            return Arc::new(tiered::LocalOnly);
+        }
+        let id = format!("{domain}/{table}/{window_ms}");
         self.0
             .registry
             .get_or_make(id, window_ms, &self.0.health, &self.0.wake)
@@ -139,11 +164,37 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// Joins the cluster: gives `protection` the hooks (rebuild the guards, e.g. with a reload of the same
-    /// configuration, for them to apply) and starts the sync task on the current tokio runtime. Redis need not
-    /// be up: the task connects in the background and the node decides on its own counts meanwhile.
+    /// Joins the cluster through Redis: gives `protection` the hooks (rebuild the guards, e.g. with a reload
+    /// of the same configuration, for them to apply) and starts the sync task on the current tokio runtime.
+    /// Redis need not be up: the task connects in the background and the node decides on its own counts
+    /// meanwhile.
     pub fn start(settings: Settings, protection: Arc<NodeProtection>) -> Cluster {
-        let health = Arc::new(Health::new(settings.on_redis_failure));
+        let store = redis_store::RedisStore::new(settings.redis_urls.clone());
+        let inner = Self::inner(settings, protection, None);
+        let task = tokio::spawn(sync::run(inner.clone(), store));
+        Cluster { inner, task }
+    }
+
+    /// Joins as an edge counting through its parents (`via = "parents"`), as [`Cluster::start`] otherwise.
+    /// Only counts are shared: blocks, purges and configuration stay on the node.
+    pub fn start_tiered(
+        settings: Settings,
+        protection: Arc<NodeProtection>,
+        link: Arc<dyn ParentLink>,
+    ) -> Cluster {
+        let store = tiered::ParentStore::new(link.clone(), settings.deadline());
+        let inner = Self::inner(settings, protection, Some(link));
+        let task = tokio::spawn(sync::run(inner.clone(), store));
+        Cluster { inner, task }
+    }
+
+    fn inner(
+        settings: Settings,
+        protection: Arc<NodeProtection>,
+        link: Option<Arc<dyn ParentLink>>,
+    ) -> Arc<Inner> {
+        let store = if link.is_some() { "parent" } else { "redis" };
+        let health = Arc::new(Health::new(settings.on_redis_failure, store));
         let inner = Arc::new(Inner {
             settings,
             health,
@@ -154,10 +205,10 @@ impl Cluster {
             config_version: AtomicU64::new(0),
             protection: protection.clone(),
             listener: Mutex::new(None),
+            link,
         });
         protection.set_cluster(Arc::new(Hooks(inner.clone())));
-        let task = tokio::spawn(sync::run(inner.clone()));
-        Cluster { inner, task }
+        inner
     }
 
     /// Where purges and configuration snapshots from other nodes go.
@@ -178,12 +229,16 @@ impl Cluster {
     }
 
     /// Publishes a configuration snapshot (sent by the sync task; the next version is Redis's to number).
+    /// Through parents, configuration is not shared: nothing happens.
     pub fn publish_config(&self, snapshot: String) {
+        if self.inner.link.is_some() {
+            return;
+        }
         *lock(&self.inner.config_out) = Some(snapshot);
         self.inner.wake.notify_one();
     }
 
-    /// Runs `purge` on every other node.
+    /// Runs `purge` on every other node (through Redis only).
     pub fn publish_purge(&self, purge: PurgeEvent) {
         self.inner.send(Event::Purge(purge));
     }

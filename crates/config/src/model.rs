@@ -126,7 +126,10 @@ pub struct Admin {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
-    /// One `redis://` URL for a single instance, or the seed nodes of a Redis Cluster.
+    /// `via`: where the counts of cluster-scoped limits are shared, Redis (default) or the domains' parents.
+    pub via: ClusterVia,
+    /// One `redis://` URL for a single instance, or the seed nodes of a Redis Cluster; empty with
+    /// `via = "parents"`.
     pub redis_urls: Vec<String>,
     /// `sync_interval_ms`, 10..=10000, default 100.
     pub sync_interval: Duration,
@@ -134,7 +137,27 @@ pub struct Cluster {
     pub on_redis_failure: RedisFailure,
 }
 
-/// What a node does while Redis cannot be reached.
+/// Where a node shares the counts of its cluster-scoped limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClusterVia {
+    /// Redis (`redis_url`): counts, blocks, purges and configuration.
+    #[default]
+    Redis,
+    /// Tiered counting: an edge sends its counts to each domain's parent, which aggregates them for its edges
+    /// (no Redis; counts only).
+    Parents,
+}
+
+impl ClusterVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClusterVia::Redis => "redis",
+            ClusterVia::Parents => "parents",
+        }
+    }
+}
+
+/// What a node does while Redis (or, with `via = "parents"`, the parent) cannot be reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RedisFailure {
     /// Keep deciding on the node's own counts (as `scope = "node"`).

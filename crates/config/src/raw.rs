@@ -75,6 +75,7 @@ pub(crate) struct RawAdmin {
 
 pub(crate) struct RawCluster {
     pub(crate) span: Span,
+    pub(crate) via: Option<S<String>>,
     pub(crate) redis_url: Option<S<Vec<S<String>>>>,
     pub(crate) sync_interval_ms: Option<S<i64>>,
     pub(crate) on_redis_failure: Option<S<String>>,
@@ -237,10 +238,11 @@ pub(crate) fn read(sink: &mut Sink<'_>, doc: &S<DeTable<'_>>) -> RawFile {
             check_keys(
                 sink,
                 &t,
-                &["redis_url", "sync_interval_ms", "on_redis_failure"],
+                &["via", "redis_url", "sync_interval_ms", "on_redis_failure"],
             );
             RawCluster {
                 span: t.span.clone(),
+                via: string(sink, &t, "via"),
                 redis_url: string_or_list(sink, &t, "redis_url"),
                 sync_interval_ms: integer(sink, &t, "sync_interval_ms"),
                 on_redis_failure: string(sink, &t, "on_redis_failure"),

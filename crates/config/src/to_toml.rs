@@ -141,9 +141,10 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
 
     if let Some(cluster) = &c.cluster {
         writeln!(out, "\n[cluster]")?;
-        match cluster.redis_urls.as_slice() {
-            [one] => writeln!(out, "redis_url = {}", q(one))?,
-            many => writeln!(out, "redis_url = {}", list(many, |u| q(u)))?,
+        match (cluster.via, cluster.redis_urls.as_slice()) {
+            (ClusterVia::Parents, _) => writeln!(out, "via = {}", q(cluster.via.as_str()))?,
+            (ClusterVia::Redis, [one]) => writeln!(out, "redis_url = {}", q(one))?,
+            (ClusterVia::Redis, many) => writeln!(out, "redis_url = {}", list(many, |u| q(u)))?,
         }
         writeln!(
             out,

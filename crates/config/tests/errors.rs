@@ -175,6 +175,28 @@ fn cluster_redis_url() {
 }
 
 #[test]
+fn cluster_via_parents() {
+    let text = format!("{BASE}\n[cluster]\nvia = \"parents\"\nsync_interval_ms = 50\n");
+    let c = parse(&text).unwrap().cluster.unwrap();
+    assert_eq!(c.via, edgeguard_config::ClusterVia::Parents);
+    assert!(c.redis_urls.is_empty());
+    assert_eq!(c.sync_interval, std::time::Duration::from_millis(50));
+    let back = edgeguard_config::to_toml(&parse(&text).unwrap());
+    assert_eq!(parse(&back).unwrap().cluster.unwrap().via, c.via);
+    let text = format!("{BASE}\n[cluster]\nvia = \"peers\" # here\n");
+    one_error(&text, "cluster.via", "expected \"redis\" or \"parents\"");
+    let text = format!(
+        "{BASE}\n[cluster]\nvia = \"parents\"\nredis_url = \"redis://127.0.0.1:6379\" # here\n"
+    );
+    one_error(&text, "cluster.redis_url", "not with via = \"parents\"");
+    let text = BASE.replace("name = \"n1\"", "name = \"n1\"\ntier = \"parent\"");
+    let text = format!("{text}\n[cluster]\nvia = \"parents\" # here\n");
+    one_error(&text, "cluster.via", "for edges");
+    let text = format!("{BASE}\n[cluster] # here\nvia = \"redis\"\n");
+    one_error(&text, "cluster.redis_url", "missing");
+}
+
+#[test]
 fn zone_size_rate_key_name() {
     let text = BASE.replace("size = \"10m\"\nrate", "size = \"16k\" # here\nrate");
     one_error(&text, "limit_req_zone[0].size", "at least 32k");

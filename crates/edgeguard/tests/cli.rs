@@ -29,6 +29,39 @@ fn check_accepts_the_full_example() {
 }
 
 #[test]
+fn check_accepts_tiered_counting_on_an_edge_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.toml");
+    let text = |tier: &str| {
+        format!(
+            "[node]\nname = \"x\"\ntier = \"{tier}\"\nlisten = [\"127.0.0.1:8080\"]\n\n[cluster]\n\
+             via = \"parents\"\nsync_interval_ms = 100\n\n[[domain]]\nname = \"a.example\"\n\
+             parents = [\"10.0.0.2:80\"]\norigins = [\"127.0.0.1:1\"]\n"
+        )
+    };
+    std::fs::write(&path, text("edge")).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&path, text("parent")).unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cluster.via") && err.contains(":7"), "{err}");
+}
+
+#[test]
 fn check_reports_every_error_with_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");

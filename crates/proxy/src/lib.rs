@@ -31,6 +31,7 @@ mod body;
 mod client;
 mod client_conns;
 mod cookie;
+mod counts;
 mod ctx;
 mod decision;
 mod error;
@@ -56,6 +57,8 @@ mod tls;
 mod upgrade;
 mod upstream;
 
+pub use counts::{COUNTS_PATH, EdgeCounts};
 pub use error::ProxyError;
+pub use server::parents::ParentClient;
 pub use server::purge::Purge;
 pub use server::{DEFAULT_SHUTDOWN_GRACE, Node, RunningNode};

@@ -23,6 +23,14 @@ pub(crate) async fn handle(
     conn: Arc<ConnInfo>,
     shared: Arc<Shared>,
 ) -> Response<ProxyBody> {
+    // A parent's edges posting their counts: answered before routing and protection, not a domain's request.
+    if req.uri().path() == crate::COUNTS_PATH {
+        let Some(ep) = shared.edge_counts.get() else {
+            return crate::counts::reserved();
+        };
+        let rt = shared.runtime.load_full();
+        return crate::counts::answer_edge(ep, &rt, &conn, req).await;
+    }
     let stream = conn
         .activity
         .stream(req.version() <= http::Version::HTTP_11);

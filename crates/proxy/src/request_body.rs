@@ -68,8 +68,10 @@ impl Idle {
 
 /// The client's request body on its way upstream.
 pub struct RequestBody {
-    /// `None`: a request the node makes itself (a background refresh), without a body.
+    /// `None`: a request the node makes itself (a background refresh, a batch of counts for a parent).
     inner: Option<Incoming>,
+    /// The whole body of a request the node makes itself, until sent.
+    fixed: Option<Bytes>,
     max: u64,
     seen: u64,
     idle: Idle,
@@ -83,6 +85,7 @@ impl RequestBody {
         let sent = (!inner.is_end_stream()).then(|| Arc::new(Notify::new()));
         Self {
             inner: Some(inner),
+            fixed: None,
             max,
             seen: 0,
             idle: Idle::new(body_timeout),
@@ -94,10 +97,19 @@ impl RequestBody {
     pub(crate) fn empty() -> Self {
         Self {
             inner: None,
+            fixed: None,
             max: 0,
             seen: 0,
             idle: Idle::new(Duration::from_secs(1)),
             sent: None,
+        }
+    }
+
+    /// A body the node sends itself, whole.
+    pub(crate) fn full(bytes: Bytes) -> Self {
+        Self {
+            fixed: (!bytes.is_empty()).then_some(bytes),
+            ..Self::empty()
         }
     }
 
@@ -117,7 +129,7 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let Some(inner) = this.inner.as_mut() else {
-            return Poll::Ready(None);
+            return Poll::Ready(this.fixed.take().map(|b| Ok(Frame::data(b))));
         };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -148,13 +160,16 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+        match &self.inner {
+            Some(inner) => inner.is_end_stream(),
+            None => self.fixed.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Some(inner) => inner.size_hint(),
-            None => SizeHint::with_exact(0),
+            None => SizeHint::with_exact(self.fixed.as_ref().map_or(0, |b| b.len() as u64)),
         }
     }
 }

@@ -52,6 +52,8 @@ pub(crate) struct DomainRt {
     pub locations: Vec<LocationRt>,
     /// In the order they are tried: parents (edges only), then origins.
     pub upstreams: Vec<Arc<UpstreamPool>>,
+    /// How many of `upstreams` are parents (they come first).
+    pub parents: usize,
     pub connect_timeout: Duration,
     /// `[domain.cache] lock_timeout`: how long a follower waits for another request's fill.
     pub lock_timeout: Duration,
@@ -271,6 +273,7 @@ impl Runtime {
                 upstreams.push(self.pool("parent", up, tls.as_ref(), &settings, previous));
             }
         }
+        let parents = upstreams.len();
         for up in &d.origins {
             upstreams.push(self.pool("origin", up, tls.as_ref(), &settings, previous));
         }
@@ -297,6 +300,7 @@ impl Runtime {
             limits,
             locations,
             upstreams,
+            parents,
             connect_timeout: d.connect_timeout,
             lock_timeout: d.cache.lock_timeout,
             read_timeout: d.read_timeout,

@@ -5,11 +5,12 @@
 //! and then served by the same builder and pipeline as a plain one.
 
 mod console;
+pub(crate) mod parents;
 pub(crate) mod purge;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -91,6 +92,7 @@ impl Node {
             stats: Default::default(),
             access_log: Default::default(),
             summaries: protection.summaries().clone(),
+            edge_counts: OnceLock::new(),
         });
         shared.access_log.configure(
             config.node.access_log.as_deref(),
@@ -194,7 +196,27 @@ impl RunningNode {
     /// limit zone capacity and use, upstream health, cache counters per domain, request latency.
     pub fn metrics_text(&self) -> String {
         let rt = self.shared.runtime.load();
-        crate::metrics::render(&rt, &self.shared.stats, &self.shared.access_log)
+        let mut out = crate::metrics::render(&rt, &self.shared.stats, &self.shared.access_log);
+        if let Some(ep) = self.shared.edge_counts.get() {
+            out.push_str(&ep.metrics());
+        }
+        out
+    }
+
+    /// Makes this node answer its edges' counts at [`crate::COUNTS_PATH`] (a parent, tiered counting); the
+    /// first call wins.
+    pub fn set_edge_counts(&self, counts: Arc<dyn crate::EdgeCounts>) {
+        let _ = self
+            .shared
+            .edge_counts
+            .set(crate::counts::CountsEndpoint::new(counts));
+    }
+
+    /// The way to this node's parents (an edge's tiered counting).
+    pub fn parent_client(&self) -> crate::ParentClient {
+        crate::ParentClient {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Capacity, use, evictions and admission refusals of each protection table of `domain` (the IP access

@@ -2,13 +2,14 @@
 //! counters and the access log. Its own module so that the request context, the access log and the counters
 //! stay leaves that do not name each other.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use edgeguard_limit::Clock;
 use edgeguard_protect::summary::Summaries;
 
 use crate::access_log::AccessLog;
+use crate::counts::CountsEndpoint;
 use crate::ctx::Epoch;
 use crate::runtime::Runtime;
 use crate::stats::NodeStats;
@@ -24,4 +25,6 @@ pub(crate) struct Shared {
     pub summaries: Arc<Summaries>,
     /// Wall-clock time for cache freshness, read through `clock`.
     pub epoch: Epoch,
+    /// A parent's aggregation of its edges' counts, once the binary set it (tiered counting).
+    pub edge_counts: OnceLock<CountsEndpoint>,
 }

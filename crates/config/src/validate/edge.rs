@@ -238,9 +238,36 @@ pub(super) fn disk_size(sink: &mut Sink<'_>, path: &str, c: &raw::RawCache) -> u
     )
 }
 
-pub(super) fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster) -> Cluster {
+pub(super) fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster, tier: Tier) -> Cluster {
+    let via = opt(
+        sink,
+        || "cluster.via".into(),
+        &raw.via,
+        ClusterVia::default(),
+        |s| {
+            match s.as_str() {
+            "redis" => Ok(ClusterVia::Redis),
+            "parents" if tier == Tier::Parent => Err(
+                "via = \"parents\" is for edges (a parent has no parents); a parent aggregates its edges' \
+                 counts without it"
+                    .into(),
+            ),
+            "parents" => Ok(ClusterVia::Parents),
+            other => Err(format!("expected \"redis\" or \"parents\", found {other:?}")),
+        }
+        },
+    );
+    let parents = raw.via.as_ref().is_some_and(|v| v.get_ref() == "parents");
+    // A `via` that is neither: its own error is enough.
+    let redis = raw.via.as_ref().is_none_or(|v| v.get_ref() == "redis");
     let mut redis_urls = Vec::new();
     match &raw.redis_url {
+        Some(list) if parents => sink.err(
+            "cluster.redis_url",
+            &list.span(),
+            "not with via = \"parents\": the counts go to the parents, not to Redis",
+        ),
+        None if !redis => {}
         None => {
             if !sink.reported("cluster.redis_url") {
                 sink.err("cluster.redis_url", &raw.span, MISSING);
@@ -295,6 +322,7 @@ pub(super) fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster) -> Cluster {
         },
     );
     Cluster {
+        via,
         redis_urls,
         sync_interval,
         on_redis_failure,
