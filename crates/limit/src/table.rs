@@ -17,9 +17,9 @@
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-mod lock;
-mod shard;
-mod sketch;
+pub(crate) mod lock;
+pub(crate) mod shard;
+pub(crate) mod sketch;
 
 use lock::{SpinGuard, SpinLock};
 use shard::{Link, Shard, Slot, index_words, slots_for};
