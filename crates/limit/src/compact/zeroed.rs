@@ -20,11 +20,19 @@ pub(crate) unsafe trait Zeroable: Copy {}
 // SAFETY: an integer of zero bytes is 0.
 unsafe impl Zeroable for u64 {}
 
-/// Cache-line alignment of every allocation, so a bucket of 8 fingerprints is one line.
+/// Cache-line alignment of every slice, so a bucket of 8 fingerprints is one line.
 const ALIGN: usize = 64;
+/// The alignment asked of the allocator. An allocator can hand out zeroed memory for free only at its natural
+/// alignment (the system allocator's `calloc`; above it, Rust's `System` allocates and then writes zeros over the
+/// whole block, which would make every page resident), so the slice is placed at a cache line inside a block
+/// one line longer.
+const ALLOC_ALIGN: usize = 16;
 
 pub(crate) struct ZeroedSlice<T> {
+    /// The first element, at a multiple of [`ALIGN`] inside the block.
     ptr: NonNull<T>,
+    /// The block from the allocator.
+    raw: *mut u8,
     len: usize,
 }
 
@@ -34,30 +42,37 @@ unsafe impl<T: Zeroable + Send> Send for ZeroedSlice<T> {}
 unsafe impl<T: Zeroable + Sync> Sync for ZeroedSlice<T> {}
 
 impl<T> ZeroedSlice<T> {
-    fn layout(len: usize) -> Layout {
-        Layout::array::<T>(len)
-            .and_then(|l| l.align_to(ALIGN))
-            .expect("table array too large")
+    /// The block for `len` elements, or `None` when they take no bytes.
+    fn layout(len: usize) -> Option<Layout> {
+        const { assert!(align_of::<T>() <= ALIGN) };
+        let bytes = Layout::array::<T>(len).expect("table array too large").size();
+        (bytes > 0).then(|| {
+            Layout::from_size_align(bytes + ALIGN, ALLOC_ALIGN).expect("table array too large")
+        })
     }
 }
 
 impl<T: Zeroable> ZeroedSlice<T> {
     /// `len` zero values, untouched until used.
     pub(crate) fn new(len: usize) -> Self {
-        let layout = Self::layout(len);
-        if layout.size() == 0 {
+        let Some(layout) = Self::layout(len) else {
             return Self {
                 ptr: NonNull::dangling(),
+                raw: std::ptr::null_mut(),
                 len,
             };
-        }
+        };
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
-        let Some(ptr) = NonNull::new(raw.cast::<T>()) else {
+        if raw.is_null() {
             handle_alloc_error(layout)
-        };
+        }
+        let offset = (raw as usize).next_multiple_of(ALIGN) - raw as usize;
+        // SAFETY: the offset is below ALIGN, and the block is ALIGN bytes longer than the slice.
+        let first = unsafe { raw.add(offset) };
+        let ptr = NonNull::new(first.cast::<T>()).expect("non-null block");
         huge_pages(raw as usize, layout.size());
-        Self { ptr, len }
+        Self { ptr, raw, len }
     }
 
     /// Bytes held.
@@ -85,10 +100,9 @@ impl<T: Zeroable> DerefMut for ZeroedSlice<T> {
 
 impl<T> Drop for ZeroedSlice<T> {
     fn drop(&mut self) {
-        let layout = Self::layout(self.len);
-        if layout.size() != 0 {
-            // SAFETY: allocated in `new` with this same layout; `T: Copy` has no destructor to run.
-            unsafe { dealloc(self.ptr.as_ptr().cast(), layout) };
+        if let Some(layout) = Self::layout(self.len) {
+            // SAFETY: allocated in `new` with this same layout; the elements need no drop (`Zeroable: Copy`).
+            unsafe { dealloc(self.raw, layout) };
         }
     }
 }
