@@ -128,9 +128,12 @@ fn defaults_of_the_new_keys() {
     use edgeguard_limit::{DEFAULT_TRACKED_CLIENTS as CLIENTS, Eviction::FrequencyAware as FA};
     use edgeguard_limit::{persec::PerSecondTable, window::WindowTable};
     const {
-        assert!(defaults::IP_ACCESS_LIMIT_TABLE_SIZE as usize >= PerSecondTable::size_for(CLIENTS, FA));
         assert!(
-            defaults::RATE_LIMITING_TABLE_SIZE as usize >= 5 * WindowTable::size_for(CLIENTS, 0, FA)
+            defaults::IP_ACCESS_LIMIT_TABLE_SIZE as usize >= PerSecondTable::size_for(CLIENTS, FA)
+        );
+        assert!(
+            defaults::RATE_LIMITING_TABLE_SIZE as usize
+                >= 5 * WindowTable::size_for(CLIENTS, 0, FA)
         );
     };
 }

@@ -23,7 +23,10 @@ fn a_million_clients_fit_tables_sized_for_a_million() {
     assert!(persec.capacity() >= CLIENTS && window.capacity() >= CLIENTS);
     // Under 44 bytes per client per table on average for the IP access limit and five such rules.
     let per_client = persec.size_bytes() + 5 * window.size_bytes();
-    assert!(per_client / 6 < 44 * CLIENTS, "{per_client} bytes for six tables");
+    assert!(
+        per_client / 6 < 44 * CLIENTS,
+        "{per_client} bytes for six tables"
+    );
 
     // 1,000,000 distinct clients, all within one second (so no per-second state is idle yet).
     let now = 1_000_000u64;
@@ -47,6 +50,9 @@ fn a_million_clients_fit_tables_sized_for_a_million() {
             window.size_bytes(),
         ),
     ] {
+        eprintln!(
+            "{name}: {in_use} of {CLIENTS} retained, capacity {capacity}, {held} of {size} bytes"
+        );
         assert!(in_use <= capacity && held <= size, "{name}");
         assert!(
             in_use * 100 >= CLIENTS * 95,

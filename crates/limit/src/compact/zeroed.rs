@@ -45,7 +45,9 @@ impl<T> ZeroedSlice<T> {
     /// The block for `len` elements, or `None` when they take no bytes.
     fn layout(len: usize) -> Option<Layout> {
         const { assert!(align_of::<T>() <= ALIGN) };
-        let bytes = Layout::array::<T>(len).expect("table array too large").size();
+        let bytes = Layout::array::<T>(len)
+            .expect("table array too large")
+            .size();
         (bytes > 0).then(|| {
             Layout::from_size_align(bytes + ALIGN, ALLOC_ALIGN).expect("table array too large")
         })
