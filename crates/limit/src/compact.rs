@@ -111,10 +111,12 @@ impl<S: CompactState> Shard<S> {
         ways.iter().position(|&f| f == fp.0).map(|w| b * WAYS + w)
     }
 
+    /// Both buckets are read whatever the first holds, so their two cache misses overlap.
     #[inline(always)]
     fn find(&self, fp: Fingerprint) -> Option<usize> {
         let (b1, b2) = fp.buckets(self.buckets);
-        self.find_in(b1, fp).or_else(|| self.find_in(b2, fp))
+        let (in1, in2) = (self.find_in(b1, fp), self.find_in(b2, fp));
+        in1.or(in2)
     }
 
     /// Free ways of bucket `b` and the first of them.
@@ -130,15 +132,15 @@ impl<S: CompactState> Shard<S> {
     ///
     /// Hot path: no allocation; at most 2 fingerprint lines and, when both buckets are full, their states and
     /// `2 x SAMPLE` estimates.
+    /// `f_new` is the key's estimate with this access counted (frequency-aware tables).
     fn insert(
         &mut self,
         fp: Fingerprint,
+        f_new: Option<u32>,
         now_ms: u64,
         state: S,
         params: &S::Params,
     ) -> Option<(usize, bool)> {
-        // The attempt counts as an access of the key, stored or not.
-        let f_new = self.sketch.as_mut().map(|s| s.increment(fp.sketch()));
         let (b1, b2) = fp.buckets(self.buckets);
         let ((n1, w1), (n2, w2)) = (self.free_in(b1), self.free_in(b2));
         if let Some(i) = if n2 > n1 { w2 } else { w1.or(w2) } {
@@ -378,6 +380,7 @@ impl<S: CompactState> CompactTable<S> {
             inner: cell.lock.lock(),
             stats: &cell.stats,
             params: &self.params,
+            counted: None,
         }
     }
 }
@@ -387,17 +390,20 @@ pub(crate) struct CompactGuard<'a, S: CompactState> {
     inner: SpinGuard<'a, Shard<S>>,
     stats: &'a Stats,
     params: &'a S::Params,
+    /// The key [`CompactGuard::find`] counted and its estimate, for an insert that follows a miss.
+    counted: Option<(Fingerprint, u32)>,
 }
 
 impl<S: CompactState> CompactGuard<'_, S> {
-    /// The way holding `fp`, counted as an access of the key in a frequency-aware table.
+    /// The way holding `fp`. In a frequency-aware table the lookup counts as an access of the key, found or not
+    /// (a miss is followed by the insert attempt, which is the same access): counted first, so the sketch's cache
+    /// miss overlaps the buckets'.
     #[inline(always)]
     pub(crate) fn find(&mut self, fp: Fingerprint) -> Option<usize> {
-        let i = self.inner.find(fp)?;
         if let Some(s) = &mut self.inner.sketch {
-            s.increment(fp.sketch());
+            self.counted = Some((fp, s.increment(fp.sketch())));
         }
-        Some(i)
+        self.inner.find(fp)
     }
 
     /// The way holding `fp`, without counting an access.
@@ -425,7 +431,13 @@ impl<S: CompactState> CompactGuard<'_, S> {
         state: S,
     ) -> Result<usize, NoRoom> {
         debug_assert!(self.inner.find(fp).is_none(), "key already present");
-        match self.inner.insert(fp, now_ms, state, self.params) {
+        // The attempt counts as an access of the key, stored or not (once, if `find` just counted it).
+        let f_new = match (self.counted.take(), &mut self.inner.sketch) {
+            (Some((counted, f)), _) if counted == fp => Some(f),
+            (_, Some(s)) => Some(s.increment(fp.sketch())),
+            (_, None) => None,
+        };
+        match self.inner.insert(fp, f_new, now_ms, state, self.params) {
             Some((i, evicted)) => {
                 if evicted {
                     Stats::bump(&self.stats.evictions);

@@ -123,8 +123,9 @@ fn idle_states_make_room_without_counting_as_evictions() {
     let stored = (cap..(2 * cap))
         .filter(|k| bump(&t, &k.to_le_bytes(), 5_000).is_some())
         .count();
+    // As many as the first time, up to the spread of random placement in a table this small.
     assert!(
-        stored * 100 >= first * 99,
+        stored * 100 >= first * 95,
         "{stored} stored, {first} before"
     );
     assert!(
