@@ -210,6 +210,10 @@ fn default_budgets_hold_a_million_clients_for_the_ip_limit_and_five_rules() {
     let stats = r.guard().table_stats();
     assert_eq!(stats.len(), 6);
     for t in &stats {
+        eprintln!(
+            "{}: {} bytes, capacity {}",
+            t.table, t.size_bytes, t.capacity
+        );
         assert!(t.capacity >= 1_000_000, "{t:?}");
     }
     let total: u64 = stats.iter().map(|t| t.size_bytes).sum();
