@@ -61,7 +61,7 @@ pub struct IpAccessLimitDoc {
     pub qps: Option<u32>,
     /// `node` | `cluster`.
     pub scope: Option<String>,
-    /// Memory budget of the per-client table, e.g. `"64m"`.
+    /// Memory budget of the per-client table, e.g. `"58m"`.
     pub table_size: Option<String>,
 }
 
@@ -120,7 +120,7 @@ pub struct RateLimitingDoc {
     /// `normal` | `emergency` | `custom`.
     pub mode: Option<String>,
     pub parameter_check: Option<bool>,
-    /// Memory budget of the rules' windows, e.g. `"160m"`.
+    /// Memory budget of the rules' windows, e.g. `"192m"`.
     pub table_size: Option<String>,
     pub rules: Option<Vec<RuleDoc>>,
     /// Read only (GET): rule names in the order they are tried.

@@ -118,11 +118,23 @@ fn defaults_of_the_new_keys() {
         d.rate_limiting.table_size,
         defaults::RATE_LIMITING_TABLE_SIZE
     );
-    // With the defaults, one domain's protection tables stay within SPEC 9.1's 256 MiB.
+    // With the defaults, one domain's protection tables stay within SPEC 9.1's 256 MiB and hold 1,000,000
+    // clients in the IP access limit and in each of five rules (without status selectors).
     const {
         assert!(
             defaults::IP_ACCESS_LIMIT_TABLE_SIZE + defaults::RATE_LIMITING_TABLE_SIZE <= 256 << 20
         )
+    };
+    use edgeguard_limit::{DEFAULT_TRACKED_CLIENTS as CLIENTS, Eviction::FrequencyAware as FA};
+    use edgeguard_limit::{persec::PerSecondTable, window::WindowTable};
+    const {
+        assert!(
+            defaults::IP_ACCESS_LIMIT_TABLE_SIZE as usize >= PerSecondTable::size_for(CLIENTS, FA)
+        );
+        assert!(
+            defaults::RATE_LIMITING_TABLE_SIZE as usize
+                >= 5 * WindowTable::size_for(CLIENTS, 0, FA)
+        );
     };
 }
 

@@ -172,7 +172,8 @@ fn benches(c: &mut Criterion) {
     g.bench_function("ours_cached_now/hot_key/1t", |b| {
         b.iter(|| black_box(limit_req(fixed, &limit, &[&7u32.to_be_bytes()])))
     });
-    // The protection tables, frequency-aware, with 1M keys held, one thread.
+    // The protection tables (compact: fingerprints in set-associative buckets, frequency-aware), sized for 1M keys
+    // and filled with 1M, one thread.
     let fa = Eviction::FrequencyAware;
     let persec = PerSecondTable::new(PerSecondTable::size_for(MANY as usize, fa)).unwrap();
     let spec = WindowSpec {
@@ -186,8 +187,9 @@ fn benches(c: &mut Criterion) {
     }
     // Per-second states go idle a second after their last admission and make way for new keys, so the
     // per-second table holds fewer than 1M keys once the fill has taken longer than a second.
+    // Sized for exactly MANY keys: about 96 % of them find a way (the rest are refused as one-shot keys).
     assert!(
-        window.in_use() >= MANY as usize * 99 / 100,
+        window.in_use() >= MANY as usize * 95 / 100,
         "window table too small"
     );
     let persec_check = |i: u64| {
@@ -240,6 +242,15 @@ fn benches(c: &mut Criterion) {
             );
         }
     }
+    println!(
+        "  compact tables: per-second {} B per key ({} of {} in use), window {} B per key ({} of {} in use)",
+        PerSecondTable::bytes_per_key(),
+        persec.in_use(),
+        persec.capacity(),
+        window.bytes_per_key(),
+        window.in_use(),
+        window.capacity()
+    );
     println!(
         "  bytes per state: ours {} (zone {} B holds {} states, {} in use), governor ~{:.0} (heap growth for {} keys)",
         ReqZone::bytes_per_state(),

@@ -5,6 +5,7 @@
 //! Not here: parsing configuration files, HTTP, or anything that waits.
 
 pub mod clock;
+mod compact;
 pub mod conn;
 pub mod persec;
 pub mod rate;

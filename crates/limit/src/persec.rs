@@ -6,40 +6,45 @@
 //! counted: a client that keeps hammering is still let through at N per second.
 //!
 //! Each key keeps a ring of its last admission times as 16-bit offsets from a per-key base, [`RING`] slots in
-//! [`SecondState`]'s fixed 144 bytes (198 per key with the table's slot bookkeeping, index and frequency
-//! sketch, so a 1 MiB table holds about 5,300 keys). Up to N = [`RING`] a slot is one admission and the decision is exact. Above,
-//! a slot holds a group of `g = ceil(N / RING)` admissions stamped with the group's latest time: the count never
-//! misses an admission of the last second, so more than N are never admitted in any second, but up to `g - 1`
-//! admissions more than a second old may still be counted (a refusal up to `g - 1` requests early: at most 1.6% of
-//! N). N is bounded by [`MAX_LIMIT`] (`RING * 65535`); larger limits are treated as that.
+//! [`SecondState`]'s fixed 44 bytes (60 per key with the compact table's fingerprint and frequency sketch, so a
+//! 1 MiB table holds about 17,000 keys). Up to N = [`RING`] a slot is one admission and the decision is exact.
+//! Above, a slot holds a group of `g = ceil(N / RING)` admissions stamped with the group's latest time: the count
+//! never misses an admission of the last second, so more than N are never admitted in any second, but up to
+//! `g - 1` admissions more than a second old may still be counted (a refusal up to `g - 1` requests early: under
+//! 1/16 = 6.25 % of N). N is bounded by [`MAX_LIMIT`] (`RING * 65535`); larger limits are treated as that.
 
-use crate::table::{Eviction, Table, TableError, TableState, bytes_per_state_with};
+use crate::compact::{CompactState, CompactTable, Zeroable};
+use crate::table::{Eviction, TableError};
 
 /// Slots per key: the largest N decided exactly.
-pub const RING: usize = 64;
+pub const RING: usize = 16;
 
 /// The largest N honoured; above it a limit acts as this one.
 pub const MAX_LIMIT: u32 = RING as u32 * u16::MAX as u32;
 
 const SECOND_MS: u64 = 1000;
 
+/// Milliseconds per unit of a state's base.
+const BASE_UNIT_MS: u64 = 1024;
+
 /// Why a table could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("per-second table: {0}")]
 pub struct PerSecondError(#[from] pub TableError);
 
-/// Per-key per-second limits under a byte budget, so memory never grows. When the table is full a new key takes
-/// an idle key's place first; after that, under [`Eviction::FrequencyAware`] (the default) it replaces a live key
-/// only if it is estimated more frequent, so a flood of one-shot (spoofed) addresses cannot push out a client
-/// at its limit; under [`Eviction::Lru`] the least recently seen key goes. An evicted key starts afresh.
+/// Per-key per-second limits under a byte budget, so memory never grows. When a key's buckets are full a new key
+/// takes an idle key's place first; after that, under [`Eviction::FrequencyAware`] (the default) it replaces a
+/// live key only if it is estimated more frequent, so a flood of one-shot (spoofed) addresses cannot push out a
+/// client at its limit; under [`Eviction::Lru`] the least recently active candidate goes. An evicted key starts
+/// afresh.
 #[derive(Debug)]
 pub struct PerSecondTable {
-    table: Table<SecondState>,
+    table: CompactTable<SecondState>,
 }
 
 impl PerSecondTable {
-    /// A frequency-aware table of at most `size_bytes` bytes, all allocated now (about
-    /// [`PerSecondTable::bytes_per_key`] each).
+    /// A frequency-aware table of at most `size_bytes` bytes, reserved now and touched as keys fill it
+    /// ([`PerSecondTable::bytes_per_key`] each).
     pub fn new(size_bytes: usize) -> Result<Self, PerSecondError> {
         Self::with_eviction(size_bytes, Eviction::FrequencyAware)
     }
@@ -47,14 +52,14 @@ impl PerSecondTable {
     /// A table of at most `size_bytes` bytes with the given eviction policy.
     pub fn with_eviction(size_bytes: usize, eviction: Eviction) -> Result<Self, PerSecondError> {
         Ok(Self {
-            table: Table::with_eviction(size_bytes, (), eviction)?,
+            table: CompactTable::new(size_bytes, (), eviction)?,
         })
     }
 
-    /// A `size_bytes` that holds at least `keys` keys of up to 16 bytes (with room for the uneven spread of keys over shards).
+    /// A `size_bytes` whose capacity is at least `keys` keys (about 96 % of as many distinct random keys are
+    /// stored at once; see `compact.rs`).
     pub const fn size_for(keys: usize, eviction: Eviction) -> usize {
-        let per = Self::bytes_per_state(eviction);
-        keys * per + keys * per / 32 + 64 * 1024
+        CompactTable::<SecondState>::size_for(keys, eviction)
     }
 
     /// The eviction policy.
@@ -75,7 +80,7 @@ impl PerSecondTable {
 
     /// Whether a request of `key` at `now_ms` is admitted under `limit` requests in any one second; an admitted
     /// request is counted, a refused one is not. A new key that is not stored (refused by frequency-aware
-    /// admission, longer than the table's key limit, or no room) is decided as a fresh key and admitted
+    /// admission) is decided as a fresh key and admitted
     /// uncounted: a full table must not turn into refusals of everyone, and a one-shot key is never refused.
     ///
     /// Hot path: one shard lock, no allocation.
@@ -88,16 +93,16 @@ impl PerSecondTable {
     ///
     /// Hot path: one shard lock, no allocation.
     pub fn check_with(&self, key: &[u8], limit: u32, others: u64, now_ms: u64) -> bool {
-        let h = self.table.hash(key);
-        let mut g = self.table.lock(h);
-        if let Some(r) = g.find(h, key) {
-            return g.state_mut(r).check_with(limit, others, now_ms);
+        let fp = self.table.fingerprint(key);
+        let mut g = self.table.lock(fp);
+        if let Some(i) = g.find(fp) {
+            return g.state_mut(i).check_with(limit, others, now_ms);
         }
         let mut state = SecondState::new(now_ms);
         if !state.check_with(limit, others, now_ms) {
             return false;
         }
-        let _ = g.insert(h, key, now_ms, state);
+        let _ = g.insert(fp, now_ms, state);
         true
     }
 
@@ -106,7 +111,7 @@ impl PerSecondTable {
         self.table.in_use()
     }
 
-    /// Keys of up to 16 bytes (IPv4 and IPv6 addresses) the table holds.
+    /// Keys the table holds when full (of any length: only a fingerprint is stored).
     pub fn capacity(&self) -> usize {
         self.table.capacity()
     }
@@ -116,24 +121,29 @@ impl PerSecondTable {
         self.table.held_bytes()
     }
 
-    /// Bytes one key costs in a default (frequency-aware) table: its state, the table's slot bookkeeping,
-    /// index share and sketch.
+    /// Bytes one key costs in a default (frequency-aware) table: its state, fingerprint and sketch share.
     pub const fn bytes_per_key() -> usize {
         Self::bytes_per_state(Eviction::FrequencyAware)
     }
 
     /// Bytes one key costs under `eviction`.
     pub const fn bytes_per_state(eviction: Eviction) -> usize {
-        bytes_per_state_with::<SecondState>(eviction)
+        CompactTable::<SecondState>::bytes_per_state(eviction)
+    }
+
+    /// The byte budget given at construction.
+    pub fn size_bytes(&self) -> usize {
+        self.table.size_bytes()
     }
 }
 
-/// The per-second state of one key: a pure value, decided by [`SecondState::check`]. 144 bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The per-second state of one key: a pure value, decided by [`SecondState::check`]. 44 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecondState {
-    /// Milliseconds that `ring` offsets count from; moved forward when an offset would pass `u16::MAX`.
-    base_ms: u64,
-    /// Latest admission time of each group, as an offset from `base_ms`; oldest at `head`.
+    /// The time `ring` offsets count from, in units of [`BASE_UNIT_MS`] (32 bits last until 2109 of Unix
+    /// time); moved forward when an offset would pass `u16::MAX`.
+    base: u32,
+    /// Latest admission time of each group, as milliseconds after the base; oldest at `head`.
     ring: [u16; RING],
     /// Admissions in the newest group (1..=group when `len > 0`).
     newest: u16,
@@ -149,11 +159,18 @@ impl Default for SecondState {
     }
 }
 
-impl TableState for SecondState {
+// SAFETY: integers only; zero is a key with nothing admitted.
+unsafe impl Zeroable for SecondState {}
+
+impl CompactState for SecondState {
     type Params = ();
 
-    fn expirable(&self, now_ms: u64, _: &()) -> bool {
+    fn idle(&self, now_ms: u64, _: &()) -> bool {
         self.is_idle(now_ms)
+    }
+
+    fn last_ms(&self, _: &()) -> u64 {
+        self.latest_ms()
     }
 }
 
@@ -161,7 +178,7 @@ impl SecondState {
     /// A key seen for the first time at `now_ms`, nothing admitted yet.
     pub fn new(now_ms: u64) -> Self {
         Self {
-            base_ms: now_ms,
+            base: (now_ms / BASE_UNIT_MS).min(u64::from(u32::MAX)) as u32,
             ring: [0; RING],
             newest: 0,
             group: 1,
@@ -194,7 +211,7 @@ impl SecondState {
         // Threads may hand in a time a few ms older than one already stored; time never runs back for a key.
         let now = now_ms.max(self.latest_ms());
         self.rebase(now);
-        let now_off = (now - self.base_ms) as u16;
+        let now_off = (now - self.base_ms()) as u16;
         while self.len > 0 && u64::from(now_off - self.ring[self.head as usize]) >= SECOND_MS {
             self.head = ((self.head as usize + 1) % RING) as u8;
             self.len -= 1;
@@ -227,28 +244,34 @@ impl SecondState {
         }
     }
 
+    #[inline]
+    fn base_ms(&self) -> u64 {
+        u64::from(self.base) * BASE_UNIT_MS
+    }
+
     fn latest_ms(&self) -> u64 {
         match self.len {
-            0 => self.base_ms,
+            0 => self.base_ms(),
             n => {
                 let last = (self.head as usize + n as usize - 1) % RING;
-                self.base_ms + u64::from(self.ring[last])
+                self.base_ms() + u64::from(self.ring[last])
             }
         }
     }
 
     fn rebase(&mut self, now: u64) {
-        if now - self.base_ms <= u64::from(u16::MAX) {
+        let base_ms = self.base_ms();
+        if now - base_ms <= u64::from(u16::MAX) {
             return;
         }
-        // Offsets below the new base are more than a second old; saturating them to 0 (= now - 1000) keeps them
-        // out of the count, which is all that matters about them.
-        let new_base = now - SECOND_MS;
-        let delta = new_base - self.base_ms;
+        // Offsets below the new base are more than a second old (the base is at most `now - 1000`); saturating
+        // them to 0 keeps them out of the count, which is all that matters about them.
+        let new_base = ((now - SECOND_MS) / BASE_UNIT_MS).min(u64::from(u32::MAX));
+        let delta = new_base * BASE_UNIT_MS - base_ms;
         for off in &mut self.ring {
             *off = u64::from(*off).saturating_sub(delta) as u16;
         }
-        self.base_ms = new_base;
+        self.base = new_base as u32;
     }
 
     /// Whether dropping this state changes no future decision: nothing admitted in the last second.
@@ -262,10 +285,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_is_144_bytes() {
-        assert_eq!(size_of::<SecondState>(), 144);
-        assert_eq!(PerSecondTable::bytes_per_state(Eviction::Lru), 190);
-        assert_eq!(PerSecondTable::bytes_per_key(), 198);
+    fn state_is_44_bytes() {
+        assert_eq!(size_of::<SecondState>(), 44);
+        assert_eq!(PerSecondTable::bytes_per_state(Eviction::Lru), 52);
+        assert_eq!(PerSecondTable::bytes_per_key(), 60);
     }
 
     #[test]

@@ -17,9 +17,9 @@
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-mod lock;
-mod shard;
-mod sketch;
+pub(crate) mod lock;
+pub(crate) mod shard;
+pub(crate) mod sketch;
 
 use lock::{SpinGuard, SpinLock};
 use shard::{Link, Shard, Slot, index_words, slots_for};
@@ -107,10 +107,11 @@ pub enum Eviction {
     /// limit_req and limit_conn zones, which must behave as nginx's.
     #[default]
     Lru,
-    /// TinyLFU admission for protection tables: a small count-min sketch estimates each key's recent accesses;
-    /// when the table is full a new key is stored only if its estimate beats the least frequent of a few
-    /// least recently used states, which is then evicted. A refused key is not stored (the caller treats it as
-    /// fresh). A key that keeps counting survives a flood of one-shot keys far larger than the table.
+    /// TinyLFU admission: a small count-min sketch estimates each key's recent accesses; when the table is full
+    /// a new key is stored only if its estimate beats the least frequent of a few candidates (here: least
+    /// recently used states; in the protection tables' compact table: sampled ways of the key's buckets), which
+    /// is then evicted. A refused key is not stored (the caller treats it as fresh). A key that keeps counting
+    /// survives a flood of one-shot keys far larger than the table.
     FrequencyAware,
 }
 

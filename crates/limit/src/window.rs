@@ -10,19 +10,22 @@
 //! `exact - events(bucket c - 10) <= count <= exact`: a count never exceeds the exact sliding window and falls short
 //! of it by at most one bucket's events (at most the events of `interval / 10` seconds).
 //!
-//! Memory per key is fixed: a 4-byte bucket index and `10 * C` 16-bit counters, where C is `2 + K` for K tracked
-//! selectors rounded up to 2, 3, 4, 6 or 10, plus the table's 42 bytes of slot bookkeeping and index and, under
-//! frequency-aware eviction (the default), 8 bytes of sketch: 94 bytes per key with no selector, 114 with one,
-//! 134 with two ([`WindowTable::bytes_per_state`]). A bucket counter saturates at `u16::MAX` (65,535 events in
-//! one tenth of the window) instead of wrapping, so a count only ever errs low, and only for a key far past any
-//! useful threshold. Keys live in the crate's byte-budget [`Table`]; when it is full, a new key takes the place
-//! of an idle key, or of a live one only if the key is estimated more frequent ([`Eviction::FrequencyAware`]); an
-//! evicted key restarts from zero.
+//! Memory per key is fixed: a 4-byte bucket index and `10 * C` 16-bit counters, where C is 1 (requests only) for a
+//! window without selectors, else `2 + K` for K tracked selectors rounded up to 3, 4, 6 or 10, plus the compact
+//! table's 8-byte fingerprint and, under frequency-aware eviction (the default), 8 bytes of sketch: 40 bytes per
+//! key with no selector, 80 with one, 100 with two ([`WindowTable::bytes_per_state`]). A window without
+//! selectors does not count responses (nothing reads them without a status ratio): `responses` stays 0. A bucket
+//! counter saturates at `u16::MAX` (65,535 events in one tenth of the window) instead of wrapping, so a count only
+//! ever errs low, and only for a key far past any useful threshold. Keys live in the crate's compact table (a keyed
+//! fingerprint instead of the key, set-associative buckets, see `compact.rs`); when a key's buckets are full, a new
+//! key takes the place of an idle key, or of a live one only if the key is estimated more frequent
+//! ([`Eviction::FrequencyAware`]); an evicted key restarts from zero.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::table::{Eviction, Table, TableState, bytes_per_state_with};
+use crate::compact::{CompactState, CompactTable, Zeroable};
+use crate::table::Eviction;
 
 /// Buckets per window.
 pub const BUCKETS: usize = 10;
@@ -145,9 +148,9 @@ impl Window {
         &self.tracked[..self.n_tracked]
     }
 
-    /// Counters per bucket: requests, responses, then one per tracked selector.
+    /// Counters per bucket: requests, then (when selectors are tracked) responses and one per selector.
     fn stride(&self) -> usize {
-        2 + self.n_tracked
+        stride(self.n_tracked)
     }
 
     fn bucket(&self, now_ms: u64) -> u32 {
@@ -179,9 +182,15 @@ impl WindowCounts {
     }
 }
 
+/// Counters per bucket for `tracked` selectors: requests alone without selectors, else requests, responses and
+/// one per selector.
+const fn stride(tracked: usize) -> usize {
+    if tracked == 0 { 1 } else { 2 + tracked }
+}
+
 /// One key's buckets: a pure value, driven with the table's [`Window`] and a time. `C` counters per bucket, at
-/// least the window's `2 + K`; [`WindowTable`] picks the smallest of a few sizes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// least the window's counters per bucket; [`WindowTable`] picks the smallest of a few sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowState<const C: usize> {
     /// Index (`now / width`) of the newest bucket; the ring holds `newest - 9 ..= newest`. Buckets are at least
     /// 1 s wide, so 32 bits last 136 years of clock.
@@ -199,11 +208,18 @@ impl<const C: usize> Default for WindowState<C> {
     }
 }
 
-impl<const C: usize> TableState for WindowState<C> {
+// SAFETY: integers only; zero is an empty window at bucket 0.
+unsafe impl<const C: usize> Zeroable for WindowState<C> {}
+
+impl<const C: usize> CompactState for WindowState<C> {
     type Params = Window;
 
-    fn expirable(&self, now_ms: u64, w: &Window) -> bool {
+    fn idle(&self, now_ms: u64, w: &Window) -> bool {
         self.is_idle(w, now_ms)
+    }
+
+    fn last_ms(&self, w: &Window) -> u64 {
+        u64::from(self.newest) * w.width_ms
     }
 }
 
@@ -211,7 +227,7 @@ impl<const C: usize> WindowState<C> {
     /// An empty window for a key first seen at `now_ms`.
     ///
     /// # Panics
-    /// If `C` is below the window's `2 + K` counters.
+    /// If `C` is below the window's counters per bucket.
     pub fn new(w: &Window, now_ms: u64) -> Self {
         assert!(
             w.stride() <= C,
@@ -234,10 +250,13 @@ impl<const C: usize> WindowState<C> {
     /// Counts a response with `status` at `now_ms`; returns the counts including it. Hot path: no allocation.
     pub fn record_status(&mut self, w: &Window, now_ms: u64, status: u16) -> WindowCounts {
         let row = self.advance(w, now_ms);
-        bump(&mut row[1]);
-        for (cell, sel) in row[2..].iter_mut().zip(w.tracked()) {
-            if sel.matches(status) {
-                bump(cell);
+        // Without selectors the row is the request counter alone.
+        if let Some((responses, statuses)) = row[1..].split_first_mut() {
+            bump(responses);
+            for (cell, sel) in statuses.iter_mut().zip(w.tracked()) {
+                if sel.matches(status) {
+                    bump(cell);
+                }
             }
         }
         self.counts(w, now_ms)
@@ -262,9 +281,11 @@ impl<const C: usize> WindowState<C> {
             }
             let row = &self.cells[(index % BUCKETS as u64) as usize];
             out.requests += u64::from(row[0]);
-            out.responses += u64::from(row[1]);
-            for (sum, &c) in out.status.iter_mut().zip(&row[2..w.stride()]) {
-                *sum += u64::from(c);
+            if w.n_tracked > 0 {
+                out.responses += u64::from(row[1]);
+                for (sum, &c) in out.status.iter_mut().zip(&row[2..w.stride()]) {
+                    *sum += u64::from(c);
+                }
             }
         }
         out
@@ -290,27 +311,27 @@ impl<const C: usize> WindowState<C> {
     }
 }
 
-/// Per-key sliding windows of one [`WindowSpec`] under a byte budget, all allocated up front. When the table is
-/// full a new key takes an idle key's place first; after that, under [`Eviction::FrequencyAware`] (the default)
-/// it replaces a live key only if it is estimated more frequent, and under [`Eviction::Lru`] the least recently
-/// seen key goes. An evicted key restarts from zero.
+/// Per-key sliding windows of one [`WindowSpec`] under a byte budget, reserved up front and touched as keys fill
+/// it. When a key's buckets are full a new key takes an idle key's place first; after that, under
+/// [`Eviction::FrequencyAware`] (the default) it replaces a live key only if it is estimated more frequent, and
+/// under [`Eviction::Lru`] the least recently active of the candidates goes. An evicted key restarts from zero.
 pub struct WindowTable {
     inner: Inner,
 }
 
-/// The table sized for the spec's counters per bucket: 2 + K rounded up to 2, 3, 4, 6 or 10.
+/// The table sized for the spec's counters per bucket: 1, or 2 + K rounded up to 3, 4, 6 or 10.
 enum Inner {
-    C2(Table<WindowState<2>>),
-    C3(Table<WindowState<3>>),
-    C4(Table<WindowState<4>>),
-    C6(Table<WindowState<6>>),
-    C10(Table<WindowState<10>>),
+    C1(CompactTable<WindowState<1>>),
+    C3(CompactTable<WindowState<3>>),
+    C4(CompactTable<WindowState<4>>),
+    C6(CompactTable<WindowState<6>>),
+    C10(CompactTable<WindowState<10>>),
 }
 
 macro_rules! with_table {
     ($inner:expr, $t:ident => $e:expr) => {
         match $inner {
-            Inner::C2($t) => $e,
+            Inner::C1($t) => $e,
             Inner::C3($t) => $e,
             Inner::C4($t) => $e,
             Inner::C6($t) => $e,
@@ -341,34 +362,32 @@ impl WindowTable {
         let too_small = |_| WindowError::TooSmall { size: size_bytes };
         let e = eviction;
         let inner = match w.stride() {
-            ..=2 => Inner::C2(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
-            3 => Inner::C3(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
-            4 => Inner::C4(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
-            5..=6 => Inner::C6(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
-            _ => Inner::C10(Table::with_eviction(size_bytes, w, e).map_err(too_small)?),
+            1 => Inner::C1(CompactTable::new(size_bytes, w, e).map_err(too_small)?),
+            ..=3 => Inner::C3(CompactTable::new(size_bytes, w, e).map_err(too_small)?),
+            4 => Inner::C4(CompactTable::new(size_bytes, w, e).map_err(too_small)?),
+            5..=6 => Inner::C6(CompactTable::new(size_bytes, w, e).map_err(too_small)?),
+            _ => Inner::C10(CompactTable::new(size_bytes, w, e).map_err(too_small)?),
         };
         Ok(Self { inner })
     }
 
-    /// Bytes one key of up to 16 bytes costs (state, slot bookkeeping, index share and, when frequency-aware,
-    /// sketch) in a table of windows tracking `tracked` selectors.
+    /// Bytes one key of any length costs (state, fingerprint and, when frequency-aware, sketch) in a table of
+    /// windows tracking `tracked` selectors.
     pub const fn bytes_per_state(tracked: usize, eviction: Eviction) -> usize {
-        match 2 + tracked {
-            ..=2 => bytes_per_state_with::<WindowState<2>>(eviction),
-            3 => bytes_per_state_with::<WindowState<3>>(eviction),
-            4 => bytes_per_state_with::<WindowState<4>>(eviction),
-            5..=6 => bytes_per_state_with::<WindowState<6>>(eviction),
-            _ => bytes_per_state_with::<WindowState<10>>(eviction),
+        match stride(tracked) {
+            1 => CompactTable::<WindowState<1>>::bytes_per_state(eviction),
+            ..=3 => CompactTable::<WindowState<3>>::bytes_per_state(eviction),
+            4 => CompactTable::<WindowState<4>>::bytes_per_state(eviction),
+            5..=6 => CompactTable::<WindowState<6>>::bytes_per_state(eviction),
+            _ => CompactTable::<WindowState<10>>::bytes_per_state(eviction),
         }
     }
 
-    /// A `size_bytes` that holds at least `keys` keys of up to 16 bytes for windows tracking `tracked`
-    /// selectors (with room for the uneven spread of keys over shards).
+    /// A `size_bytes` whose capacity is at least `keys` keys for windows tracking `tracked` selectors. At that
+    /// load about 96 % of as many distinct random keys are stored at once (the rest find both their buckets
+    /// full and are treated as the one-shot keys they are until they count more).
     pub const fn size_for(keys: usize, tracked: usize, eviction: Eviction) -> usize {
-        let per = Self::bytes_per_state(tracked, eviction);
-        // 1/32 of slack covers shard headers, the sketch's block rounding and the uneven spread of keys over
-        // the shards (a shard is full on its own).
-        keys * per + keys * per / 32 + 64 * 1024
+        keys * Self::bytes_per_state(tracked, eviction) + 64 * 1024
     }
 
     /// The eviction policy.
@@ -393,7 +412,7 @@ impl WindowTable {
     }
 
     /// Counts a request of `key` at `now_ms` and returns the key's counts including it. A new key that is not
-    /// stored (refused by frequency-aware admission, longer than the table's key limit, or no room) gets the
+    /// stored (refused by frequency-aware admission) gets the
     /// counts of a window holding only this request, with [`WindowCounts::stored`] false: such a key is never
     /// counted past 1, so a refusal can only delay a block, never cause one.
     ///
@@ -409,20 +428,20 @@ impl WindowTable {
     pub fn record_status(&self, key: &[u8], now_ms: u64, status: u16) -> Option<WindowCounts> {
         with_table!(&self.inner, t => {
             let w = t.params();
-            let h = t.hash(key);
-            let mut g = t.lock(h);
-            let r = g.find(h, key)?;
-            Some(g.state_mut(r).record_status(w, now_ms, status))
+            let fp = t.fingerprint(key);
+            let mut g = t.lock(fp);
+            let i = g.find(fp)?;
+            Some(g.state_mut(i).record_status(w, now_ms, status))
         })
     }
 
     /// The counts of `key` at `now_ms`, or `None` when it has no window. Does not refresh the key's LRU place.
     pub fn counts(&self, key: &[u8], now_ms: u64) -> Option<WindowCounts> {
         with_table!(&self.inner, t => {
-            let h = t.hash(key);
-            let g = t.lock(h);
-            let r = g.peek(h, key)?;
-            Some(g.state(r).counts(t.params(), now_ms))
+            let fp = t.fingerprint(key);
+            let g = t.lock(fp);
+            let i = g.peek(fp)?;
+            Some(g.state(i).counts(t.params(), now_ms))
         })
     }
 
@@ -431,7 +450,7 @@ impl WindowTable {
         with_table!(&self.inner, t => t.in_use())
     }
 
-    /// Keys of up to 16 bytes the table holds.
+    /// Keys the table holds when full (of any length: only a fingerprint is stored).
     pub fn capacity(&self) -> usize {
         with_table!(&self.inner, t => t.capacity())
     }
@@ -441,26 +460,32 @@ impl WindowTable {
         with_table!(&self.inner, t => t.held_bytes())
     }
 
-    /// Bytes one key costs (state, slot bookkeeping, index share, sketch) for this table's spec and policy.
+    /// Bytes one key costs (state, fingerprint, sketch) for this table's spec and policy.
     pub fn bytes_per_key(&self) -> usize {
-        with_table!(&self.inner, t => t.state_bytes())
+        let w = self.window();
+        Self::bytes_per_state(w.n_tracked, self.eviction())
+    }
+
+    /// The byte budget given at construction.
+    pub fn size_bytes(&self) -> usize {
+        with_table!(&self.inner, t => t.size_bytes())
     }
 }
 
 fn record_request<const C: usize>(
-    t: &Table<WindowState<C>>,
+    t: &CompactTable<WindowState<C>>,
     key: &[u8],
     now_ms: u64,
 ) -> WindowCounts {
     let w = t.params();
-    let h = t.hash(key);
-    let mut g = t.lock(h);
-    if let Some(r) = g.find(h, key) {
-        return g.state_mut(r).record_request(w, now_ms);
+    let fp = t.fingerprint(key);
+    let mut g = t.lock(fp);
+    if let Some(i) = g.find(fp) {
+        return g.state_mut(i).record_request(w, now_ms);
     }
     let mut state = WindowState::<C>::new(w, now_ms);
     let mut counts = state.record_request(w, now_ms);
-    counts.stored = g.insert(h, key, now_ms, state).is_ok();
+    counts.stored = g.insert(fp, now_ms, state).is_ok();
     counts
 }
 

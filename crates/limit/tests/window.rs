@@ -128,6 +128,8 @@ fn model(
         }
         match e {
             Ev::Request => out.0 += 1,
+            // A window without selectors counts requests only.
+            Ev::Status(_) if tracked.is_empty() => {}
             Ev::Status(s) => {
                 out.1 += 1;
                 for (n, sel) in out.2.iter_mut().zip(tracked) {
@@ -252,11 +254,11 @@ fn bytes_per_key_as_documented() {
             .unwrap()
             .bytes_per_key()
     };
-    // State: a 4-byte bucket index and 10 buckets of C u16 counters; the table adds 42 bytes per slot and the
-    // frequency sketch 8.
-    assert_eq!([per(0), per(1), per(2)], [94, 114, 134]);
-    assert_eq!(per(MAX_TRACKED), 4 + 10 * 10 * 2 + 42 + 8);
-    assert_eq!(WindowTable::bytes_per_state(0, Eviction::Lru), 86);
+    // State: a 4-byte bucket index and 10 buckets of C u16 counters (C = 1 without selectors); the compact table
+    // adds an 8-byte fingerprint and the frequency sketch 8.
+    assert_eq!([per(0), per(1), per(2)], [40, 80, 100]);
+    assert_eq!(per(MAX_TRACKED), 4 + 10 * 10 * 2 + 8 + 8);
+    assert_eq!(WindowTable::bytes_per_state(0, Eviction::Lru), 32);
     for k in 0..=MAX_TRACKED {
         assert_eq!(
             WindowTable::bytes_per_state(k, Eviction::FrequencyAware),

@@ -108,7 +108,7 @@ pub(super) fn slots_for(len: usize) -> usize {
 /// Asks for transparent huge pages over the 2 MiB pages inside a fresh, untouched allocation: big tables are
 /// read at random, and 4 KiB pages make every lookup a TLB miss.
 #[cfg(target_os = "linux")]
-fn huge_pages(addr: usize, len: usize) {
+pub(crate) fn huge_pages(addr: usize, len: usize) {
     const HUGE: usize = 2 << 20;
     let start = addr.next_multiple_of(HUGE);
     let end = (addr + len) / HUGE * HUGE;
@@ -120,7 +120,7 @@ fn huge_pages(addr: usize, len: usize) {
 
 /// Elsewhere there is no portable huge-page advice: regular pages, same behaviour, more TLB misses.
 #[cfg(not(target_os = "linux"))]
-fn huge_pages(_addr: usize, _len: usize) {}
+pub(crate) fn huge_pages(_addr: usize, _len: usize) {}
 
 pub(super) struct Shard<S> {
     /// Slots ever used; grows within its reserved capacity (the shard's slot count), never beyond.

@@ -16,7 +16,7 @@ const MAX: u64 = 15;
 /// Updates between two halvings, per slot of the shard.
 const SAMPLE_PER_SLOT: usize = 10;
 
-pub(super) struct Sketch {
+pub(crate) struct Sketch {
     words: Box<[u64]>,
     blocks: u64,
     updates: usize,
@@ -29,12 +29,12 @@ fn words_for(slots: usize) -> usize {
 }
 
 /// Bytes a sketch for `slots` slots holds, its header included.
-pub(super) fn bytes_for(slots: usize) -> usize {
+pub(crate) fn bytes_for(slots: usize) -> usize {
     size_of::<Sketch>() + words_for(slots) * 8
 }
 
 impl Sketch {
-    pub(super) fn new(slots: usize) -> Self {
+    pub(crate) fn new(slots: usize) -> Self {
         let words = words_for(slots);
         Self {
             words: vec![0u64; words].into_boxed_slice(),
@@ -45,7 +45,7 @@ impl Sketch {
     }
 
     /// Bytes held, header included.
-    pub(super) fn held_bytes(&self) -> usize {
+    pub(crate) fn held_bytes(&self) -> usize {
         size_of::<Sketch>() + self.words.len() * 8
     }
 
@@ -67,7 +67,7 @@ impl Sketch {
 
     /// The estimated number of recent updates of `hash` (0..=15).
     #[inline]
-    pub(super) fn estimate(&self, hash: u32) -> u32 {
+    pub(crate) fn estimate(&self, hash: u32) -> u32 {
         self.places(hash)
             .iter()
             .map(|&(w, s)| ((self.words[w] >> s) & MAX) as u32)
@@ -78,7 +78,7 @@ impl Sketch {
     /// Counts one access of `hash` and returns the estimate including it. Hot path: no allocation; once per
     /// `10 x slots` calls it halves the whole sketch (a pass over 8 bytes per slot).
     #[inline]
-    pub(super) fn increment(&mut self, hash: u32) -> u32 {
+    pub(crate) fn increment(&mut self, hash: u32) -> u32 {
         let places = self.places(hash);
         let min = places
             .iter()
@@ -102,7 +102,8 @@ impl Sketch {
     #[cold]
     fn halve(&mut self) {
         self.updates = 0;
-        for w in self.words.iter_mut() {
+        // Zero words are left unwritten: a sketch's pages stay untouched (not resident) until keys reach them.
+        for w in self.words.iter_mut().filter(|w| **w != 0) {
             *w = (*w >> 1) & 0x7777_7777_7777_7777;
         }
     }
