@@ -35,22 +35,27 @@ mod evaluate_tests;
 mod findings;
 mod learned;
 mod node;
+pub mod novelty;
 mod outcomes;
 pub mod path;
 pub mod replay;
 mod settings;
 pub mod shared;
+pub mod shares;
 mod sink;
 pub mod summary;
 #[cfg(test)]
 mod tests;
 mod thresholds;
 mod time;
+mod toppaths;
 mod view;
 
 pub use access::{Access, AccessLists};
 pub use anomaly::{Detector, Finding, Limits, Seen};
 pub use baseline::{Baseline, Measure, MeasureSummary};
+pub use shares::SharesSummary;
+pub use toppaths::PathRate;
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
 pub use crawlers::CrawlerRanges;
