@@ -21,6 +21,7 @@
 //! response-side findings (scanner, stuffing) are in `status.rs`.
 
 mod flags;
+mod report;
 mod status;
 
 use std::hash::{Hash, Hasher};
@@ -35,6 +36,7 @@ use crate::baseline::{Baseline, Measure};
 use crate::crawlers::CrawlerRanges;
 use crate::novelty::{Arrivals, Novelty};
 use flags::Flags;
+pub use report::DetectorReport;
 
 /// Rule names of the detector's decisions (letters, digits and a dot: never a custom rule's name).
 pub const RULE_FLOOD: &str = "baseline.flood";
@@ -93,7 +95,18 @@ struct Tables {
     /// No learning before this time (Unix ms): set by every finding, so an attack in progress (and the minutes
     /// after it) never teaches the baseline.
     quiet_until_ms: AtomicU64,
+    /// Findings made (a new decision, not a flag answering one request), in the order of [`RULES`].
+    found: [AtomicU64; 5],
 }
+
+/// The detector's rule names, in the order of its finding counters.
+pub const RULES: [&str; 5] = [
+    RULE_FLOOD,
+    RULE_SCANNER,
+    RULE_SURGE,
+    RULE_STUFFING,
+    RULE_STUFFING_NET,
+];
 
 /// How long after a finding the baseline does not learn.
 pub const QUIET_AFTER_FINDING_MS: u64 = 10 * 60_000;
@@ -200,6 +213,7 @@ impl Detector {
                 surges: Flags::default(),
                 nets: Flags::default(),
                 quiet_until_ms: AtomicU64::new(0),
+                found: Default::default(),
             }),
         };
         Ok(Detector {
@@ -308,7 +322,17 @@ impl Detector {
         query: Option<&str>,
         now_ms: u64,
     ) -> (Option<Seen>, Option<Finding>) {
-        self.request(client, ipv6_prefix, path, query, now_ms)
+        let (seen, found) = self.request(client, ipv6_prefix, path, query, now_ms);
+        self.count_finding(found.as_ref());
+        (seen, found)
+    }
+
+    fn count_finding(&self, f: Option<&Finding>) {
+        if let Some(f) = f.filter(|f| f.ttl_s > 0)
+            && let Some(i) = RULES.iter().position(|r| *r == f.rule)
+        {
+            self.t.found[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Whether the baseline learns now (no finding in the last [`QUIET_AFTER_FINDING_MS`]).
@@ -328,7 +352,8 @@ impl Detector {
             self.t.arrivals.add(now_ms);
         }
         let n = self.t.arrivals.last_10s(now_ms);
-        let (t, learned) = self.threshold(Measure::NewClients10s, self.limits.new_clients_10s_floor);
+        let (t, learned) =
+            self.threshold(Measure::NewClients10s, self.limits.new_clients_10s_floor);
         if n > t {
             return Some((n, t, learned));
         }
@@ -426,9 +451,12 @@ impl Detector {
         let (tu, ulearned) = self.threshold(Measure::PathUnseenQueries10s, l.path_unseen_10s_floor);
         let query_surge = unseen && u10 > tu && share_at_least(u10, p10, l.unseen_share_pct);
         if self.learning(now_ms) {
-            self.baseline
-                .shares()
-                .request(usize::from(ckey[ckey.len() - 1]), query.is_some(), unseen, now_ms);
+            self.baseline.shares().request(
+                usize::from(ckey[ckey.len() - 1]),
+                query.is_some(),
+                unseen,
+                now_ms,
+            );
         }
         let surging = p10 > tp_now || query_surge;
         if surging {
@@ -508,7 +536,9 @@ impl Detector {
     ///
     /// Hot path: one or two window updates, three more on login paths.
     pub fn on_status(&self, seen: &Seen, status: u16, now_ms: u64) -> Option<Finding> {
-        self.status(seen, status, now_ms)
+        let found = self.status(seen, status, now_ms);
+        self.count_finding(found.as_ref());
+        found
     }
 
     fn status(&self, seen: &Seen, status: u16, now_ms: u64) -> Option<Finding> {

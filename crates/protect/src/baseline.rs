@@ -429,7 +429,12 @@ mod tests {
         copy.restore_text("garbage\nclient_404s_10s x y\n", 5);
         assert_eq!(copy.summary(), b.summary());
         // A file of an older node (five measures, no shares, no paths) is read too.
-        let old: String = b.to_text().lines().take(5).map(|l| format!("{l}\n")).collect();
+        let old: String = b
+            .to_text()
+            .lines()
+            .take(5)
+            .map(|l| format!("{l}\n"))
+            .collect();
         let older = Baseline::default();
         older.restore_text(&old, 5);
         assert_eq!(older.summary(), b.summary());

@@ -52,10 +52,8 @@ mod toppaths;
 mod view;
 
 pub use access::{Access, AccessLists};
-pub use anomaly::{Detector, Finding, Limits, Seen};
+pub use anomaly::{Detector, DetectorReport, Finding, Limits, Seen};
 pub use baseline::{Baseline, Measure, MeasureSummary};
-pub use shares::SharesSummary;
-pub use toppaths::PathRate;
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
 pub use crawlers::CrawlerRanges;
@@ -72,4 +70,6 @@ pub use node::{
 pub use outcomes::{VERIFY_OUTCOMES, VerifyCounts};
 pub use settings::ChallengeSettings;
 pub use shared::{ClusterHooks, Others, SharedCounter};
+pub use shares::SharesSummary;
 pub use time::rfc3339;
+pub use toppaths::PathRate;

@@ -206,7 +206,9 @@ mod tests {
         let mut h = 0x9E37_79B9_7F4A_7C15u64;
         let mut new = 0;
         for _ in 0..100_000 {
-            h = h.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            h = h
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             new += u64::from(n.is_new(h, true, 1_000));
         }
         // A saturated filter would call almost every key seen.

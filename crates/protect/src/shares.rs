@@ -149,7 +149,10 @@ mod tests {
             s.status(i as usize, if i < 90 { 200 } else { 404 }, 1_000);
         }
         let sum = s.summary();
-        assert_eq!((sum.requests, sum.with_query, sum.unseen_query), (100, 50, 10));
+        assert_eq!(
+            (sum.requests, sum.with_query, sum.unseen_query),
+            (100, 50, 10)
+        );
         assert_eq!(sum.unseen_query_per_mille(), 100);
         assert_eq!(sum.status_per_mille(), [0, 900, 0, 100, 0]);
         let copy = Shares::default();

@@ -33,6 +33,7 @@ mod client_conns;
 mod cookie;
 mod ctx;
 mod decision;
+mod detector_metrics;
 mod error;
 mod explain;
 mod forward;

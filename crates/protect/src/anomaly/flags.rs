@@ -50,5 +50,13 @@ impl Flags {
         self.live.store(l.len(), Ordering::Relaxed);
         new
     }
-}
 
+    /// Flags in force now.
+    pub(super) fn in_force(&self, now_ms: u64) -> u64 {
+        if self.live.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let l = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        l.iter().filter(|f| f.until_ms > now_ms).count() as u64
+    }
+}

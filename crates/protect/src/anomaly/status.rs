@@ -57,7 +57,13 @@ impl Detector {
         }
     }
 
-    pub(super) fn login(&self, seen: &Seen, ckey: &[u8], status: u16, now_ms: u64) -> Option<Finding> {
+    pub(super) fn login(
+        &self,
+        seen: &Seen,
+        ckey: &[u8],
+        status: u16,
+        now_ms: u64,
+    ) -> Option<Finding> {
         let l = self.limits;
         let mut nb = [0u8; 16];
         let nkey = net_bytes(seen.client, &mut nb);
