@@ -23,6 +23,8 @@
 mod flags;
 mod report;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
