@@ -46,12 +46,14 @@ fn a_random_query_flood_under_the_path_threshold_is_challenged() {
     assert_eq!(f.rule, RULE_SURGE);
     assert!(f.on_client);
     assert!(
-        f.detail.contains("path_requests_10s: observed 86, threshold 100"),
+        f.detail
+            .contains("path_requests_10s: observed 86, threshold 100"),
         "{}",
         f.detail
     );
     assert!(
-        f.detail.contains("path_unseen_queries_10s: observed 86, threshold 40"),
+        f.detail
+            .contains("path_unseen_queries_10s: observed 86, threshold 40"),
         "{}",
         f.detail
     );
@@ -90,19 +92,33 @@ fn a_crowd_of_new_clients_halves_the_path_threshold() {
     let (d, start) = warm();
     // 120 new clients in 6 s (over the floor of 100), each on its own page.
     for b in 0..120u32 {
-        d.on_request(ip(5000 + b), 64, &format!("/p/{b}"), None, start + u64::from(b) * 50);
+        d.on_request(
+            ip(5000 + b),
+            64,
+            &format!("/p/{b}"),
+            None,
+            start + u64::from(b) * 50,
+        );
     }
     // Then 70 requests on one path in 4 s: over half the path floor from the 51st on, when a client starts
     // repeating it every third request.
     let t = start + 6_000;
     let mut found = None;
     for k in 0..70u32 {
-        let who = if k > 50 && k % 3 == 0 { ip(7) } else { ip(9000 + k) };
+        let who = if k > 50 && k % 3 == 0 {
+            ip(7)
+        } else {
+            ip(9000 + k)
+        };
         let (_, f) = d.on_request(who, 64, "/news", None, t + u64::from(k) * 50);
         found = found.or(f);
     }
     let f = found.expect("a surge at half the threshold");
     assert_eq!(f.rule, RULE_SURGE);
-    assert!(f.detail.contains("new_clients_10s: observed"), "{}", f.detail);
+    assert!(
+        f.detail.contains("new_clients_10s: observed"),
+        "{}",
+        f.detail
+    );
     assert!(f.detail.contains("threshold 50"), "{}", f.detail);
 }
