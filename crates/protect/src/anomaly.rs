@@ -437,11 +437,17 @@ impl Detector {
         let query = query.filter(|q| !q.is_empty());
         // A query string not seen before for the path: what the cache cannot answer. Not remembered while the
         // path is in surge, so a flood of random strings does not crowd out the path's real history.
-        let unseen = query.is_some_and(|q| {
-            let qh = hash64(&[path.as_bytes(), q.as_bytes()]);
-            let new = self.t.queries.is_new(qh, !active, now_ms);
-            new && self.t.queries.warm(now_ms)
-        });
+        let unseen = match query {
+            Some(q) => {
+                let qh = hash64(&[path.as_bytes(), q.as_bytes()]);
+                let new = self.t.queries.is_new(qh, !active, now_ms);
+                new && self.t.queries.warm(now_ms)
+            }
+            None => {
+                self.t.queries.touch(now_ms);
+                false
+            }
+        };
         let u10 = if unseen {
             self.t
                 .unseen_paths

@@ -14,6 +14,14 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// `n` atomics from zeroed memory, which the allocator takes fresh from the kernel for big filters: the budget
+/// is a bound, not a resident cost, until keys set bits.
+fn zeroed(n: usize) -> Box<[AtomicU64]> {
+    let b = Box::<[AtomicU64]>::new_zeroed_slice(n);
+    // SAFETY: an `AtomicU64` has the size and bit validity of a `u64`, so all-zero bytes are `AtomicU64::new(0)`.
+    unsafe { b.assume_init() }
+}
+
 /// A rotating pair of Bloom filters; see the module comment.
 #[derive(Debug)]
 pub struct Novelty {
@@ -42,7 +50,7 @@ impl Novelty {
         // Round down to a power of two so a bit index is a mask.
         let per_gen = 1usize << (usize::BITS - 1 - words.leading_zeros());
         Novelty {
-            words: (0..per_gen * 2).map(|_| AtomicU64::new(0)).collect(),
+            words: zeroed(per_gen * 2),
             per_gen,
             epoch: AtomicU64::new(0),
             added: AtomicU64::new(0),
@@ -99,6 +107,13 @@ impl Novelty {
         true
     }
 
+    /// Keeps time without a key: starts the warm-up on the first call and rotates when due, so a filter fed
+    /// rarely (query strings on a site that has few) is warm when its first keys come.
+    #[inline]
+    pub fn touch(&self, now_ms: u64) {
+        self.rotate_if_due(now_ms);
+    }
+
     fn rotate_if_due(&self, now_ms: u64) {
         let next = self.next_ms.load(Relaxed);
         if next == 0 {
@@ -126,7 +141,10 @@ impl Novelty {
         // The older generation is emptied, then becomes the current one.
         let old = ((self.epoch.load(Relaxed) & 1) ^ 1) as usize;
         for w in &self.words[old * self.per_gen..(old + 1) * self.per_gen] {
-            w.store(0, Relaxed);
+            // Pages never written stay untouched (and not resident).
+            if w.load(Relaxed) != 0 {
+                w.store(0, Relaxed);
+            }
         }
         self.added.store(0, Relaxed);
         self.epoch.fetch_add(1, Relaxed);
