@@ -12,14 +12,27 @@
 //!
 //! Hot path: a lookup is two relaxed loads; a new key adds two relaxed `fetch_or` and one add. No allocation.
 
+use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// `n` atomics from zeroed memory, which the allocator takes fresh from the kernel for big filters: the budget
 /// is a bound, not a resident cost, until keys set bits.
 fn zeroed(n: usize) -> Box<[AtomicU64]> {
-    let b = Box::<[AtomicU64]>::new_zeroed_slice(n);
-    // SAFETY: an `AtomicU64` has the size and bit validity of a `u64`, so all-zero bytes are `AtomicU64::new(0)`.
-    unsafe { b.assume_init() }
+    let n = n.max(1);
+    let layout = match Layout::array::<AtomicU64>(n) {
+        Ok(l) => l,
+        Err(_) => handle_alloc_error(Layout::new::<AtomicU64>()),
+    };
+    // SAFETY: the layout is that of `[AtomicU64; n]` with `n > 0`; a null pointer is handled; an `AtomicU64`
+    // has the size, alignment and bit validity of a `u64`, so all-zero bytes are `n` times `AtomicU64::new(0)`,
+    // and the box frees them with the same layout.
+    unsafe {
+        let p = alloc_zeroed(layout).cast::<AtomicU64>();
+        if p.is_null() {
+            handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, n))
+    }
 }
 
 /// A rotating pair of Bloom filters; see the module comment.

@@ -43,11 +43,7 @@ pub struct SharesSummary {
 impl SharesSummary {
     /// `part` of `whole` in per mille (0 when `whole` is 0).
     pub fn per_mille(part: u64, whole: u64) -> u64 {
-        if whole == 0 {
-            0
-        } else {
-            part.saturating_mul(1000) / whole
-        }
+        part.saturating_mul(1000).checked_div(whole).unwrap_or(0)
     }
 
     /// Requests with a query string not seen before for their path, per mille of all requests.

@@ -134,7 +134,8 @@ impl Collector for DetectorScrape {
                 ConstGauge::new(*n).encode(m.encode_family(&labels)?)?;
             }
         }
-        let flags: [(&str, &str, fn(&DetectorReport) -> u64); 2] = [
+        type Flag = fn(&DetectorReport) -> u64;
+        let flags: [(&str, &str, Flag); 2] = [
             (
                 "edgeguard_detector_paths_in_surge",
                 "Paths in surge now (their repeat clients are challenged).",
