@@ -13,8 +13,8 @@
 //! taking over counters that keep their meaning. Enforcement semantics are in `docs/protection.md`.
 //!
 //! Normal and emergency mode add a detector on top of their preset rule ([`anomaly`]): it learns each domain's
-//! traffic in fixed memory ([`baseline`]) and acts on clients and paths far from it; [`evaluate`] measures it
-//! against generated attacks ([`episodes`]).
+//! traffic in fixed memory ([`baseline`], [`shares`], [`novelty`] for query strings and clients not seen before)
+//! and acts on clients and paths far from it; [`evaluate`] measures it against generated attacks ([`episodes`]).
 //!
 //! Not here: answering requests (403/514 pages, the challenge page and its verify endpoint are the proxy's),
 //! nginx `limit_req`/`limit_conn` (`edgeguard-limit`, applied by the proxy), timers and threads.
