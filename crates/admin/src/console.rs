@@ -13,6 +13,7 @@ const CHART_JS: &str = include_str!("console/chart.js");
 const LIVE_JS: &str = include_str!("console/live.js");
 const BLOCKS_JS: &str = include_str!("console/blocks.js");
 const SETTINGS_JS: &str = include_str!("console/settings.js");
+const BASELINE_JS: &str = include_str!("console/baseline.js");
 const STYLE: &str = include_str!("console/style.css");
 
 /// Only the console's own files: no inline scripts or styles, no other origin.
@@ -28,6 +29,7 @@ pub fn asset(name: &str) -> Option<Reply> {
         "live.js" => ("text/javascript; charset=utf-8", LIVE_JS),
         "blocks.js" => ("text/javascript; charset=utf-8", BLOCKS_JS),
         "settings.js" => ("text/javascript; charset=utf-8", SETTINGS_JS),
+        "baseline.js" => ("text/javascript; charset=utf-8", BASELINE_JS),
         "style.css" => ("text/css; charset=utf-8", STYLE),
         _ => return None,
     };

@@ -66,9 +66,9 @@ pub trait Control: Send + Sync + 'static {
 
     /// What normal or emergency mode learned of `domain`'s traffic, with the thresholds in force; empty when the
     /// domain runs neither (or the node has not served it yet).
-    fn baseline(&self, domain: &str) -> Vec<BaselineMeasure> {
+    fn baseline(&self, domain: &str) -> BaselineView {
         let _ = domain;
-        Vec::new()
+        BaselineView::default()
     }
 
     /// The node's metrics in the Prometheus text exposition format, served at `/metrics`.
@@ -186,11 +186,72 @@ pub struct ProtectionTable {
     pub admission_refusals: u64,
 }
 
+/// What a domain's detector learned and holds (`GET /api/v1/domains/{name}/baseline`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BaselineView {
+    /// The per-client and per-path request measures have fewer than 2,000 samples, or the node has served the
+    /// domain for less than five minutes (the novelty signals are off): the floors decide.
+    pub warming_up: bool,
+    pub measures: Vec<BaselineMeasure>,
+    pub shares: BaselineShares,
+    /// The busiest paths (up to 16) and their learned requests in 10 s.
+    pub top_paths: Vec<BaselinePath>,
+    /// Paths in surge now (their repeat clients are challenged).
+    pub paths_in_surge: u64,
+    /// Networks (/24, IPv6 /48) whose login requests are challenged now.
+    pub networks_flagged: u64,
+    /// Decisions made since the detector's tables were built, per rule (`baseline.flood`, ...).
+    pub findings: Vec<BaselineFindings>,
+}
+
+/// Learned shares of a domain's traffic (counts fade: halved every 6 hours).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BaselineShares {
+    /// Requests learned.
+    pub requests: u64,
+    /// Of them, with a query string.
+    pub with_query: u64,
+    /// Of them, with a query string not seen before for the path (the cache cannot answer them).
+    pub unseen_query: u64,
+    /// `unseen_query` per mille of `requests`.
+    pub unseen_query_per_mille: u64,
+    /// Responses by status class, `1xx` to `5xx`.
+    pub status_classes: Vec<StatusClassShare>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct StatusClassShare {
+    /// `1xx` .. `5xx`.
+    pub class: String,
+    pub responses: u64,
+    /// Per mille of all responses.
+    pub per_mille: u64,
+}
+
+/// One of a domain's busiest paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BaselinePath {
+    pub path: String,
+    /// Samples learned of it.
+    pub samples: u64,
+    /// Typical requests in 10 s (a moving average of the samples).
+    pub requests_10s: u64,
+    /// Highest requests in 10 s sampled.
+    pub peak_10s: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BaselineFindings {
+    pub rule: String,
+    pub count: u64,
+}
+
 /// One measure of a domain's learned baseline (`GET /api/v1/domains/{name}/baseline`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BaselineMeasure {
-    /// `client_requests_10s`, `client_requests_60s`, `client_404s_10s`, `path_requests_10s` or
-    /// `login_failures_300s`.
+    /// `client_requests_10s`, `client_requests_60s`, `client_404s_10s`, `path_requests_10s`,
+    /// `login_failures_300s`, `path_unseen_queries_10s` (a path's requests with a query string not seen before
+    /// for it) or `new_clients_10s` (clients of the domain not seen in the last one to two hours).
     pub measure: String,
     /// Samples learned (old ones fade: halved every 6 hours).
     pub events: u64,

@@ -21,7 +21,8 @@ mod server;
 
 pub use api::node::{OriginAddresses, ParentAddresses, back_to_origin};
 pub use control::{
-    ApplyError, BaselineMeasure, BlockInfo, Control, ProtectionTable, PurgeTarget, StartError,
+    ApplyError, BaselineFindings, BaselineMeasure, BaselinePath, BaselineShares, BaselineView,
+    BlockInfo, Control, ProtectionTable, PurgeTarget, StartError, StatusClassShare,
     TIMED_CHALLENGE_TTL_S, block_id,
 };
 pub use error::{ErrorBody, FieldError};

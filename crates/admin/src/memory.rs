@@ -13,7 +13,7 @@ use edgeguard_store::{
     StatsOptions, StatsPoint, StoreError, TrafficStats,
 };
 
-use crate::control::{ApplyError, BlockInfo, Control, StartError};
+use crate::control::{ApplyError, BaselineView, BlockInfo, Control, StartError};
 
 /// A node made of memory: the configuration applies instantly and nothing serves traffic.
 pub struct MemoryControl {
@@ -26,6 +26,8 @@ pub struct MemoryControl {
     applied: AtomicU64,
     /// When set, the next `apply` is refused with this message (tests of the error path).
     refuse_next: Mutex<Option<ApplyError>>,
+    /// What [`Control::baseline`] answers, by lower-case domain.
+    baselines: Mutex<Vec<(String, BaselineView)>>,
 }
 
 impl MemoryControl {
@@ -40,6 +42,7 @@ impl MemoryControl {
             now_ms: AtomicI64::new(0),
             applied: AtomicU64::new(0),
             refuse_next: Mutex::new(None),
+            baselines: Mutex::new(Vec::new()),
         })
     }
 
@@ -69,6 +72,14 @@ impl MemoryControl {
         self.applied.load(Ordering::Relaxed)
     }
 
+    /// What [`Control::baseline`] answers for `domain` from now on (nothing learns here).
+    pub fn set_baseline(&self, domain: &str, view: BaselineView) {
+        let mut b = self.baselines.lock().unwrap_or_else(|p| p.into_inner());
+        let domain = domain.to_ascii_lowercase();
+        b.retain(|(d, _)| *d != domain);
+        b.push((domain, view));
+    }
+
     /// Makes the next [`Control::apply`] fail with `error`.
     pub fn refuse_next_apply(&self, error: ApplyError) {
         *self.refuse_next.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
@@ -76,6 +87,14 @@ impl MemoryControl {
 }
 
 impl Control for MemoryControl {
+    fn baseline(&self, domain: &str) -> BaselineView {
+        let b = self.baselines.lock().unwrap_or_else(|p| p.into_inner());
+        b.iter()
+            .find(|(d, _)| d.eq_ignore_ascii_case(domain))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
+
     fn config(&self) -> Config {
         self.config
             .read()

@@ -270,7 +270,8 @@ pub struct BaselineDoc {
     pub domain: String,
     /// Whether the domain runs normal or emergency mode, which learn and use the baseline.
     pub learning: bool,
-    pub measures: Vec<crate::control::BaselineMeasure>,
+    #[serde(flatten)]
+    pub view: crate::control::BaselineView,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -585,3 +585,65 @@ async fn access_control_lists() {
         404
     );
 }
+
+#[tokio::test]
+async fn baseline_shows_measures_shares_paths_and_warm_up() {
+    let h = start().await;
+    let empty = h.get("/api/v1/domains/www.example.com/baseline").await;
+    assert_eq!(empty.status, 200);
+    let e = empty.json();
+    assert_eq!(
+        e["learning"], false,
+        "rate limiting is off in the test configuration"
+    );
+    assert_eq!(e["measures"], serde_json::json!([]));
+    h.control.set_baseline(
+        "WWW.example.com",
+        edgeguard_admin::BaselineView {
+            warming_up: true,
+            measures: vec![edgeguard_admin::BaselineMeasure {
+                measure: "new_clients_10s".into(),
+                events: 10,
+                p99: None,
+                p999: None,
+                threshold: 100,
+            }],
+            shares: edgeguard_admin::BaselineShares {
+                requests: 1000,
+                with_query: 100,
+                unseen_query: 30,
+                unseen_query_per_mille: 30,
+                status_classes: Vec::new(),
+            },
+            top_paths: vec![edgeguard_admin::BaselinePath {
+                path: "/".into(),
+                samples: 5,
+                requests_10s: 12,
+                peak_10s: 20,
+            }],
+            paths_in_surge: 0,
+            networks_flagged: 0,
+            findings: vec![edgeguard_admin::BaselineFindings {
+                rule: "baseline.surge".into(),
+                count: 3,
+            }],
+        },
+    );
+    let b = h
+        .get("/api/v1/domains/www.example.com/baseline")
+        .await
+        .json();
+    assert_eq!(b["domain"], "www.example.com");
+    assert_eq!(b["warming_up"], true);
+    assert_eq!(b["measures"][0]["measure"], "new_clients_10s");
+    assert_eq!(b["measures"][0]["p999"], serde_json::Value::Null);
+    assert_eq!(b["shares"]["unseen_query_per_mille"], 30);
+    assert_eq!(b["top_paths"][0]["requests_10s"], 12);
+    assert_eq!(b["findings"][0]["rule"], "baseline.surge");
+    assert_eq!(
+        h.get("/api/v1/domains/none.example.com/baseline")
+            .await
+            .status,
+        404
+    );
+}

@@ -1,6 +1,6 @@
 //! The web console in headless Chromium: log in, switch on a domain's IP access limit with the recommended
-//! default, add a custom rule, see the validation message of a bad rule name, find a pre-inserted trigger in the
-//! activity log. Screenshots of each page go to `target/console-screenshots/`. Without `/usr/bin/chromium` the
+//! default, add a custom rule, see the validation message of a bad rule name, read the learned baseline ("what
+//! normal looks like here"), find a pre-inserted trigger in the activity log. Screenshots of each page go to `target/console-screenshots/`. Without `/usr/bin/chromium` the
 //! test says why and passes.
 
 mod common;
@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use chromiumoxide::page::{Page, ScreenshotParams};
 use common::{TOKEN, start};
-use edgeguard_admin::Control;
+use edgeguard_admin::{
+    BaselineMeasure, BaselinePath, BaselineShares, BaselineView, Control, StatusClassShare,
+};
 use edgeguard_store::ActivityRecord;
 use edgeguard_testkit::browser::{CHROMIUM, Chromium, available, fill, js, wait_for};
 
@@ -45,8 +47,57 @@ async fn console_flows_in_chromium() {
         .expect("the browser test finishes within two minutes");
 }
 
+fn measure(name: &str, p999: Option<u64>, threshold: u64) -> BaselineMeasure {
+    BaselineMeasure {
+        measure: name.into(),
+        events: 12_000,
+        p99: p999.map(|v| v / 2),
+        p999,
+        threshold,
+    }
+}
+
+/// A baseline as a node that served the domain for hours would report it.
+fn learned_baseline(client_p999: u64) -> BaselineView {
+    let classes = [(1, 0), (2, 930), (3, 40), (4, 29), (5, 1)];
+    BaselineView {
+        warming_up: false,
+        measures: vec![
+            measure("client_requests_10s", Some(client_p999), client_p999 * 2),
+            measure("path_requests_10s", Some(96), 192),
+            measure("path_unseen_queries_10s", None, 40),
+            measure("new_clients_10s", Some(40), 100),
+        ],
+        shares: BaselineShares {
+            requests: 50_000,
+            with_query: 2_000,
+            unseen_query: 600,
+            unseen_query_per_mille: 12,
+            status_classes: classes
+                .iter()
+                .map(|&(c, pm)| StatusClassShare {
+                    class: format!("{c}xx"),
+                    responses: pm * 50,
+                    per_mille: pm,
+                })
+                .collect(),
+        },
+        top_paths: vec![BaselinePath {
+            path: "/articles/1/".into(),
+            samples: 900,
+            requests_10s: 31,
+            peak_10s: 88,
+        }],
+        paths_in_surge: 1,
+        networks_flagged: 0,
+        findings: Vec::new(),
+    }
+}
+
 async fn run() {
     let h = start().await;
+    h.control
+        .set_baseline("www.example.com", learned_baseline(256));
     let now = h.control.now_ms();
     h.control
         .activity_log()
@@ -208,6 +259,54 @@ async fn run() {
         "register01"
     );
     shot(&page, "5-security-settings").await;
+
+    // What normal looks like here: the learned values, then a refresh after the node learned more.
+    let facts = "document.getElementById('bl-facts').textContent";
+    wait_for(
+        &page,
+        &format!("{facts}.includes('256 requests in 10 s at p99.9 (threshold 512)')"),
+        "the learned per-client rate",
+    )
+    .await;
+    for (text, what) in [
+        ("4.0/s at p99.9", "the new-client arrival rate"),
+        ("1.2% of 50000 requests", "the unseen-query share"),
+        (
+            "2xx 93.0%, 3xx 4.0%, 4xx 2.9%, 5xx 0.1%",
+            "the status classes",
+        ),
+        ("1 paths in surge", "the flags in force"),
+    ] {
+        wait_for(&page, &format!("{facts}.includes('{text}')"), what).await;
+    }
+    wait_for(
+        &page,
+        "document.querySelector('#bl-paths code')?.textContent === '/articles/1/' \
+         && document.querySelector('#bl-paths tr').cells[1].textContent === '31'",
+        "the busiest path and its learned rate",
+    )
+    .await;
+    wait_for(
+        &page,
+        "document.querySelector('#bl-measures tr[data-measure=path_unseen_queries_10s]').cells[3].textContent === '-'",
+        "a measure not learned yet",
+    )
+    .await;
+    shot(&page, "5b-baseline").await;
+    h.control
+        .set_baseline("www.example.com", learned_baseline(300));
+    page.find_element("#bl-refresh")
+        .await
+        .expect("refresh")
+        .click()
+        .await
+        .expect("click");
+    wait_for(
+        &page,
+        &format!("{facts}.includes('300 requests in 10 s at p99.9 (threshold 600)')"),
+        "the refreshed baseline",
+    )
+    .await;
 
     // Statistics chart.
     js(&page, "location.hash = '#/domain/www.example.com/stats'").await;

@@ -282,18 +282,11 @@ impl Control for NodeControl {
         live::start_block(&self.node, domain, ip, challenge, ttl_s)
     }
 
-    fn baseline(&self, domain: &str) -> Vec<edgeguard_admin::BaselineMeasure> {
-        let measures = self.node.baseline(domain).unwrap_or_default();
-        measures
-            .into_iter()
-            .map(|m| edgeguard_admin::BaselineMeasure {
-                measure: m.measure.to_owned(),
-                events: m.events,
-                p99: m.p99,
-                p999: m.p999,
-                threshold: m.threshold,
-            })
-            .collect()
+    fn baseline(&self, domain: &str) -> edgeguard_admin::BaselineView {
+        self.node
+            .baseline(domain)
+            .map(crate::baseline_view::view)
+            .unwrap_or_default()
     }
 
     fn metrics(&self) -> String {

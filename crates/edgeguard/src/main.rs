@@ -1,6 +1,7 @@
 //! The `edgeguard` binary: command-line parsing and wiring only. Each subcommand lives in its own module and
 //! calls into the library crates.
 
+mod baseline_view;
 mod cluster;
 mod control;
 mod demo;

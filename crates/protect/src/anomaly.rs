@@ -9,21 +9,36 @@
 //! - a path's requests in 10 s from all clients (a distributed flood on one URL, with or without random query
 //!   strings): the path is in surge for a while, and each client that keeps requesting it during the surge is
 //!   challenged; the surge ends by itself once the path is back under half its threshold for a minute;
+//! - a path's requests in 10 s whose query string was not seen before for it ([`crate::novelty`]): a jump in
+//!   them, making most of the path's requests, puts the path in surge under its request threshold, and a
+//!   client sending such requests is challenged sooner (a random-query-string flood bypassing the cache);
+//! - the domain's clients in 10 s never seen in the recent history: while far over what was learned (a crowd
+//!   of fresh addresses, the shape of a botnet), paths surge at half their threshold;
 //! - 4xx answers on login-like paths per client and per /24 (IPv6: /48) over 5 minutes (credential stuffing:
 //!   the client is blocked; a network sharing the failures has its login requests challenged).
 //!
-//! Detection is pure counting; [`crate::findings`] turns a [`Finding`] into blocks and activity records.
+//! Detection is pure counting; [`crate::findings`] turns a [`Finding`] into blocks and activity records. The
+//! response-side findings (scanner, stuffing) are in `status.rs`.
+
+mod flags;
+mod report;
+mod status;
+#[cfg(test)]
+mod tests;
 
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use edgeguard_limit::window::{StatusSel, WindowCounts, WindowError, WindowSpec, WindowTable};
+use edgeguard_limit::window::{StatusSel, WindowError, WindowSpec, WindowTable};
 use edgeguard_rules::{Action, Mode};
 
 use crate::baseline::{Baseline, Measure};
 use crate::crawlers::CrawlerRanges;
+use crate::novelty::{Arrivals, Novelty};
+use flags::Flags;
+pub use report::DetectorReport;
 
 /// Rule names of the detector's decisions (letters, digits and a dot: never a custom rule's name).
 pub const RULE_FLOOD: &str = "baseline.flood";
@@ -38,8 +53,6 @@ pub use crate::thresholds::Limits;
 pub const SURGE_HOLD_MS: u64 = 60_000;
 /// How long a network's login requests stay challenged.
 pub const NET_FLAG_MS: u64 = 900_000;
-/// Paths in surge and networks flagged at once (the oldest gives way).
-const MAX_FLAGS: usize = 32;
 
 /// What the detector decided about one request or response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,52 +74,6 @@ pub struct Seen {
     login: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Flag {
-    key: u64,
-    until_ms: u64,
-}
-
-/// Small list of flags (paths in surge, networks) behind a lock taken only when one is in force or being set.
-#[derive(Debug, Default)]
-struct Flags {
-    live: AtomicUsize,
-    list: Mutex<Vec<Flag>>,
-}
-
-impl Flags {
-    fn active(&self, key: u64, now_ms: u64) -> bool {
-        if self.live.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        let mut l = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        l.retain(|f| f.until_ms > now_ms);
-        self.live.store(l.len(), Ordering::Relaxed);
-        l.iter().any(|f| f.key == key)
-    }
-
-    /// Sets or extends the flag; `true` when it was not in force.
-    fn set(&self, key: u64, until_ms: u64, now_ms: u64) -> bool {
-        let mut l = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        l.retain(|f| f.until_ms > now_ms);
-        let new = match l.iter_mut().find(|f| f.key == key) {
-            Some(f) => {
-                f.until_ms = f.until_ms.max(until_ms);
-                false
-            }
-            None => {
-                if l.len() >= MAX_FLAGS {
-                    l.remove(0);
-                }
-                l.push(Flag { key, until_ms });
-                true
-            }
-        };
-        self.live.store(l.len(), Ordering::Relaxed);
-        new
-    }
-}
-
 /// The counting tables of a detector, all allocated up front; taken over by the next configuration while its
 /// budget is the same.
 #[derive(Debug)]
@@ -118,15 +85,37 @@ struct Tables {
     client_paths: WindowTable,
     login_clients: WindowTable,
     login_nets: WindowTable,
+    /// Per path: requests with a query string not seen before for it.
+    unseen_paths: WindowTable,
+    /// `path?query` seen recently.
+    queries: Novelty,
+    /// Clients seen recently, and the arrivals of new ones.
+    clients_seen: Novelty,
+    arrivals: Arrivals,
     surges: Flags,
     nets: Flags,
     /// No learning before this time (Unix ms): set by every finding, so an attack in progress (and the minutes
     /// after it) never teaches the baseline.
     quiet_until_ms: AtomicU64,
+    /// Findings made (a new decision, not a flag answering one request), in the order of [`RULES`].
+    found: [AtomicU64; 5],
 }
+
+/// The detector's rule names, in the order of its finding counters.
+pub const RULES: [&str; 5] = [
+    RULE_FLOOD,
+    RULE_SCANNER,
+    RULE_SURGE,
+    RULE_STUFFING,
+    RULE_STUFFING_NET,
+];
 
 /// How long after a finding the baseline does not learn.
 pub const QUIET_AFTER_FINDING_MS: u64 = 10 * 60_000;
+/// Rotation period of the query strings seen (so their history is 10 to 20 minutes, the order of a cache TTL).
+pub const QUERY_HISTORY_MS: u64 = 10 * 60_000;
+/// Rotation period of the clients seen (a history of one to two hours).
+pub const CLIENT_HISTORY_MS: u64 = 3_600_000;
 
 /// The detector of one domain in normal or emergency mode.
 #[derive(Debug)]
@@ -219,9 +208,14 @@ impl Detector {
                 client_paths: table(10, &[], bytes / 10)?,
                 login_clients: table(300, &s4xx, bytes / 20)?,
                 login_nets: table(300, &s4xx, bytes / 20)?,
+                unseen_paths: table(10, &[], bytes / 20)?,
+                queries: Novelty::new(bytes / 40, QUERY_HISTORY_MS),
+                clients_seen: Novelty::new(bytes / 40, CLIENT_HISTORY_MS),
+                arrivals: Arrivals::default(),
                 surges: Flags::default(),
                 nets: Flags::default(),
                 quiet_until_ms: AtomicU64::new(0),
+                found: Default::default(),
             }),
         };
         Ok(Detector {
@@ -254,9 +248,9 @@ impl Detector {
     /// A value more than twice the learned 99.9th percentile (or, before one is learned, more than twice the
     /// floor's share) is not learned either: the baseline moves by small steps, never towards an attack.
     #[inline]
-    fn learn(&self, m: Measure, v: u64, now_ms: u64) {
-        if now_ms < self.t.quiet_until_ms.load(Ordering::Relaxed) {
-            return;
+    fn learn(&self, m: Measure, v: u64, now_ms: u64) -> bool {
+        if !self.learning(now_ms) {
+            return false;
         }
         let floor = self.floor(m);
         let basis = self
@@ -264,9 +258,7 @@ impl Detector {
             .p999(m)
             .unwrap_or(0)
             .max(floor * 100 / self.limits.factor_pct);
-        if v <= basis * 2 {
-            self.baseline.learn(m, v, now_ms);
-        }
+        v <= basis * 2 && self.baseline.learn(m, v, now_ms)
     }
 
     /// Stops learning for a while when a path surges: a distributed attack moves every measure a little.
@@ -297,6 +289,8 @@ impl Detector {
             Measure::Client404s10s => l.scanner_404_10s_floor,
             Measure::PathRequests10s => l.path_10s_floor,
             Measure::LoginFailures300s => l.login_fail_floor,
+            Measure::PathUnseenQueries10s => l.path_unseen_10s_floor,
+            Measure::NewClients10s => l.new_clients_10s_floor,
         }
     }
 
@@ -317,18 +311,56 @@ impl Detector {
         )
     }
 
-    /// Counts one request of `client` (as the access limit sees it) for the normalised `path`. Verified crawlers
-    /// are not counted at all.
+    /// Counts one request of `client` (as the access limit sees it) for the normalised `path` with its raw
+    /// `query`. Verified crawlers are not counted at all.
     ///
-    /// Hot path: up to five window updates (one shard lock each), no allocation unless something is found.
+    /// Hot path: up to six window updates (one shard lock each) and two filter lookups, no allocation unless
+    /// something is found.
     pub fn on_request(
         &self,
         client: IpAddr,
         ipv6_prefix: u8,
         path: &str,
+        query: Option<&str>,
         now_ms: u64,
     ) -> (Option<Seen>, Option<Finding>) {
-        self.request(client, ipv6_prefix, path, now_ms)
+        let (seen, found) = self.request(client, ipv6_prefix, path, query, now_ms);
+        self.count_finding(found.as_ref());
+        (seen, found)
+    }
+
+    fn count_finding(&self, f: Option<&Finding>) {
+        if let Some(f) = f.filter(|f| f.ttl_s > 0)
+            && let Some(i) = RULES.iter().position(|r| *r == f.rule)
+        {
+            self.t.found[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the baseline learns now (no finding in the last [`QUIET_AFTER_FINDING_MS`]).
+    fn learning(&self, now_ms: u64) -> bool {
+        now_ms >= self.t.quiet_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Clients in the last 10 s never seen in the recent history, once the filter is warm; learns it while it
+    /// is not over its threshold. `Some((observed, threshold, learned))` when it is.
+    fn arrivals(&self, ckey: &[u8], now_ms: u64) -> Option<(u64, u64, Option<u64>)> {
+        let seen = &self.t.clients_seen;
+        let new = seen.is_new(hash64(&[ckey]), true, now_ms);
+        if !seen.warm(now_ms) {
+            return None;
+        }
+        if new {
+            self.t.arrivals.add(now_ms);
+        }
+        let n = self.t.arrivals.last_10s(now_ms);
+        let (t, learned) =
+            self.threshold(Measure::NewClients10s, self.limits.new_clients_10s_floor);
+        if n > t {
+            return Some((n, t, learned));
+        }
+        self.learn(Measure::NewClients10s, n, now_ms);
+        None
     }
 
     fn request(
@@ -336,6 +368,7 @@ impl Detector {
         client: IpAddr,
         ipv6_prefix: u8,
         path: &str,
+        query: Option<&str>,
         now_ms: u64,
     ) -> (Option<Seen>, Option<Finding>) {
         if self.crawlers.contains(client) {
@@ -389,6 +422,7 @@ impl Detector {
         }
         self.learn(Measure::ClientRequests10s, c10, now_ms);
         self.learn(Measure::ClientRequests60s, c60, now_ms);
+        let crowd = self.arrivals(ckey, now_ms);
 
         let pk = hash64(&[path.as_bytes()]);
         let p10 = self
@@ -397,31 +431,93 @@ impl Detector {
             .record_request(&pk.to_le_bytes(), now_ms)
             .requests;
         let (tp, plearned) = self.threshold(Measure::PathRequests10s, l.path_10s_floor);
-        let mut surging = false;
-        if p10 > tp {
-            surging = true;
+        // A crowd of new clients: paths surge at half their threshold.
+        let tp_now = if crowd.is_some() { tp / 2 } else { tp };
+        let active = self.t.surges.active(pk, now_ms);
+        let query = query.filter(|q| !q.is_empty());
+        // A query string not seen before for the path: what the cache cannot answer. Not remembered while the
+        // path is in surge, so a flood of random strings does not crowd out the path's real history.
+        let unseen = match query {
+            Some(q) => {
+                let qh = hash64(&[path.as_bytes(), q.as_bytes()]);
+                let new = self.t.queries.is_new(qh, !active, now_ms);
+                new && self.t.queries.warm(now_ms)
+            }
+            None => {
+                self.t.queries.touch(now_ms);
+                false
+            }
+        };
+        let u10 = if unseen {
+            self.t
+                .unseen_paths
+                .record_request(&pk.to_le_bytes(), now_ms)
+                .requests
+        } else {
+            0
+        };
+        let (tu, ulearned) = self.threshold(Measure::PathUnseenQueries10s, l.path_unseen_10s_floor);
+        let query_surge = unseen && u10 > tu && share_at_least(u10, p10, l.unseen_share_pct);
+        if self.learning(now_ms) {
+            self.baseline.shares().request(
+                usize::from(ckey[ckey.len() - 1]),
+                query.is_some(),
+                unseen,
+                now_ms,
+            );
+        }
+        let surging = p10 > tp_now || query_surge;
+        if surging {
             self.t.surges.set(pk, now_ms + SURGE_HOLD_MS, now_ms);
             self.quiet_if(true, now_ms);
         } else {
-            if p10 * 2 > tp && self.t.surges.active(pk, now_ms) {
+            if p10 * 2 > tp_now && active {
                 // Still busy: the surge holds.
                 self.t.surges.set(pk, now_ms + SURGE_HOLD_MS, now_ms);
             }
-            self.learn(Measure::PathRequests10s, p10, now_ms);
+            if self.learn(Measure::PathRequests10s, p10, now_ms) {
+                self.baseline.learn_path(path, p10, now_ms);
+            }
+            if unseen {
+                self.learn(Measure::PathUnseenQueries10s, u10, now_ms);
+            }
         }
-        if surging || self.t.surges.active(pk, now_ms) {
+        if surging || active {
             let cp = hash64(&[ckey, path.as_bytes()]);
             let n = self
                 .t
                 .client_paths
                 .record_request(&cp.to_le_bytes(), now_ms)
                 .requests;
-            if n >= l.surge_repeats {
-                let detail = format!(
-                    "path {path}: {} (in surge); this client requested it {n} times in 10 s (limit {} during a surge)",
-                    Self::explain(Measure::PathRequests10s, plearned, tp, p10),
-                    l.surge_repeats
+            // During a query-string surge, a client sending unseen query strings is challenged sooner.
+            let by_query = unseen && u10 > tu;
+            let limit = if by_query {
+                l.query_repeats
+            } else {
+                l.surge_repeats
+            };
+            if n >= limit {
+                let mut detail = format!(
+                    "path {path}: {} (in surge)",
+                    Self::explain(Measure::PathRequests10s, plearned, tp_now, p10)
                 );
+                if u10 > 0 {
+                    detail.push_str(&format!(
+                        "; {}, unseen-query share {}% of the path's requests",
+                        Self::explain(Measure::PathUnseenQueries10s, ulearned, tu, u10),
+                        u10 * 100 / p10.max(1)
+                    ));
+                }
+                if let Some((a, ta, alearned)) = crowd {
+                    detail.push_str(&format!(
+                        "; {} (paths surge at half their threshold)",
+                        Self::explain(Measure::NewClients10s, alearned, ta, a)
+                    ));
+                }
+                detail.push_str(&format!(
+                    "; this client requested it {n} times in 10 s (limit {limit} during a {}surge)",
+                    if by_query { "query-string " } else { "" }
+                ));
                 return (
                     seen,
                     Some(Finding {
@@ -448,7 +544,9 @@ impl Detector {
     ///
     /// Hot path: one or two window updates, three more on login paths.
     pub fn on_status(&self, seen: &Seen, status: u16, now_ms: u64) -> Option<Finding> {
-        self.status(seen, status, now_ms)
+        let found = self.status(seen, status, now_ms);
+        self.count_finding(found.as_ref());
+        found
     }
 
     fn status(&self, seen: &Seen, status: u16, now_ms: u64) -> Option<Finding> {
@@ -456,6 +554,11 @@ impl Detector {
         let ckey = client_bytes(seen.client, &mut cb);
         let w10 = self.t.clients10.record_status(ckey, now_ms, status);
         let w60 = self.t.clients60.record_status(ckey, now_ms, status);
+        if self.learning(now_ms) {
+            self.baseline
+                .shares()
+                .status(usize::from(ckey[ckey.len() - 1]), status, now_ms);
+        }
         if status == 404
             && let Some(f) = self.scanner(w10, w60, now_ms)
         {
@@ -463,107 +566,6 @@ impl Detector {
         }
         if seen.login {
             return self.login(seen, ckey, status, now_ms);
-        }
-        None
-    }
-
-    fn scanner(
-        &self,
-        w10: Option<WindowCounts>,
-        w60: Option<WindowCounts>,
-        now_ms: u64,
-    ) -> Option<Finding> {
-        let l = self.limits;
-        let (t, learned) = self.threshold(Measure::Client404s10s, l.scanner_404_10s_floor);
-        let t60 = t * 10 / 3;
-        let over = |w: Option<WindowCounts>, t: u64| {
-            w.filter(|w| {
-                let n = w.status()[0];
-                n > t && share_at_least(n, w.responses, l.scanner_share_pct)
-            })
-        };
-        let hit = over(w10, t)
-            .map(|w| (w, t, "10 s"))
-            .or_else(|| over(w60, t60).map(|w| (w, t60, "60 s")));
-        match hit {
-            Some((w, t, span)) => {
-                let n = w.status()[0];
-                Some(Finding {
-                    rule: RULE_SCANNER,
-                    action: Action::Block,
-                    ttl_s: l.block_ttl_s,
-                    on_client: true,
-                    detail: format!(
-                        "{} over {span}; 404 share {}% of {} responses (at least {}%)",
-                        Self::explain(Measure::Client404s10s, learned, t, n),
-                        n * 100 / w.responses.max(1),
-                        w.responses,
-                        l.scanner_share_pct
-                    ),
-                })
-            }
-            None => {
-                if let Some(w) = w10 {
-                    self.learn(Measure::Client404s10s, w.status()[0], now_ms);
-                }
-                None
-            }
-        }
-    }
-
-    fn login(&self, seen: &Seen, ckey: &[u8], status: u16, now_ms: u64) -> Option<Finding> {
-        let l = self.limits;
-        let mut nb = [0u8; 16];
-        let nkey = net_bytes(seen.client, &mut nb);
-        let wc = self.t.login_clients.record_status(ckey, now_ms, status);
-        let wn = self.t.login_nets.record_status(nkey, now_ms, status);
-        if status / 100 != 4 {
-            return None;
-        }
-        let (t, learned) = self.threshold(Measure::LoginFailures300s, l.login_fail_floor);
-        if let Some(w) = wc {
-            let n = w.status()[0];
-            if n > t && share_at_least(n, w.responses, l.login_share_pct) {
-                return Some(Finding {
-                    rule: RULE_STUFFING,
-                    action: l.stuffing_action,
-                    ttl_s: l.block_ttl_s.max(1800),
-                    on_client: true,
-                    detail: format!(
-                        "{} on login paths; 4xx share {}% of {} responses",
-                        Self::explain(Measure::LoginFailures300s, learned, t, n),
-                        n * 100 / w.responses.max(1),
-                        w.responses
-                    ),
-                });
-            }
-            self.learn(Measure::LoginFailures300s, n, now_ms);
-        }
-        let tn = l.login_net_fail_floor.max(t * 3 / 2);
-        let w = wn?;
-        let n = w.status()[0];
-        if n > tn
-            && share_at_least(n, w.responses, l.login_share_pct)
-            && self
-                .t
-                .nets
-                .set(hash64(&[nkey]), now_ms + NET_FLAG_MS, now_ms)
-        {
-            return Some(Finding {
-                rule: RULE_STUFFING_NET,
-                action: Action::BotDetection,
-                ttl_s: (NET_FLAG_MS / 1000) as u32,
-                on_client: false,
-                detail: format!(
-                    "4xx answers on login paths from the client's network ({}): observed {n} in 300 s, \
-                     threshold {tn}; its login requests are challenged for {} s",
-                    match seen.client {
-                        IpAddr::V4(_) => "/24",
-                        IpAddr::V6(_) => "/48",
-                    },
-                    NET_FLAG_MS / 1000
-                ),
-            });
         }
         None
     }

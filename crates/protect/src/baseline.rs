@@ -1,6 +1,10 @@
 //! What a domain's own traffic looks like, learned online in fixed memory: for each measure (a client's requests
 //! in 10 s and in 60 s, a client's 404s in 10 s, a path's requests in 10 s, a client's failed logins in 5 minutes) a
-//! histogram of the value seen by each event, on half-power-of-two buckets.
+//! histogram of the value seen by each event, on half-power-of-two buckets. Two novelty measures join them: a
+//! path's requests in 10 s whose query string was not seen before for it (the cache cannot answer them), and
+//! the domain's clients in 10 s never seen in the recent history ([`crate::novelty`]). Beside the histograms,
+//! the domain's shares ([`crate::shares`]: unseen query strings, status classes) and its busiest paths
+//! ([`crate::toppaths`]).
 //!
 //! The histograms are event-weighted: each request (or each 404, each failed login) adds the count its client or
 //! path had reached with it. So "99.9% of the domain's requests came from clients at or below q" is read off
@@ -11,6 +15,9 @@
 //! Hot path: [`Histogram::add`] is one relaxed atomic add (and, once per decay period, one compare-and-swap).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::shares::{Shares, SharesSummary};
+use crate::toppaths::{PathRate, TopPaths};
 
 /// Buckets per histogram: upper bounds 1, 2, 3, 4, 6, 8, 12, 16, ... up to about 2^23.
 pub const BUCKETS: usize = 48;
@@ -148,15 +155,24 @@ pub enum Measure {
     PathRequests10s,
     /// A client's 4xx answers on login-like paths in 5 minutes.
     LoginFailures300s,
+    /// One path's requests in 10 s with a query string not seen before for it.
+    PathUnseenQueries10s,
+    /// Clients in 10 s (whole domain) not seen in the recent history.
+    NewClients10s,
 }
 
+/// Number of [`Measure`]s.
+pub const MEASURES: usize = 7;
+
 impl Measure {
-    pub const ALL: [Measure; 5] = [
+    pub const ALL: [Measure; MEASURES] = [
         Measure::ClientRequests10s,
         Measure::ClientRequests60s,
         Measure::Client404s10s,
         Measure::PathRequests10s,
         Measure::LoginFailures300s,
+        Measure::PathUnseenQueries10s,
+        Measure::NewClients10s,
     ];
 
     /// The name in the admin API, the activity log and the stored baseline.
@@ -167,6 +183,8 @@ impl Measure {
             Measure::Client404s10s => "client_404s_10s",
             Measure::PathRequests10s => "path_requests_10s",
             Measure::LoginFailures300s => "login_failures_300s",
+            Measure::PathUnseenQueries10s => "path_unseen_queries_10s",
+            Measure::NewClients10s => "new_clients_10s",
         }
     }
 
@@ -180,11 +198,15 @@ impl Measure {
 /// does not outweigh an hour of ordinary traffic, and a busy domain costs no more than a quiet one.
 #[derive(Debug, Default)]
 pub struct Baseline {
-    hist: [Histogram; 5],
+    hist: [Histogram; MEASURES],
     /// Unix ms before which the measure takes no sample.
-    next_ms: [AtomicU64; 5],
+    next_ms: [AtomicU64; MEASURES],
     /// The 99.9th percentile of each measure as of its last sample; 0 while not learned. Read on the hot path.
-    p999: [AtomicU64; 5],
+    p999: [AtomicU64; MEASURES],
+    shares: Shares,
+    paths: TopPaths,
+    /// The decay period [`Baseline::paths`] was last faded in.
+    paths_epoch: AtomicU64,
 }
 
 /// Shortest time between two learned events of one measure.
@@ -207,12 +229,48 @@ impl Baseline {
         &self.hist[m.index()]
     }
 
-    /// Learns `v` unless the measure took a sample less than [`SAMPLE_EVERY_MS`] ago.
+    /// The domain's learned shares (query strings, status classes).
+    pub fn shares(&self) -> &Shares {
+        &self.shares
+    }
+
+    pub fn shares_summary(&self) -> SharesSummary {
+        self.shares.summary()
+    }
+
+    /// The busiest paths with their learned requests in 10 s.
+    pub fn top_paths(&self) -> Vec<PathRate> {
+        self.paths.summary()
+    }
+
+    /// Learns one sample of `path`'s requests in 10 s into the busiest paths. Called only when
+    /// [`Measure::PathRequests10s`] took the sample (at most ten times a second).
+    pub fn learn_path(&self, path: &str, requests_10s: u64, now_ms: u64) {
+        let epoch = now_ms / DECAY_EVERY_MS + 1;
+        let seen = self.paths_epoch.load(Ordering::Relaxed);
+        if epoch > seen
+            && self
+                .paths_epoch
+                .compare_exchange(seen, epoch, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            && seen != 0
+        {
+            self.paths.fade();
+        }
+        self.paths.learn(path, requests_10s);
+    }
+
+    /// Whether the histogram of `m` is trusted yet (at least [`MIN_EVENTS`] samples).
+    pub fn learned(&self, m: Measure) -> bool {
+        self.hist[m.index()].events() >= MIN_EVENTS
+    }
+
+    /// Learns `v` unless the measure took a sample less than [`SAMPLE_EVERY_MS`] ago; `true` when it took it.
     ///
     /// Hot path: one relaxed load when not sampling; a sample costs a compare-and-swap and a pass over the
     /// buckets (at most ten times a second).
     #[inline]
-    pub fn learn(&self, m: Measure, v: u64, now_ms: u64) {
+    pub fn learn(&self, m: Measure, v: u64, now_ms: u64) -> bool {
         let i = m.index();
         let next = self.next_ms[i].load(Ordering::Relaxed);
         if now_ms < next
@@ -225,10 +283,11 @@ impl Baseline {
                 )
                 .is_err()
         {
-            return;
+            return false;
         }
         self.hist[i].add(v, now_ms);
         self.refresh(m);
+        true
     }
 
     fn refresh(&self, m: Measure) {
@@ -261,17 +320,23 @@ impl Baseline {
             .collect()
     }
 
-    /// The baseline as text, one line per measure: `name b0 b1 ...` (the file format of the stored baseline).
+    /// The baseline as text, one line per measure: `name b0 b1 ...`, then `shares n1 n2 ...` and one
+    /// `path ...` line per busy path (the file format of the stored baseline).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        for m in Measure::ALL {
-            out.push_str(m.as_str());
-            for v in self.histogram(m).snapshot() {
+        let mut line = |name: &str, values: &[u64]| {
+            out.push_str(name);
+            for v in values {
                 out.push(' ');
                 out.push_str(&v.to_string());
             }
             out.push('\n');
+        };
+        for m in Measure::ALL {
+            line(m.as_str(), &self.histogram(m).snapshot());
         }
+        line("shares", &self.shares.snapshot());
+        self.paths.to_text(&mut out);
         out
     }
 
@@ -279,8 +344,17 @@ impl Baseline {
     /// damaged file costs history, never the node's start).
     pub fn restore_text(&self, text: &str, now_ms: u64) {
         for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("path ") {
+                self.paths.restore_line(rest);
+                continue;
+            }
             let mut parts = line.split_ascii_whitespace();
             let Some(name) = parts.next() else { continue };
+            if name == "shares" {
+                let values: Vec<u64> = parts.map_while(|p| p.parse().ok()).collect();
+                self.shares.restore(&values, now_ms);
+                continue;
+            }
             let Some(m) = Measure::ALL.iter().find(|m| m.as_str() == name) else {
                 continue;
             };
@@ -354,5 +428,27 @@ mod tests {
         copy.restore_text(&b.to_text(), 5);
         copy.restore_text("garbage\nclient_404s_10s x y\n", 5);
         assert_eq!(copy.summary(), b.summary());
+        // A file of an older node (five measures, no shares, no paths) is read too.
+        let old: String = b
+            .to_text()
+            .lines()
+            .take(5)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let older = Baseline::default();
+        older.restore_text(&old, 5);
+        assert_eq!(older.summary(), b.summary());
+    }
+
+    #[test]
+    fn shares_and_paths_round_trip() {
+        let b = Baseline::default();
+        b.shares().request(1, true, true, 10);
+        b.shares().status(1, 404, 10);
+        b.learn_path("/a b", 7, 10);
+        let copy = Baseline::default();
+        copy.restore_text(&b.to_text(), 10);
+        assert_eq!(copy.shares_summary(), b.shares_summary());
+        assert_eq!(copy.top_paths(), b.top_paths());
     }
 }

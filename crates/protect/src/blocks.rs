@@ -391,6 +391,24 @@ impl DomainBlocks {
         dropped + prefixes_dropped
     }
 
+    /// Entries in force at `now_ms` whose rule name starts with `prefix`, counted per rule (for /metrics). One
+    /// walk under the read lock; allocates per rule, never per entry.
+    pub fn count_in_force(&self, prefix: &str, now_ms: u64) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (_, keys) in self.read().objects.iter() {
+            for (_, e) in keys.iter().filter(|(_, e)| {
+                e.until_ms > now_ms && e.action.enforces() && e.rule.starts_with(prefix)
+            }) {
+                match out.iter_mut().find(|(r, _)| *r == *e.rule) {
+                    Some(c) => c.1 += 1,
+                    None => out.push((e.rule.to_string(), 1)),
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Entries in force at `now_ms`, as the store persists them.
     pub fn list(&self, now_ms: u64) -> Vec<BlockRecord> {
         let mut out = Vec::new();

@@ -465,7 +465,7 @@ impl DomainGuard {
         let mut triggered = self.check_trigger(r, key, &counts, now_ms);
         let mut seen = None;
         if let Some(d) = &self.detector {
-            let (s, found) = d.on_request(req.client_ip(), self.ipv6_prefix, path, now_ms);
+            let (s, found) = d.on_request(req.client_ip(), self.ipv6_prefix, path, query, now_ms);
             seen = s;
             if triggered.is_none()
                 && let (Some(f), Some(s)) = (found, s)

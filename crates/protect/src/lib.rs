@@ -13,8 +13,8 @@
 //! taking over counters that keep their meaning. Enforcement semantics are in `docs/protection.md`.
 //!
 //! Normal and emergency mode add a detector on top of their preset rule ([`anomaly`]): it learns each domain's
-//! traffic in fixed memory ([`baseline`]) and acts on clients and paths far from it; [`evaluate`] measures it
-//! against generated attacks ([`episodes`]).
+//! traffic in fixed memory ([`baseline`], [`shares`], [`novelty`] for query strings and clients not seen before)
+//! and acts on clients and paths far from it; [`evaluate`] measures it against generated attacks ([`episodes`]).
 //!
 //! Not here: answering requests (403/514 pages, the challenge page and its verify endpoint are the proxy's),
 //! nginx `limit_req`/`limit_conn` (`edgeguard-limit`, applied by the proxy), timers and threads.
@@ -35,21 +35,24 @@ mod evaluate_tests;
 mod findings;
 mod learned;
 mod node;
+pub mod novelty;
 mod outcomes;
 pub mod path;
 pub mod replay;
 mod settings;
 pub mod shared;
+pub mod shares;
 mod sink;
 pub mod summary;
 #[cfg(test)]
 mod tests;
 mod thresholds;
 mod time;
+mod toppaths;
 mod view;
 
 pub use access::{Access, AccessLists};
-pub use anomaly::{Detector, Finding, Limits, Seen};
+pub use anomaly::{Detector, DetectorReport, Finding, Limits, Seen};
 pub use baseline::{Baseline, Measure, MeasureSummary};
 pub use blocks::{DomainBlocks, InForce, Inserted, PREFIX_TYPE};
 pub use budget::{BlocksBudget, BlocksStats, ENTRY_OVERHEAD};
@@ -67,4 +70,6 @@ pub use node::{
 pub use outcomes::{VERIFY_OUTCOMES, VerifyCounts};
 pub use settings::ChallengeSettings;
 pub use shared::{ClusterHooks, Others, SharedCounter};
+pub use shares::SharesSummary;
 pub use time::rfc3339;
+pub use toppaths::PathRate;

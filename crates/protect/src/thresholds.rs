@@ -15,6 +15,15 @@ pub struct Limits {
     /// Smallest 404 share of a client's responses (percent) that makes it a scanner.
     pub scanner_share_pct: u64,
     pub path_10s_floor: u64,
+    /// A path's requests with a query string not seen before, in 10 s, that put it in surge when they are also
+    /// at least `unseen_share_pct` percent of its requests.
+    pub path_unseen_10s_floor: u64,
+    pub unseen_share_pct: u64,
+    /// Requests of one client with unseen query strings for a path in a query-string surge that get it
+    /// challenged.
+    pub query_repeats: u64,
+    /// New clients in 10 s (whole domain) over which paths surge at half their threshold.
+    pub new_clients_10s_floor: u64,
     /// Requests of one client for one path within 10 s that get it challenged while the path is in surge.
     pub surge_repeats: u64,
     pub login_fail_floor: u64,
@@ -35,6 +44,10 @@ impl Limits {
         scanner_404_10s_floor: 12,
         scanner_share_pct: 70,
         path_10s_floor: 100,
+        path_unseen_10s_floor: 40,
+        unseen_share_pct: 50,
+        query_repeats: 2,
+        new_clients_10s_floor: 100,
         surge_repeats: 4,
         login_fail_floor: 10,
         login_net_fail_floor: 15,
@@ -50,6 +63,10 @@ impl Limits {
         scanner_404_10s_floor: 6,
         scanner_share_pct: 50,
         path_10s_floor: 50,
+        path_unseen_10s_floor: 20,
+        unseen_share_pct: 40,
+        query_repeats: 2,
+        new_clients_10s_floor: 50,
         surge_repeats: 3,
         login_fail_floor: 5,
         login_net_fail_floor: 10,

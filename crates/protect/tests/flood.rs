@@ -230,6 +230,30 @@ fn rss_bytes() -> u64 {
 
 #[cfg(target_os = "linux")]
 #[test]
+fn a_detector_budget_is_not_resident_until_used() {
+    let before = rss_bytes();
+    // Four normal-mode domains at the default budget: the detector (window tables and novelty filters) takes
+    // 80 MiB of each.
+    let replayers: Vec<Replayer> = (0..4)
+        .map(|_| {
+            replayer(
+                "",
+                "[domain.rate_limiting]\nenabled = true\nmode = \"normal\"\n",
+            )
+        })
+        .collect();
+    let grown = rss_bytes().saturating_sub(before);
+    assert!(replayers.iter().all(|r| r.guard().detector().is_some()));
+    // About 4 MiB a domain for the window tables' first pages; the novelty filters (4 MiB a domain once
+    // written) add nothing until keys set their bits.
+    assert!(
+        grown < 24 << 20,
+        "{grown} bytes resident after building four detectors"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
 fn a_table_budget_is_not_resident_until_used() {
     let before = rss_bytes();
     // Four domains' worth of default budgets: 4 x (58 MiB + 192 MiB).

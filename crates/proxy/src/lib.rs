@@ -34,6 +34,7 @@ mod cookie;
 mod counts;
 mod ctx;
 mod decision;
+mod detector_metrics;
 mod error;
 mod explain;
 mod forward;

@@ -443,6 +443,9 @@ pub(crate) fn render(rt: &Runtime, stats: &NodeStats, log: &AccessLog) -> String
     registry.register_collector(Box::new(crate::table_metrics::ProtectTables::take(
         &rt.protect,
     )));
+    registry.register_collector(Box::new(crate::detector_metrics::DetectorScrape::take(
+        &rt.protect,
+    )));
     let mut out = String::with_capacity(4096);
     // Writing to a String cannot fail; the collector's own writes only fail with the writer.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);

@@ -228,13 +228,14 @@ impl RunningNode {
             .map(|g| g.table_stats())
     }
 
-    /// What normal or emergency mode learned of `domain`, with the thresholds in force (`None`: the domain runs
-    /// neither).
-    pub fn baseline(&self, domain: &str) -> Option<Vec<edgeguard_protect::MeasureSummary>> {
+    /// What normal or emergency mode learned of `domain`, with the thresholds in force and the detector's
+    /// flags (`None`: the domain runs neither).
+    pub fn baseline(&self, domain: &str) -> Option<edgeguard_protect::DetectorReport> {
         let rt = self.shared.runtime.load();
+        let now = rt.protect.node().map_or(0, |n| n.now_ms());
         rt.protect
             .get(&domain.to_ascii_lowercase())
-            .and_then(|g| g.detector().map(|d| d.summary()))
+            .and_then(|g| g.detector().map(|d| d.report(now)))
     }
 
     /// Runs one round of upstream health checks now (they also run in the background every few seconds):

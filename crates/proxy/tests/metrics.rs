@@ -124,3 +124,63 @@ async fn series_follow_the_traffic() {
         Some(1.0)
     );
 }
+
+#[tokio::test]
+async fn detector_series_per_domain() {
+    let o = test_origin().await;
+    let cfg = format!(
+        r#"
+[node]
+name = "edge-d"
+listen = ["127.0.0.1:0"]
+[[domain]]
+name = "n.test"
+origins = ["{}"]
+[domain.rate_limiting]
+enabled = true
+mode = "normal"
+"#,
+        o.addr
+    );
+    let (n, _) = node(&cfg).await;
+    let addr = n.local_addrs()[0];
+    for q in ["/d", "/d?x=1", "/d?x=2"] {
+        get(addr, "n.test", q, &[]).await;
+    }
+    let m = n.metrics_text();
+    let v = |s: &str| value(&m, s).unwrap_or_else(|| panic!("no {s} in\n{m}"));
+    assert_eq!(
+        v("edgeguard_baseline_threshold{domain=\"n.test\",measure=\"client_requests_10s\"}"),
+        150.0,
+        "the floor decides before anything is learned"
+    );
+    assert_eq!(
+        v("edgeguard_baseline_threshold{domain=\"n.test\",measure=\"path_unseen_queries_10s\"}"),
+        40.0
+    );
+    assert_eq!(
+        v("edgeguard_baseline_threshold{domain=\"n.test\",measure=\"new_clients_10s\"}"),
+        100.0
+    );
+    assert_eq!(v("edgeguard_baseline_warming_up{domain=\"n.test\"}"), 1.0);
+    assert_eq!(
+        v("edgeguard_baseline_status_class_ratio{domain=\"n.test\",class=\"5xx\"}")
+            + v("edgeguard_baseline_status_class_ratio{domain=\"n.test\",class=\"2xx\"}"),
+        1.0,
+        "the test origin's answers are learned"
+    );
+    assert_eq!(
+        v("edgeguard_baseline_unseen_query_ratio{domain=\"n.test\"}"),
+        0.0,
+        "no query string counts as new before the filter is warm"
+    );
+    assert_eq!(
+        v("edgeguard_detector_paths_in_surge{domain=\"n.test\"}"),
+        0.0
+    );
+    assert_eq!(
+        v("edgeguard_detector_findings_total{domain=\"n.test\",rule=\"baseline.flood\"}"),
+        0.0
+    );
+    assert!(!m.contains("edgeguard_detector_in_force{"), "{m}");
+}

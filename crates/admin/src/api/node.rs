@@ -66,12 +66,13 @@ pub(crate) fn protection_tables(state: &State, name: &str) -> Result<Reply, ApiE
 #[utoipa::path(get, path = "/api/v1/domains/{name}/baseline", tag = "protection",
     params(("name" = String, Path, description = "Host name")),
     responses((status = 200, description = "What normal or emergency mode learned of the domain's traffic \
-        (percentiles of each measure) and the thresholds in force", body = BaselineDoc),
+        (percentiles of each measure, shares, busiest paths), the thresholds in force, and whether it is still \
+        warming up", body = BaselineDoc),
         (status = 404, body = ErrorBody)))]
 pub(crate) fn baseline(state: &State, name: &str) -> Result<Reply, ApiError> {
     let config = state.control.config();
     let d = &config.domains[find_domain(&config, name)?];
-    let measures = state.control.baseline(&d.name);
+    let view = state.control.baseline(&d.name);
     let learning = d.rate_limiting.enabled
         && matches!(
             d.rate_limiting.mode,
@@ -80,7 +81,7 @@ pub(crate) fn baseline(state: &State, name: &str) -> Result<Reply, ApiError> {
     Ok(Reply::ok(&BaselineDoc {
         domain: d.name.clone(),
         learning,
-        measures,
+        view,
     }))
 }
 

@@ -134,7 +134,7 @@ async function loadDomain(name, tab) {
   selectTab(tab);
   if (tab === 'live') await loadLive();
   else if (tab === 'access') { await loadAccess(); await loadAccessLists(); }
-  else if (tab === 'security') { await loadSecurity(); await loadChallenge(); }
+  else if (tab === 'security') { await loadSecurity(); await loadChallenge(); await loadBaseline(); }
   else await loadStats();
 }
 
@@ -221,6 +221,7 @@ async function saveRateLimiting() {
     renderRateLimiting(await api('PUT', '/domains/' + enc(state.domain) + '/rate-limiting', {
       enabled: $('rl-switch').checked, mode: $('rl-mode').value, parameter_check: $('rl-param').checked,
     }));
+    await loadBaseline();
   } catch (e) {
     showErrors($('rl-error'), e);
   }
