@@ -22,6 +22,13 @@ if command -v systemctl >/dev/null 2>&1; then systemctl stop nginx redis-server 
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fuzz targets' corpora run in the suite below (crates/e2e/tests/fuzz_corpus.rs); where a nightly toolchain and
+# cargo-fuzz are already installed, each target also fuzzes for a bounded time.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && command -v cargo-fuzz >/dev/null 2>&1; then
+    bash scripts/fuzz.sh "${EDGEGUARD_FUZZ_SECONDS:-15}"
+else
+    echo "fuzzing skipped (needs a nightly toolchain and cargo-fuzz); the corpora run in the test suite"
+fi
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
     cargo test --workspace --locked --doc

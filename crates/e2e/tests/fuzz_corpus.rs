@@ -6,7 +6,10 @@ use proptest::prelude::*;
 
 include!("../../../fuzz/checks.rs");
 
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+/// A target's name (its corpus folder) and the property it checks.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 6] = [
     ("config", check_config),
     ("access_log", check_access_log),
     ("path", check_path),
