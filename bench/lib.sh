@@ -43,3 +43,7 @@ http {
 }
 NGX
 }
+
+cpu_secs() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }      # pid -> user+system CPU seconds
+peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }  # pid -> peak resident MB
+worker_pid() { pgrep -P "$1" | head -1; }                                      # nginx master -> its worker

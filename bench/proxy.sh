@@ -91,9 +91,6 @@ start_edgeguard() { # cache on/off
 }
 wait_port "$ORIGIN_PORT"; wait_port "$NGINX_PORT"
 
-cpu_secs() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
-peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-worker_pid() { pgrep -P "$1" | head -1; }
 
 # run_wrk URL -> "rps p99_ms"
 run_wrk() {

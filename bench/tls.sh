@@ -117,9 +117,6 @@ MinProtocol = TLSv1.3
 CNF
 export OPENSSL_CONF=$WORK/openssl.cnf
 
-cpu_secs() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
-peak_rss_mb() { awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-worker_pid() { pgrep -P "$1" | head -1; }
 
 # run_wrk URL [extra wrk args] -> "rps p99_ms"
 run_wrk() {

@@ -2,8 +2,7 @@
 //! its origin gone and serves, for each URL, either the whole object it stored (a HIT, byte for byte) or a 502;
 //! never a part of one, never another URL's bytes.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,50 +25,20 @@ fn body_of(i: usize) -> Vec<u8> {
         .collect()
 }
 
-/// An origin answering `/obj/<i>` with [`body_of`] `i`, cacheable for ten minutes.
-fn origin() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve(stream));
-        }
-    });
-    addr
-}
-
-fn serve(stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut first = String::new();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line == "\r\n" => break,
-                Ok(_) if first.is_empty() => first = line.clone(),
-                Ok(_) => {}
-            }
-        }
-        let i: usize = first
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.strip_prefix("/obj/"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let body = body_of(i);
-        let mut resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: max-age=600\r\n\r\n",
-            body.len()
-        )
-        .into_bytes();
-        resp.extend_from_slice(&body);
-        if out.write_all(&resp).is_err() {
-            return;
-        }
-    }
+/// `/obj/<i>` answered with [`body_of`] `i`, cacheable for ten minutes.
+fn answer(target: &str) -> Vec<u8> {
+    let i: usize = target
+        .strip_prefix("/obj/")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let body = body_of(i);
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: max-age=600\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(&body);
+    resp
 }
 
 fn write_config(dir: &Path, origin: SocketAddr) -> std::path::PathBuf {
@@ -109,7 +78,7 @@ fn stored(dir: &Path) -> usize {
 #[test]
 fn objects_on_disk_are_whole_or_absent_after_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), origin());
+    let config = write_config(dir.path(), common::origin_with(answer));
     let mut node = Node::start(&config);
     let listen = node.listen;
     // Four clients fill objects as fast as they can; the node is killed once some are on disk and more are

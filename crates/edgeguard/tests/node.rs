@@ -2,8 +2,7 @@
 //! HTTP, SIGHUP reloads and restarts on the same data_dir. Ports are chosen by the kernel (`:0`) and read back
 //! from the node's log.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -12,41 +11,9 @@ mod common;
 use common::{Node, Reply, http};
 const TOKEN: &str = "test-token";
 
-/// A minimal origin: every request gets `200 ok` (uncacheable), on its own thread.
+/// A minimal origin: every request gets `200 ok` (uncacheable).
 fn origin() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_origin(stream));
-        }
-    });
-    addr
-}
-
-fn serve_origin(stream: TcpStream) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        // Read one request head (these requests have no body).
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) if line == "\r\n" => break,
-                Ok(_) => {}
-            }
-        }
-        let body = "ok\n";
-        let resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nCache-Control: no-store\r\n\r\n{body}",
-            body.len()
-        );
-        if out.write_all(resp.as_bytes()).is_err() {
-            return;
-        }
-    }
+    common::origin_with(common::ok_answer)
 }
 
 fn api(admin: SocketAddr, method: &str, path: &str, json: &str) -> (u16, serde_json::Value) {

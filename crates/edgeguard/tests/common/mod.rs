@@ -2,7 +2,7 @@
 #![allow(dead_code)] // Each test file uses its own part of this.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -143,4 +143,41 @@ pub fn http(
         head: head.to_ascii_lowercase(),
         body: body.to_owned(),
     }
+}
+
+/// An origin on threads of its own, keep-alive: each request's target (`/path?query`) goes to `answer`, whose
+/// bytes (a whole HTTP/1.1 response) are written back. Request bodies are not read (the tests send none).
+pub fn origin_with(answer: fn(&str) -> Vec<u8>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let (mut first, mut line) = (String::new(), String::new());
+                    loop {
+                        line.clear();
+                        match reader.read_line(&mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == "\r\n" => break,
+                            Ok(_) if first.is_empty() => first = line.clone(),
+                            Ok(_) => {}
+                        }
+                    }
+                    let target = first.split_whitespace().nth(1).unwrap_or("/");
+                    if out.write_all(&answer(target)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `200 ok`, not cacheable.
+pub fn ok_answer(_: &str) -> Vec<u8> {
+    b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nCache-Control: no-store\r\n\r\nok\n".to_vec()
 }
