@@ -22,11 +22,11 @@
 //! its two buckets, so it falsely shares with probability at most 16 / 2^64 (under 10^-18) per lookup.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use crate::table::lock::{SpinGuard, SpinLock};
 use crate::table::sketch::{self, Sketch};
-use crate::table::{Eviction, NoRoom, TableError};
+use crate::table::{Cell, Eviction, NoRoom, Padded, Stats, TableError};
 
 mod zeroed;
 pub(crate) use zeroed::Zeroable;
@@ -201,32 +201,9 @@ impl<S: CompactState> Shard<S> {
     }
 }
 
-#[repr(align(128))]
-struct Padded<T>(T);
-
-/// One shard and its counters, on cache lines of their own.
-struct Cell<S> {
-    lock: SpinLock<Shard<S>>,
-    stats: Stats,
-}
-
-/// Monotonic counters of one shard, written under its lock (plain load and store), read from anywhere.
-#[derive(Default)]
-struct Stats {
-    evictions: AtomicU64,
-    refusals: AtomicU64,
-}
-
-impl Stats {
-    #[inline]
-    fn bump(counter: &AtomicU64) {
-        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-    }
-}
-
 /// A compact table of per-key states; see the module documentation.
 pub(crate) struct CompactTable<S: CompactState> {
-    shards: Box<[Padded<Cell<S>>]>,
+    shards: Box<[Padded<Cell<Shard<S>>>]>,
     hasher: RandomState,
     eviction: Eviction,
     params: S::Params,
@@ -279,7 +256,7 @@ impl<S: CompactState> CompactTable<S> {
     ) -> Result<Self, TableError> {
         let frequency = eviction == Eviction::FrequencyAware;
         let shards = shards_for(size_bytes);
-        let header = size_of::<Self>() + shards * size_of::<Padded<Cell<S>>>();
+        let header = size_of::<Self>() + shards * size_of::<Padded<Cell<Shard<S>>>>();
         let shard_bytes = |buckets: usize| {
             let sketch = if frequency {
                 sketch::bytes_for(buckets * WAYS)
@@ -357,7 +334,7 @@ impl<S: CompactState> CompactTable<S> {
 
     /// Bytes allocated: shard headers, fingerprints, states and sketches. Never above the budget.
     pub(crate) fn held_bytes(&self) -> usize {
-        let mut total = size_of::<Self>() + self.shards.len() * size_of::<Padded<Cell<S>>>();
+        let mut total = size_of::<Self>() + self.shards.len() * size_of::<Padded<Cell<Shard<S>>>>();
         for s in self.shards.iter() {
             let s = s.0.lock.lock();
             total += s.fps.bytes() + s.states.bytes();
@@ -440,12 +417,12 @@ impl<S: CompactState> CompactGuard<'_, S> {
         match self.inner.insert(fp, f_new, now_ms, state, self.params) {
             Some((i, evicted)) => {
                 if evicted {
-                    Stats::bump(&self.stats.evictions);
+                    Stats::add(&self.stats.evictions, 1);
                 }
                 Ok(i)
             }
             None => {
-                Stats::bump(&self.stats.refusals);
+                Stats::add(&self.stats.refusals, 1);
                 Err(NoRoom)
             }
         }

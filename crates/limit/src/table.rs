@@ -131,32 +131,32 @@ pub const fn bytes_per_state_with<S>(eviction: Eviction) -> usize {
 }
 
 #[repr(align(128))]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(pub(crate) T);
 
-/// One shard and its counters, on cache lines of their own.
-struct Cell<S> {
-    lock: SpinLock<Shard<S>>,
-    stats: Stats,
+/// One shard (this table's or the compact table's) and its counters, on cache lines of their own.
+pub(crate) struct Cell<T> {
+    pub(crate) lock: SpinLock<T>,
+    pub(crate) stats: Stats,
 }
 
 /// Monotonic counters of one shard. Written under the shard's lock (a plain load and store, no locked
 /// instruction), read from anywhere.
 #[derive(Default)]
-struct Stats {
-    evictions: AtomicU64,
-    refusals: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) evictions: AtomicU64,
+    pub(crate) refusals: AtomicU64,
 }
 
 impl Stats {
     #[inline]
-    fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 }
 
 /// A table of per-key states; see the module documentation.
 pub struct Table<S: TableState> {
-    shards: Box<[Padded<Cell<S>>]>,
+    shards: Box<[Padded<Cell<Shard<S>>>]>,
     eviction: Eviction,
     hasher: foldhash::fast::RandomState,
     params: S::Params,
@@ -230,7 +230,7 @@ impl<S: TableState> Table<S> {
             return Err(TableError::NoShards);
         }
         let frequency = eviction == Eviction::FrequencyAware;
-        let header = size_of::<Self>() + shards * size_of::<Padded<Cell<S>>>();
+        let header = size_of::<Self>() + shards * size_of::<Padded<Cell<Shard<S>>>>();
         let slot_size = size_of::<Slot<S>>() + size_of::<Link>();
         let sketch_bytes = |n: usize| match frequency {
             true => sketch::bytes_for(n),
@@ -313,7 +313,7 @@ impl<S: TableState> Table<S> {
 
     /// Bytes actually allocated: shard headers, slots and index. Never above [`Table::size_bytes`].
     pub fn held_bytes(&self) -> usize {
-        let mut total = size_of::<Self>() + self.shards.len() * size_of::<Padded<Cell<S>>>();
+        let mut total = size_of::<Self>() + self.shards.len() * size_of::<Padded<Cell<Shard<S>>>>();
         for s in self.shards.iter() {
             let s = s.0.lock.lock();
             total += s.sketch.as_ref().map_or(0, |k| k.held_bytes());
