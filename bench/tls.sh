@@ -118,41 +118,6 @@ CNF
 export OPENSSL_CONF=$WORK/openssl.cnf
 
 
-# run_wrk URL [extra wrk args] -> "rps p99_ms"
-run_wrk() {
-    local url=$1; shift
-    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$@" "$url" > "$WORK/wrk.out" 2>&1
-    local rps p99 non2xx errs
-    rps=$(awk '/Requests\/sec/ { print $2 }' "$WORK/wrk.out")
-    p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; print v }' "$WORK/wrk.out")
-    non2xx=$(awk '/Non-2xx/ { print $5 }' "$WORK/wrk.out")
-    errs=$(awk '/Socket errors/' "$WORK/wrk.out")
-    [ -z "$non2xx" ] || echo "  warning: $non2xx non-2xx responses from $url" >&2
-    [ -z "$errs" ] || echo "  $url: $errs" >&2
-    echo "$rps $p99"
-}
-
-bench_case() { # name, nginx url, edgeguard url, extra wrk args...
-    local name=$1 nurl=$2 eurl=$3; shift 3
-    local ng_rps=() ng_p99=() eg_rps=() eg_p99=() rps p99
-    local nw; nw=$(worker_pid "$NGINX_PID")
-    local ng_cpu0 eg_cpu0; ng_cpu0=$(cpu_secs "$nw"); eg_cpu0=$(cpu_secs "$EG_PID")
-    taskset -c 1 wrk -t1 -c8 -d1s "$@" "$nurl" > /dev/null; taskset -c 1 wrk -t1 -c8 -d1s "$@" "$eurl" > /dev/null
-    for i in $(seq 1 "$ROUNDS"); do
-        read -r rps p99 < <(run_wrk "$nurl" "$@"); ng_rps+=("$rps"); ng_p99+=("$p99")
-        read -r rps p99 < <(run_wrk "$eurl" "$@"); eg_rps+=("$rps"); eg_p99+=("$p99")
-        echo "  round $i: nginx ${ng_rps[-1]} req/s, edgeguard ${eg_rps[-1]} req/s" >&2
-    done
-    local ng_cpu eg_cpu nr np er ep
-    ng_cpu=$(awk -v a="$(cpu_secs "$nw")" -v b="$ng_cpu0" 'BEGIN { printf "%.1f", a - b }')
-    eg_cpu=$(awk -v a="$(cpu_secs "$EG_PID")" -v b="$eg_cpu0" 'BEGIN { printf "%.1f", a - b }')
-    nr=$(printf '%s\n' "${ng_rps[@]}" | median); np=$(printf '%s\n' "${ng_p99[@]}" | median)
-    er=$(printf '%s\n' "${eg_rps[@]}" | median); ep=$(printf '%s\n' "${eg_p99[@]}" | median)
-    printf '%-10s %-10s %12s %10s %8s %9s\n' "$name" nginx "$nr" "$np" "$ng_cpu" "$(peak_rss_mb "$nw")"
-    printf '%-10s %-10s %12s %10s %8s %9s\n' "$name" edgeguard "$er" "$ep" "$eg_cpu" "$(peak_rss_mb "$EG_PID")"
-    printf '%-10s %-10s %12s\n' "$name" "ratio" "$(awk -v e="$er" -v n="$nr" 'BEGIN { printf "%.2f", e / n }')"
-}
-
 echo "wrk: 1 thread, $CONNS connections, ${DURATION}s x $ROUNDS rounds (medians); proxies pinned to one CPU" >&2
 printf '%-10s %-10s %12s %10s %8s %9s\n' case proxy "req/s" "p99 ms" "cpu s" "rss MB"
 N="https://localhost:$NGINX_PORT/file.txt" E="https://localhost:$EG_TLS_PORT/file.txt"
