@@ -7,13 +7,12 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use edgeguard_testkit::redis::Redis;
 
 mod common;
 
-use common::{Node, Reply, http};
+use common::{Node, Reply, eventually, http};
 const TOKEN: &str = "test-token";
 
 /// An origin whose every answer is cacheable for 10 minutes and names how many requests it has seen.
@@ -114,18 +113,6 @@ origins = ["{origin}"]
     );
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Polls `f` every 20 ms for up to 5 s.
-fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{Node, Reply, http};
+use common::{Node, Reply, eventually, http};
 
 const TOKEN: &str = "test-token";
 
@@ -119,18 +119,6 @@ fn get(n: &Node, client: &str) -> Reply {
         &[("Host", "d.test"), ("X-Forwarded-For", client)],
         "",
     )
-}
-
-/// Polls `f` every 20 ms for up to 5 s.
-fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 /// Sends `n` requests from `client` round-robin over the edges; the number answered 200.

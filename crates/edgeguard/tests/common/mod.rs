@@ -181,3 +181,15 @@ pub fn origin_with(answer: fn(&str) -> Vec<u8>) -> SocketAddr {
 pub fn ok_answer(_: &str) -> Vec<u8> {
     b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nCache-Control: no-store\r\n\r\nok\n".to_vec()
 }
+
+/// Polls `f` every 20 ms for up to 5 s.
+pub fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
