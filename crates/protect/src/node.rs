@@ -272,7 +272,7 @@ impl NodeProtection {
         config: &Config,
         previous: Option<&Guards>,
     ) -> Result<Guards, GuardError> {
-        let mut map = HashMap::with_capacity(config.domains.len());
+        let mut map = HashMap::with_capacity_and_hasher(config.domains.len(), Default::default());
         let crawlers = Arc::new(CrawlerRanges::new(&config.node.good_crawler_nets));
         for d in &config.domains {
             let name = d.name.to_ascii_lowercase();
@@ -569,7 +569,8 @@ pub enum StartChallengeError {
 /// The guards of one configuration, by lower-case domain name.
 #[derive(Default)]
 pub struct Guards {
-    map: HashMap<String, Arc<DomainGuard>>,
+    /// Keys come from the configuration only, so the fast hasher is safe here.
+    map: HashMap<String, Arc<DomainGuard>, foldhash::fast::RandomState>,
     node: Option<Arc<NodeProtection>>,
 }
 

@@ -249,12 +249,13 @@ pub(crate) struct Pending {
 pub(crate) fn answer(status: StatusCode, body: impl Into<Bytes>) -> Response<ProxyBody> {
     let mut resp = Response::new(ProxyBody::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, TEXT_PLAIN.clone());
     resp
 }
+
+/// Checked once (see `phases/protect.rs`).
+static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
 /// The answer of `limit_req_status` / `limit_conn_status`: the status line and why, without formatting.
 pub(crate) fn limit_answer(code: StatusCode, why: &str) -> Response<ProxyBody> {

@@ -144,24 +144,7 @@ pub(crate) fn find_arg<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
 pub(crate) fn addr_text(ip: IpAddr) -> Bytes {
     match ip {
         IpAddr::V4(v4) => {
-            let mut buf = [0u8; 15];
-            let mut n = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[n] = b'.';
-                    n += 1;
-                }
-                if octet >= 100 {
-                    buf[n] = b'0' + octet / 100;
-                    n += 1;
-                }
-                if octet >= 10 {
-                    buf[n] = b'0' + octet / 10 % 10;
-                    n += 1;
-                }
-                buf[n] = b'0' + octet % 10;
-                n += 1;
-            }
+            let (buf, n) = edgeguard_rules::ipv4_text(v4);
             Bytes::copy_from_slice(&buf[..n])
         }
         IpAddr::V6(_) => Bytes::from(ip.to_string()),

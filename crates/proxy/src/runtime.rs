@@ -104,7 +104,8 @@ pub(crate) struct Runtime {
     pub http2_max_streams: u32,
     /// The port of the first bound `listen_tls` address, for `https_redirect`; set by the node after binding.
     pub https_port: Option<u16>,
-    pub domains: HashMap<String, Arc<DomainRt>>,
+    /// Keys come from the configuration only, so the fast hasher is safe here (routing looks up every request).
+    pub domains: HashMap<String, Arc<DomainRt>, foldhash::fast::RandomState>,
     /// Protection of each domain (blocks, IP access limit, rules); filled in by the node after `build`.
     pub protect: edgeguard_protect::Guards,
     req_zones: HashMap<String, (ReqZoneSpec, Arc<ReqZone>, Arc<CompiledKey>)>,
@@ -175,7 +176,7 @@ impl Runtime {
             http2_idle_timeout: node.http2_idle_timeout,
             http2_max_streams: node.http2_max_streams,
             https_port: None,
-            domains: HashMap::new(),
+            domains: HashMap::default(),
             protect: Default::default(),
             req_zones,
             conn_zones,

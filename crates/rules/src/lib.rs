@@ -17,7 +17,7 @@ mod uri;
 pub use criteria::{
     Comparison, Criteria, Op, ParseError, ParseErrorKind, StatusSel, Term, WindowView,
 };
-pub use object::{Object, ObjectError, RequestView, client_of, ip_key_into};
+pub use object::{Object, ObjectError, RequestView, client_of, ip_key_into, ipv4_text};
 pub use preset::{EMERGENCY_CRITERIA, Mode, NORMAL_CRITERIA, preset};
 pub use ruleset::{
     Action, INTERVAL_S, MAX_RULES, MAX_URI_LEN, NAME_LEN, PRIORITY, Rule, RuleSet, TTL_S,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The parts of a request an [`Object`] reads. Implemented by the data plane over its request type.
 pub trait RequestView {
@@ -46,9 +46,39 @@ pub fn ip_key_into(ip: IpAddr, ipv6_prefix: u8, buf: &mut Vec<u8>) {
     let client = client_of(ip, ipv6_prefix);
     // Writing to a Vec cannot fail.
     let _ = match client {
+        IpAddr::V4(v4) => {
+            let (text, len) = ipv4_text(v4);
+            buf.extend_from_slice(&text[..len]);
+            Ok(())
+        }
         IpAddr::V6(_) if ipv6_prefix < 128 => write!(buf, "{client}/{ipv6_prefix}"),
-        _ => write!(buf, "{client}"),
+        IpAddr::V6(_) => write!(buf, "{client}"),
     };
+}
+
+/// An IPv4 address as dotted-quad text (as `Display` writes it) in a stack buffer, and its length.
+///
+/// Hot path (the client key of every rule and block lookup): digit by digit, without the formatting machinery.
+pub fn ipv4_text(v4: Ipv4Addr) -> ([u8; 15], usize) {
+    let mut buf = [0u8; 15];
+    let mut n = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            buf[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            buf[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    (buf, n)
 }
 
 /// A rule's `object`.

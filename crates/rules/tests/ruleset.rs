@@ -260,3 +260,18 @@ fn objects_print_canonically() {
         assert_eq!(object.kind(), kind);
     }
 }
+
+proptest::proptest! {
+    /// The client key of an IPv4 address is its `Display` text; an IPv6 one is its prefix in CIDR form.
+    #[test]
+    fn ip_keys_are_display_text(v4 in proptest::prelude::any::<[u8; 4]>(), v6 in proptest::prelude::any::<[u8; 16]>()) {
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let mut buf = Vec::new();
+        let a = Ipv4Addr::from(v4);
+        edgeguard_rules::ip_key_into(IpAddr::V4(a), 64, &mut buf);
+        proptest::prop_assert_eq!(&buf, &a.to_string().into_bytes());
+        let b = Ipv6Addr::from(v6);
+        edgeguard_rules::ip_key_into(IpAddr::V6(b), 128, &mut buf);
+        proptest::prop_assert_eq!(&buf, &b.to_string().into_bytes());
+    }
+}

@@ -28,7 +28,7 @@ pub struct SpaceSaving {
     slots: usize,
     heap: Vec<Slot>,
     /// Heap position of each monitored key; never holds more than `slots` entries.
-    index: HashMap<u128, usize>,
+    index: HashMap<u128, usize, foldhash::fast::RandomState>,
     total: u64,
 }
 
@@ -57,7 +57,7 @@ impl SpaceSaving {
         SpaceSaving {
             slots,
             heap: Vec::with_capacity(slots),
-            index: HashMap::with_capacity(slots * 2),
+            index: HashMap::with_capacity_and_hasher(slots * 2, Default::default()),
             total: 0,
         }
     }

@@ -57,7 +57,8 @@ type Shared<T> = Arc<Mutex<T>>;
 /// Statistics of every domain of the node. Share it behind an `Arc`.
 pub struct TrafficStats {
     options: StatsOptions,
-    domains: RwLock<HashMap<String, Shared<DomainState>>>,
+    /// Routed domains only, at most `max_domains`: the fast hasher is safe here.
+    domains: RwLock<HashMap<String, Shared<DomainState>, foldhash::fast::RandomState>>,
     db: Option<Shared<Connection>>,
     /// Points of the last 30 days when there is no database.
     history: Mutex<HashMap<String, VecDeque<StatsPoint>>>,
@@ -83,7 +84,7 @@ impl TrafficStats {
     fn build(options: StatsOptions, db: Option<Shared<Connection>>) -> Self {
         TrafficStats {
             options,
-            domains: RwLock::new(HashMap::new()),
+            domains: RwLock::new(HashMap::default()),
             db,
             history: Mutex::new(HashMap::new()),
             dropped_events: AtomicU64::new(0),

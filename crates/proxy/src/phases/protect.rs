@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -33,6 +33,15 @@ use edgeguard_protect::{
 };
 
 static X_EDGEGUARD_DECISION: HeaderName = HeaderName::from_static("x-edgeguard-decision");
+// Header values of the refusal and challenge answers, checked once: `from_static` outside a `static` checks its
+// bytes on every call, and the policy is over 300 of them.
+static TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+static ASSET_CACHE: HeaderValue = HeaderValue::from_static(ASSET_CACHE_CONTROL);
+static PAGE_POLICY: LazyLock<HeaderValue> =
+    LazyLock::new(|| HeaderValue::from_static(content_security_policy()));
 
 /// A request as the rules read it.
 struct View<'a> {
@@ -301,15 +310,9 @@ fn why(rule: &str) -> String {
 fn challenge_page(page: ProxyBody) -> Response<ProxyBody> {
     let mut resp = Response::new(page);
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(content_security_policy()),
-    );
+    h.insert(header::CONTENT_TYPE, TEXT_HTML.clone());
+    h.insert(header::CACHE_CONTROL, NO_STORE.clone());
+    h.insert(header::CONTENT_SECURITY_POLICY, PAGE_POLICY.clone());
     resp
 }
 
@@ -348,14 +351,8 @@ pub(crate) fn asset(a: &'static Asset) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static(a.content_type),
     );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(ASSET_CACHE_CONTROL),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::CACHE_CONTROL, ASSET_CACHE.clone());
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
     resp
 }
 
@@ -393,11 +390,8 @@ pub(crate) async fn verify(ctx: &mut RequestCtx, req: Request<Incoming>) -> Resp
     let mut resp = Response::new(ProxyBody::full(v.body));
     *resp.status_mut() = StatusCode::from_u16(v.status).unwrap_or(StatusCode::FORBIDDEN);
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::CONTENT_TYPE, APPLICATION_JSON.clone());
+    h.insert(header::CACHE_CONTROL, NO_STORE.clone());
     if v.result == Err(VerifyError::Busy) {
         // The page posts the same answer again after a pause; the token stays unredeemed.
         h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
