@@ -145,6 +145,8 @@ pub(crate) struct ProtectState {
     pub seen: Option<edgeguard_protect::Seen>,
     /// Scratch for object keys; after the rules phase, the counting rule's key.
     pub key: Vec<u8>,
+    /// A challenge in force found by phase 1, answered after the IP access limit had its say.
+    pub challenge: Option<edgeguard_protect::InForce>,
     /// Set when a protection phase answered (or let a challenged client through).
     pub outcome: Option<DecisionKind>,
     /// `X-Edgeguard-Decision` text, only for domains with `explain`.
@@ -256,6 +258,22 @@ pub(crate) fn answer(status: StatusCode, body: impl Into<Bytes>) -> Response<Pro
 
 /// Checked once (see `phases/protect.rs`).
 static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+
+/// Appends `n` in decimal.
+pub(crate) fn put_decimal(buf: &mut BytesMut, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.put_slice(&digits[at..]);
+}
 
 /// The answer of `limit_req_status` / `limit_conn_status`: the status line and why, without formatting.
 pub(crate) fn limit_answer(code: StatusCode, why: &str) -> Response<ProxyBody> {

@@ -74,9 +74,11 @@ async fn run_phases(
     // never to a challenge, the rules or limit_req.
     let endpoint = protect::challenge_endpoint(&req);
     if !allowed {
-        // SPEC sections 3-4: blocks and challenges in force (403, challenge page), IP access limit (514), rules.
+        // SPEC sections 3-4: blocks in force (403), IP access limit (514), challenges in force (challenge
+        // page), rules.
         phase!(protect::blocks_in_force(ctx, &req, endpoint.is_some()));
         phase!(protect::ip_access_limit(ctx));
+        phase!(protect::challenges_in_force(ctx, &req));
         if endpoint.is_none() {
             phase!(protect::rate_limiting_rules(ctx, &req));
             // nginx limits of the location.

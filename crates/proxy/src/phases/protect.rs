@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use edgeguard_challenge::{
     ASSET_CACHE_CONTROL, ASSET_PREFIX, Asset, Difficulty, MAX_VERIFY_BODY, VERIFY_PATH,
     VerifyError, content_security_policy,
@@ -99,8 +99,11 @@ pub(crate) fn access_control(ctx: &mut RequestCtx) -> Result<bool, Box<Response<
     }
 }
 
-/// Phase 1: blocks and challenges in force for this request's objects, its path, or the whole domain. For the
-/// challenge's own endpoints (`own`) only blocks count: a challenge in force is what they answer.
+/// Phase 1: blocks and challenges in force for this request's objects, its path, or the whole domain. A block
+/// answers 403 here; a challenge is kept in `ctx.protect.challenge` for [`challenges_in_force`], after the IP
+/// access limit, so a client over its per-second limit gets the 514 that SPEC section 3 gives it (a short answer)
+/// whether or not it is also challenged. For the challenge's own endpoints (`own`) only blocks count: a
+/// challenge in force is what they answer.
 pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>, own: bool) -> Flow {
     let (Some(domain), Some(node)) = (ctx.domain.as_ref(), ctx.rt.protect.node()) else {
         return Flow::Continue;
@@ -147,8 +150,20 @@ pub(crate) fn blocks_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>, own
     };
     ctx.protect.guard = Some(guard);
     match hit {
+        Some(f) if f.action == Action::Block => enforce(ctx, req, &f),
+        Some(f) => {
+            ctx.protect.challenge = Some(f);
+            Flow::Continue
+        }
         None => Flow::Continue,
+    }
+}
+
+/// Phase 1b: the challenge phase 1 found in force, now that the client is within its IP access limit.
+pub(crate) fn challenges_in_force(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
+    match ctx.protect.challenge.take() {
         Some(f) => enforce(ctx, req, &f),
+        None => Flow::Continue,
     }
 }
 
@@ -168,15 +183,23 @@ pub(crate) fn ip_access_limit(ctx: &mut RequestCtx) -> Flow {
     if let Some(d) = &ctx.domain {
         d.ip_limited.refuse_ip(ctx.client_ip);
     }
-    let code = StatusCode::from_u16(514).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
-    Flow::Answer(answer(
-        code,
-        format!(
-            "514\nedgeguard: too many requests from your address: this site allows {qps} per second \
-             (IP access limit)\n"
-        ),
-    ))
+    // The refusal of a flood: its text is put together without the formatting machinery.
+    let mut body = BytesMut::with_capacity(112);
+    body.put_slice(b"514\nedgeguard: too many requests from your address: this site allows ");
+    crate::ctx::put_decimal(&mut body, u64::from(qps));
+    body.put_slice(b" per second (IP access limit)\n");
+    let mut resp = answer(IP_LIMIT_STATUS, body.freeze());
+    // hyper writes "<none>" for a status it has no reason phrase for.
+    resp.extensions_mut()
+        .insert(hyper::ext::ReasonPhrase::from_static(b"IP Access Limit"));
+    Flow::Answer(resp)
 }
+
+/// SPEC section 3's status for a request over the IP access limit.
+const IP_LIMIT_STATUS: StatusCode = match StatusCode::from_u16(514) {
+    Ok(s) => s,
+    Err(_) => StatusCode::TOO_MANY_REQUESTS,
+};
 
 /// Phase 3: the rate-limiting rules count the request; the one that makes a criteria true gets the action.
 pub(crate) fn rate_limiting_rules(ctx: &mut RequestCtx, req: &Request<Incoming>) -> Flow {
