@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Soak: mixed traffic under wrk against one edgeguard node in front of an nginx origin, with a reload
-# (SIGHUP) every minute. Each minute prints the node's RSS and open file descriptors, the requests answered,
+# (SIGHUP) every minute (or every --reload seconds). Each minute prints the node's RSS and open file descriptors, the requests answered,
 # and the 5xx edgeguard made itself (access-log records with a 5xx status and no upstream answer), so a leak
 # or a reload that drops requests shows as a trend. The mix: cached hits, misses with random query strings
 # (max_conns caps the origin sockets), uncacheable POSTs, a 404 host, and 1% of requests to an origin that is down.
 #
-# Usage: bash bench/soak.sh [--minutes N] [--connections N]
+# Usage: bash bench/soak.sh [--minutes N] [--connections N] [--reload SECONDS] [--no-cache]
+#   --reload: seconds between two reloads (default 60); --no-cache: a.test uncached, to tell what the cache
+#   holds from what the rest of the node does.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MINUTES=10 CONNS=64
+MINUTES=10 CONNS=64 RELOAD=60 CACHE=true
 while [ $# -gt 0 ]; do
     case "$1" in
         --minutes) MINUTES=$2; shift 2 ;;
         --connections) CONNS=$2; shift 2 ;;
+        --reload) RELOAD=$2; shift 2 ;;
+        --no-cache) CACHE=false; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -53,7 +57,7 @@ queue = 1000
 type = "http"
 path = "/index.html"
 [domain.cache]
-enabled = true
+enabled = $CACHE
 default_ttl = "5s"
 
 [[domain]]
@@ -84,30 +88,45 @@ request = function()
 end
 LUA
 
-own_5xx() { # 5xx records without an upstream answer
-    python3 - "$WORK/access.log" <<'PY'
+# The 5xx edgeguard made itself (records with a 5xx status and no upstream answer) among the access-log lines
+# written since the last call (the file grows by about a million lines a minute, too many to parse whole each
+# minute). Running total and read offset in $WORK/own_5xx.
+echo "0 0" > "$WORK/own_5xx"
+own_5xx() {
+    python3 - "$WORK/access.log" "$WORK/own_5xx" <<'PY'
 import json, sys
-n = 0
+log, state = sys.argv[1], sys.argv[2]
+total, offset = map(int, open(state).read().split())
 try:
-    for line in open(sys.argv[1]):
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if 500 <= int(r.get("status", 0)) <= 599 and r.get("upstream_time") is None:
-            n += 1
+    with open(log, "rb") as f:
+        f.seek(offset)
+        for line in f:
+            if not line.endswith(b"\n"):
+                break  # a record still being written: read it next time
+            offset += len(line)
+            if b'"status":5' not in line:
+                continue
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if 500 <= int(r.get("status", 0)) <= 599 and r.get("upstream_time") is None:
+                total += 1
 except FileNotFoundError:
     pass
-print(n)
+open(state, "w").write(f"{total} {offset}")
+print(total)
 PY
 }
 
 printf '%-6s %-10s %-8s %-12s %-10s\n' minute rss_kb fds requests own_5xx
 taskset -c 1 wrk -t 2 -c "$CONNS" -d "$((MINUTES * 60))s" -s "$WORK/mix.lua" "http://127.0.0.1:$EG_PORT/" \
     > "$WORK/wrk.txt" 2>&1 & WRK_PID=$!; PIDS+=($WRK_PID)
+START=$(date +%s)
+( while sleep "$RELOAD"; do kill -HUP "$EG_PID" 2>/dev/null || exit 0; done ) & PIDS+=($!)
 for m in $(seq 1 "$MINUTES"); do
-    sleep 60
-    kill -HUP "$EG_PID"
+    # On the minute from the start, whatever the previous sample cost.
+    sleep "$(( START + m * 60 - $(date +%s) ))" 2>/dev/null || true
     rss=$(awk '/VmRSS/ { print $2 }' "/proc/$EG_PID/status")
     fds=$(ls "/proc/$EG_PID/fd" | wc -l)
     reqs=$(wc -l < "$WORK/access.log")
@@ -116,4 +135,4 @@ done
 wait "$WRK_PID" || true
 echo "--- wrk"
 cat "$WORK/wrk.txt"
-echo "--- edgeguard reloads logged: $(grep -c 'configuration reloaded' "$WORK/edgeguard.log" || true)"
+echo "--- edgeguard reloads logged: $(grep -c 'configuration reloaded path=' "$WORK/edgeguard.log" || true)"

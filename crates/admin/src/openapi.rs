@@ -194,6 +194,10 @@ pub struct HealthCheckDoc {
     pub statuses: Option<Vec<serde_json::Value>>,
     /// e.g. `"2s"`.
     pub interval: Option<String>,
+    /// Probes failed in a row that mark an upstream down (default 1).
+    pub fails: Option<u32>,
+    /// Probes passed in a row that bring it back (default 1); a successful request brings it back at once.
+    pub passes: Option<u32>,
 }
 
 /// `[domain.tls]`: the certificate SNI picks for the domain.

@@ -138,6 +138,10 @@ pub const HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 pub const HEALTH_CHECK_PATH: &str = "/";
 /// `domain.health_check.statuses`.
 pub const HEALTH_CHECK_STATUSES: (u16, u16) = (200, 399);
+/// `domain.health_check.fails` (nginx's default; HAProxy's `fall` is 3).
+pub const HEALTH_CHECK_FAILS: u32 = 1;
+/// `domain.health_check.passes` (nginx's default; HAProxy's `rise` is 2).
+pub const HEALTH_CHECK_PASSES: u32 = 1;
 /// `domain.websocket`.
 pub const WEBSOCKET: bool = false;
 
@@ -161,6 +165,8 @@ impl Default for HealthCheckSpec {
             path: HEALTH_CHECK_PATH.to_string(),
             statuses: vec![HEALTH_CHECK_STATUSES],
             interval: HEALTH_CHECK_INTERVAL,
+            fails: HEALTH_CHECK_FAILS,
+            passes: HEALTH_CHECK_PASSES,
         }
     }
 }

@@ -334,6 +334,12 @@ pub struct HealthCheckSpec {
     pub statuses: Vec<(u16, u16)>,
     /// `interval`: default 2s.
     pub interval: Duration,
+    /// `fails`: probes failed in a row that mark an upstream down (nginx's `health_check fails=`, HAProxy's
+    /// `fall`). Default 1, as nginx.
+    pub fails: u32,
+    /// `passes`: probes passed in a row that bring a down upstream back (nginx's `passes=`, HAProxy's
+    /// `rise`); a request that succeeds brings it back at once whatever this says. Default 1, as nginx.
+    pub passes: u32,
 }
 
 impl HealthCheckSpec {

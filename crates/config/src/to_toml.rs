@@ -328,5 +328,7 @@ fn write_upstream_settings(out: &mut String, d: &Domain) -> std::fmt::Result {
     };
     writeln!(out, "statuses = {}", list(&h.statuses, range))?;
     writeln!(out, "interval = {}", q(&format_duration(h.interval)))?;
+    writeln!(out, "fails = {}", h.fails)?;
+    writeln!(out, "passes = {}", h.passes)?;
     Ok(())
 }

@@ -37,6 +37,7 @@ fn reliability_example_reads_as_written() {
     assert_eq!(h.path, "/healthz");
     assert_eq!(h.statuses, vec![(200, 200), (300, 399)]);
     assert_eq!(h.interval, Duration::from_secs(2));
+    assert_eq!((h.fails, h.passes), (3, 2));
     assert!(h.passes(200) && h.passes(302) && !h.passes(204) && !h.passes(500));
     let back = parse(&to_toml(&c)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(back, c);
@@ -53,6 +54,7 @@ fn defaults_of_the_reliability_keys() {
     assert_eq!(d.health_check.kind, HealthCheckKind::Tcp);
     assert_eq!(d.health_check.statuses, vec![(200, 399)]);
     assert_eq!(d.health_check.interval, Duration::from_secs(2));
+    assert_eq!((d.health_check.fails, d.health_check.passes), (1, 1));
     assert!(!d.websocket);
     assert!(d.allow_methods.is_empty());
     assert_eq!(c.node.max_connections, 0);
@@ -117,6 +119,26 @@ fn bad_values_name_their_key_and_line() {
             "[domain.health_check]\ninterval = \"10ms\" # here",
             "domain[0].health_check.interval",
             "at least 100ms",
+        ),
+        (
+            "[domain.health_check]\nfails = 0 # here",
+            "domain[0].health_check.fails",
+            "1..=1000 (checks in a row)",
+        ),
+        (
+            "[domain.health_check]\npasses = 1001 # here",
+            "domain[0].health_check.passes",
+            "1..=1000",
+        ),
+        (
+            "[domain.health_check]\npasses = \"two\" # here",
+            "domain[0].health_check.passes",
+            "integer",
+        ),
+        (
+            "[domain.health_check]\nrise = 2 # here",
+            "domain[0].health_check.rise",
+            "unknown key",
         ),
         (
             "allow_methods = [\"DELETE\"] # here",

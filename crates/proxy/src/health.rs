@@ -6,8 +6,9 @@
 //! `type = "tcp"` (default) connects: it says whether something accepts connections at the address, the
 //! failure a CDN fails over on (refused, unreachable, silent). `type = "http"` sends `GET path` with the
 //! domain's Host and passes when the status is among `statuses` (default 200-399), so an origin that accepts
-//! connections but answers 500 from a broken application is taken out of rotation too. A passing probe brings
-//! an upstream back at once; a failing one marks it down until a probe or a request succeeds.
+//! connections but answers 500 from a broken application is taken out of rotation too. `fails` probes failed
+//! in a row (default 1) mark an upstream down until `passes` probes in a row pass (default 1) or a request
+//! succeeds, as nginx's `health_check fails= passes=` and HAProxy's `fall`/`rise`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,9 +31,14 @@ pub(crate) async fn check(pool: &UpstreamPool, timeout: Duration) {
         HealthCheckKind::Tcp => pool.connect_tcp(timeout).await.map(drop),
         HealthCheckKind::Http => http_check(pool, timeout).await,
     };
+    let check = &pool.settings.check;
     match result {
-        Ok(()) => pool.health.succeeded(&pool.label, "a health check"),
-        Err(f) => pool.health.check_failed(&pool.label, f),
+        Ok(()) => {
+            pool.health.check_passed(&pool.label, check.passes);
+        }
+        Err(f) => {
+            pool.health.check_failed(&pool.label, f, check.fails);
+        }
     }
 }
 

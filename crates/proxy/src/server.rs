@@ -238,8 +238,8 @@ impl RunningNode {
             .and_then(|g| g.detector().map(|d| d.report(now)))
     }
 
-    /// Runs one round of upstream health checks now (they also run in the background every few seconds):
-    /// an upstream that accepts a TCP connection is marked up, one that does not is marked down.
+    /// Runs one round of upstream health checks now (they also run in the background every `interval`):
+    /// each probe counts towards the domain's `fails` (down) or `passes` (up) run of probes in a row.
     pub async fn check_upstreams(&self) {
         crate::health::check_all(&self.shared).await;
     }

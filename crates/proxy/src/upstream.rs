@@ -376,7 +376,7 @@ pub(crate) async fn forward(
             let sent = req.body().sent_signal();
             match send_timed(&mut sender, req, sent, read_timeout).await {
                 Ok(Ok(resp)) => {
-                    pool.health.succeeded(&pool.label, "a request");
+                    pool.health.succeeded(&pool.label);
                     return Ok((
                         resp,
                         Pooled {

@@ -141,10 +141,20 @@ async fn a_normal_client_is_served_beside_1000_slowloris_connections() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(peak >= 950, "slowhttptest opened {peak} connections");
+    let mut took = Vec::new();
     for i in 0..20 {
+        let t = Instant::now();
         let r = get(addr, "a.test", &format!("/normal{i}"), &[]).await;
+        took.push(t.elapsed());
         assert_eq!(r.status, 200, "served beside the slow connections");
     }
+    // A figure for docs/reliability.md (`--no-capture`), not an assertion: timing depends on the machine.
+    took.sort();
+    eprintln!(
+        "beside {peak} slow connections: 20 normal requests, median {:?}, max {:?}",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
     // header_timeout cuts them: the count falls back while slowhttptest still runs.
     let deadline = Instant::now() + Duration::from_secs(25);
     let mut low = u64::MAX;

@@ -1,6 +1,6 @@
 //! Upstream health as nginx and Envoy keep it: an origin restart is an outage only while the origin is really
 //! down, `max_fails` within `fail_timeout` before an upstream is marked down, recovery as soon as a request
-//! succeeds, HTTP health probes; and `max_conns` with its bounded queue.
+//! succeeds, HTTP health probes with their `fails`/`passes` runs; and `max_conns` with its bounded queue.
 
 mod common;
 
@@ -196,4 +196,97 @@ async fn beyond_max_conns_and_a_full_queue_is_503() {
     o.open_gate(1);
     assert_eq!(first.await.unwrap().status, 200);
     assert_eq!(up(&edge, o.addr), "1", "a busy upstream is not a dead one");
+}
+
+/// Runs `rounds` health check rounds and returns what the metrics say of `addr` after each.
+async fn rounds(
+    edge: &edgeguard_proxy::RunningNode,
+    addr: SocketAddr,
+    rounds: usize,
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    for _ in 0..rounds {
+        edge.check_upstreams().await;
+        seen.push(up(edge, addr));
+    }
+    seen
+}
+
+/// A one-hour interval: the background task never runs a probe during the test, the rounds are the test's.
+const THRESHOLDS: &str = "[domain.health_check]\ninterval = \"1h\"\nfails = 3\npasses = 2";
+
+#[tokio::test]
+async fn fails_probes_in_a_row_mark_down_and_passes_in_a_row_bring_back() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let flaky = listener.local_addr().unwrap();
+    let origin = serve_origin(listener);
+    let good = test_origin().await;
+    let (edge, _) = node(&site(&[flaky, good.addr], THRESHOLDS)).await;
+    let addr = edge.local_addrs()[0];
+    assert_eq!(rounds(&edge, flaky, 2).await, ["1", "1"]);
+
+    // Down: two failed probes leave it up, the third marks it down; requests then skip it.
+    origin.stop();
+    assert!(eventually(|| std::net::TcpStream::connect(flaky).is_err()).await);
+    assert_eq!(rounds(&edge, flaky, 3).await, ["1", "1", "0"]);
+    let served = good.hits();
+    let r = get(addr, "a.test", "/while-down", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(good.hits(), served + 1, "the down one is skipped");
+
+    // Up again: one passing probe is not enough, a failed one restarts the run, two in a row bring it back.
+    let back = serve_origin(TcpListener::bind(flaky).await.unwrap());
+    assert_eq!(rounds(&edge, flaky, 1).await, ["0"]);
+    back.stop();
+    assert!(eventually(|| std::net::TcpStream::connect(flaky).is_err()).await);
+    assert_eq!(rounds(&edge, flaky, 1).await, ["0"]);
+    let back = serve_origin(TcpListener::bind(flaky).await.unwrap());
+    assert_eq!(rounds(&edge, flaky, 2).await, ["0", "1"]);
+    let r = get(addr, "a.test", "/after", &[]).await;
+    assert_eq!(r.body, "ok /after\n");
+    assert_eq!(back.hits_of("/after"), 1, "first in order again");
+
+    // A passing probe between failures restarts the count: two failures, a pass, then down at the third
+    // failure after it.
+    back.stop();
+    assert!(eventually(|| std::net::TcpStream::connect(flaky).is_err()).await);
+    assert_eq!(rounds(&edge, flaky, 2).await, ["1", "1"]);
+    let again = serve_origin(TcpListener::bind(flaky).await.unwrap());
+    assert_eq!(rounds(&edge, flaky, 1).await, ["1"]);
+    again.stop();
+    assert!(eventually(|| std::net::TcpStream::connect(flaky).is_err()).await);
+    assert_eq!(rounds(&edge, flaky, 3).await, ["1", "1", "0"]);
+}
+
+#[tokio::test]
+async fn http_probes_count_their_runs_and_a_request_brings_an_upstream_back_at_once() {
+    let o = test_origin().await;
+    let check = format!("{THRESHOLDS}\ntype = \"http\"\npath = \"/health\"");
+    let (edge, _) = node(&site(&[o.addr], &check)).await;
+    let addr = edge.local_addrs()[0];
+    // The origin answers 503 to everything: three probes take it out.
+    o.fail(true);
+    assert_eq!(rounds(&edge, o.addr, 3).await, ["1", "1", "0"]);
+    assert!(o.hits_of("/health") >= 3);
+    // It recovers; one probe passes (of the two `passes` asks for), then a request reaches it (the last
+    // upstream is always tried) and succeeds: up at once, without waiting for the second probe.
+    o.fail(false);
+    assert_eq!(rounds(&edge, o.addr, 1).await, ["0"]);
+    let r = get(addr, "a.test", "/served", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(up(&edge, o.addr), "1", "passive recovery is immediate");
+    // The runs start again: one 503 probe does not take it out.
+    o.fail(true);
+    assert_eq!(rounds(&edge, o.addr, 1).await, ["1"]);
+}
+
+#[tokio::test]
+async fn by_default_one_failed_probe_marks_down_and_one_pass_brings_back() {
+    let o = test_origin().await;
+    let check = "[domain.health_check]\ninterval = \"1h\"\ntype = \"http\"\npath = \"/health\"";
+    let (edge, _) = node(&site(&[o.addr], check)).await;
+    o.fail(true);
+    assert_eq!(rounds(&edge, o.addr, 1).await, ["0"]);
+    o.fail(false);
+    assert_eq!(rounds(&edge, o.addr, 1).await, ["1"]);
 }

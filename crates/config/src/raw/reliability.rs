@@ -23,6 +23,8 @@ pub(crate) struct RawHealthCheck {
     /// Each entry as written: `200`, `"2xx"` or `"200-399"`.
     pub(crate) statuses: Option<S<Vec<S<String>>>>,
     pub(crate) interval: Option<S<StrOrInt>>,
+    pub(crate) fails: Option<S<i64>>,
+    pub(crate) passes: Option<S<i64>>,
 }
 
 /// The domain keys of this module.
@@ -88,12 +90,18 @@ pub(super) fn upstream(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawUpstreamSetti
 }
 
 pub(super) fn health_check(sink: &mut Sink<'_>, t: &Tbl<'_, '_>) -> RawHealthCheck {
-    check_keys(sink, t, &["type", "path", "statuses", "interval"]);
+    check_keys(
+        sink,
+        t,
+        &["type", "path", "statuses", "interval", "fails", "passes"],
+    );
     RawHealthCheck {
         kind: string(sink, t, "type"),
         path: string(sink, t, "path"),
         statuses: statuses(sink, t),
         interval: str_or_int(sink, t, "interval"),
+        fails: integer(sink, t, "fails"),
+        passes: integer(sink, t, "passes"),
     }
 }
 

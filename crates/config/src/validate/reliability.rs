@@ -1,5 +1,6 @@
 //! The reliability settings: `[domain.upstream]` (nginx's `max_fails`, `fail_timeout`, `max_conns`, `queue`,
-//! and how long resolved names are kept), `[domain.health_check]` (TCP or HTTP probes), the domain's
+//! and how long resolved names are kept), `[domain.health_check]` (TCP or HTTP probes and the runs of them
+//! that change an upstream's state), the domain's
 //! `websocket` and `allow_methods`, and the node's client connection limits.
 
 use std::time::Duration;
@@ -179,13 +180,39 @@ pub(super) fn health_check(
             Ok(d)
         },
     );
+    let run = |n: &i64| match u32::try_from(*n) {
+        Ok(c) if (1..=MAX_CHECK_RUN).contains(&c) => Ok(c),
+        _ => Err(format!(
+            "must be 1..={MAX_CHECK_RUN} (checks in a row); found {n}"
+        )),
+    };
+    let fails = opt(
+        sink,
+        || k("fails"),
+        &h.fails,
+        defaults::HEALTH_CHECK_FAILS,
+        run,
+    );
+    let passes = opt(
+        sink,
+        || k("passes"),
+        &h.passes,
+        defaults::HEALTH_CHECK_PASSES,
+        run,
+    );
     HealthCheckSpec {
         kind,
         path: probe_path,
         statuses,
         interval,
+        fails,
+        passes,
     }
 }
+
+/// The longest run of checks `fails` and `passes` may ask for: at the shortest interval (100ms) that is
+/// 100 s, beyond which the threshold is a typo rather than a policy.
+const MAX_CHECK_RUN: u32 = 1000;
 
 /// `200`, `"2xx"` or `"200-399"`.
 pub(crate) fn status_range(s: &str) -> Result<(u16, u16), String> {

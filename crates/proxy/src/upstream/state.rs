@@ -1,7 +1,7 @@
 //! The health of one upstream address, as nginx and Envoy keep it: failures are counted within `fail_timeout`,
 //! `max_fails` of them mark the upstream down for `fail_timeout` (passive), after which requests try it again;
-//! an active check that fails marks it down until a check or a request succeeds; any success brings it back at
-//! once (passive recovery). Whether the last upstream of a domain may be marked down is the caller's choice
+//! `fails` consecutive failed active checks mark it down until `passes` consecutive checks pass or a request
+//! succeeds; a request that succeeds brings it back at once (passive recovery). Whether the last upstream of a domain may be marked down is the caller's choice
 //! (`upstream::forward` never marks it down for a request's failure, and always tries it when all are down).
 //!
 //! Hot path: [`Health::is_up`] is one relaxed load while up; [`Health::succeeded`] two loads while healthy.
@@ -32,6 +32,10 @@ pub(crate) struct Health {
     window_start: AtomicU64,
     /// While down: when requests may try it again (`now_ms` time), or [`UNTIL_SUCCESS`].
     retry_at: AtomicU64,
+    /// Active checks failed in a row (any passing check restarts it).
+    check_fails: AtomicU32,
+    /// While down: active checks passed in a row.
+    check_passes: AtomicU32,
 }
 
 impl Default for Health {
@@ -42,6 +46,8 @@ impl Default for Health {
             fails: AtomicU32::new(0),
             window_start: AtomicU64::new(0),
             retry_at: AtomicU64::new(0),
+            check_fails: AtomicU32::new(0),
+            check_passes: AtomicU32::new(0),
         }
     }
 }
@@ -101,23 +107,60 @@ impl Health {
         was_up
     }
 
-    /// An active check failed: down until a check or a request succeeds.
-    pub(crate) fn check_failed(&self, label: &str, why: Failure) {
+    /// An active check failed: the `fails`-th in a row marks it down until `passes` checks in a row pass or
+    /// a request succeeds (nginx's `health_check fails= passes=`, HAProxy's `fall`/`rise`). Returns whether it
+    /// was marked down now.
+    pub(crate) fn check_failed(&self, label: &str, why: Failure, fails: u32) -> bool {
+        self.check_passes.store(0, Relaxed);
+        let n = self.check_fails.fetch_add(1, Relaxed).saturating_add(1);
         self.cause.store(why.index(), Relaxed);
-        self.retry_at.store(UNTIL_SUCCESS, Relaxed);
-        if self.up.swap(false, Relaxed) {
-            tracing::error!(upstream = %label, cause = why.describe(), "upstream marked down (health check failed)");
+        if n < fails.max(1) {
+            return false;
         }
+        self.retry_at.store(UNTIL_SUCCESS, Relaxed);
+        let was_up = self.up.swap(false, Relaxed);
+        if was_up {
+            tracing::error!(
+                upstream = %label,
+                cause = why.describe(),
+                checks = n,
+                "upstream marked down (health checks failed)"
+            );
+        }
+        was_up
     }
 
-    /// A request or a check succeeded: the failure count starts again and a down upstream is up at once.
-    /// Hot path: two loads when nothing changes.
-    pub(crate) fn succeeded(&self, label: &str, by: &'static str) {
+    /// An active check passed: the failed-check run is over; a down upstream is up again at the `passes`-th
+    /// check in a row that passed. Returns whether it was brought up now.
+    pub(crate) fn check_passed(&self, label: &str, passes: u32) -> bool {
+        self.check_fails.store(0, Relaxed);
+        if self.up.load(Relaxed) {
+            self.fails.store(0, Relaxed);
+            return false;
+        }
+        let n = self.check_passes.fetch_add(1, Relaxed).saturating_add(1);
+        if n < passes.max(1) {
+            return false;
+        }
+        self.fails.store(0, Relaxed);
+        self.check_passes.store(0, Relaxed);
+        let came_up = !self.up.swap(true, Relaxed);
+        if came_up {
+            tracing::warn!(upstream = %label, checks = n, "upstream back up (health checks passed)");
+        }
+        came_up
+    }
+
+    /// A request succeeded: the failure count starts again and a down upstream is up at once, whatever the
+    /// active checks said. Hot path: two loads when nothing changes.
+    pub(crate) fn succeeded(&self, label: &str) {
         if self.fails.load(Relaxed) != 0 {
             self.fails.store(0, Relaxed);
         }
         if !self.up.load(Relaxed) && !self.up.swap(true, Relaxed) {
-            tracing::warn!(upstream = %label, "upstream back up ({by} succeeded)");
+            self.check_fails.store(0, Relaxed);
+            self.check_passes.store(0, Relaxed);
+            tracing::warn!(upstream = %label, "upstream back up (a request succeeded)");
         }
     }
 }
@@ -136,7 +179,7 @@ mod tests {
         assert!(h.failed("o", Failure::Refused, 3, t, true));
         assert!(!h.is_up());
         assert_eq!(h.cause(), Failure::Refused);
-        h.succeeded("o", "a request");
+        h.succeeded("o");
         assert!(h.is_up() && h.marked_up());
     }
 
@@ -145,7 +188,7 @@ mod tests {
         let h = Health::default();
         let t = Duration::from_secs(60);
         assert!(!h.failed("o", Failure::Refused, 2, t, true));
-        h.succeeded("o", "a request");
+        h.succeeded("o");
         assert!(!h.failed("o", Failure::Refused, 2, t, true));
         assert!(h.is_up());
     }
@@ -171,9 +214,51 @@ mod tests {
     #[test]
     fn a_failed_check_holds_until_a_success() {
         let h = Health::default();
-        h.check_failed("o", Failure::ConnectTimeout);
+        assert!(h.check_failed("o", Failure::ConnectTimeout, 1));
         assert!(!h.is_up());
-        h.succeeded("o", "a health check");
+        assert!(h.check_passed("o", 1));
+        assert!(h.is_up());
+        assert!(h.check_failed("o", Failure::ConnectTimeout, 1));
+        h.succeeded("o");
+        assert!(h.is_up());
+    }
+
+    #[test]
+    fn fails_in_a_row_mark_down_and_passes_in_a_row_bring_back() {
+        let h = Health::default();
+        // fails = 3: two failed checks, a pass, two more: the run restarted, still up.
+        for _ in 0..2 {
+            assert!(!h.check_failed("o", Failure::Refused, 3));
+        }
+        assert!(!h.check_passed("o", 2));
+        for _ in 0..2 {
+            assert!(!h.check_failed("o", Failure::Refused, 3));
+        }
+        assert!(h.is_up());
+        assert!(h.check_failed("o", Failure::Refused, 3));
+        assert!(!h.is_up());
+        assert_eq!(h.cause(), Failure::Refused);
+        // passes = 2: a pass, a failure (the run restarts), then two passes.
+        assert!(!h.check_passed("o", 2));
+        assert!(!h.check_failed("o", Failure::Refused, 3));
+        assert!(!h.check_passed("o", 2));
+        assert!(!h.is_up());
+        assert!(h.check_passed("o", 2));
+        assert!(h.is_up() && h.marked_up());
+    }
+
+    #[test]
+    fn a_request_brings_back_what_checks_took_out_and_restarts_their_counts() {
+        let h = Health::default();
+        for _ in 0..2 {
+            h.check_failed("o", Failure::ProbeStatus, 2);
+        }
+        assert!(!h.is_up());
+        assert!(!h.check_passed("o", 3));
+        h.succeeded("o");
+        assert!(h.is_up());
+        // Both runs start again: one failed check is not yet the two that mark it down.
+        assert!(!h.check_failed("o", Failure::ProbeStatus, 2));
         assert!(h.is_up());
     }
 }
