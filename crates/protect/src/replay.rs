@@ -219,20 +219,27 @@ impl Replayer {
         let mut norm = PathBytes::new();
         push_normalized_path(path.as_bytes(), &mut norm);
         let norm_path = std::str::from_utf8(&norm).unwrap_or(path);
-        // As on the node: a block on an object wins, else a challenge by configuration (whole domain or path).
+        // As on the node: a block on an object wins, else a challenge by configuration (whole domain or path);
+        // a block answers first, a challenge after the IP access limit.
         let hit = self
             .guard
             .in_force(&view, now, &mut self.key)
             .or_else(|| self.guard.challenge_in_force(Some(norm_path), now));
-        if let Some(f) = hit {
+        if let Some(f) = hit.as_ref().filter(|f| f.action == Action::Block) {
             return Step {
-                verdict: refused(&f),
+                verdict: refused(f),
                 trigger: None,
             };
         }
         if let Some(qps) = self.guard.ip_access_limit(line.client, now) {
             return Step {
                 verdict: Verdict::IpLimited { qps },
+                trigger: None,
+            };
+        }
+        if let Some(f) = hit {
+            return Step {
+                verdict: refused(&f),
                 trigger: None,
             };
         }
