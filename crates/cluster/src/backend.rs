@@ -75,12 +75,14 @@ pub async fn connect(urls: &[String], timeout: Duration) -> Result<Conn, String>
         .map_err(|_| format!("no connection within {} ms", timeout.as_millis()))?
 }
 
-/// Max-merges this node's cumulative count of a key into the current and the previous window's hash (one
+/// For each key, max-merges this node's cumulative count into the current and the previous window's hash (one
 /// field per node), sets each hash's expiry once, and returns the other nodes' totals of both windows and the
-/// number of nodes counting in the current one. Both keys share a hash tag, so they live in one Cluster slot.
+/// number of nodes counting in the current one. One call carries many keys on a single instance; in a Redis
+/// Cluster a call carries one key (its two windows share a hash tag, so they live in one slot).
 ///
-/// KEYS: current window, previous window. ARGV: node, own count (current), own count (previous), expiry of the
-/// current hash (Unix ms), expiry of the previous.
+/// KEYS: per key, its current window and its previous window. ARGV: node, then per key its own count
+/// (current), own count (previous), expiry of the current hash (Unix ms), expiry of the previous. Returns per
+/// key: others (current), others (previous), nodes.
 pub static COUNT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -101,11 +103,18 @@ local function others(k)
   end
   return s, n
 end
-merge(KEYS[1], ARGV[2], ARGV[4])
-merge(KEYS[2], ARGV[3], ARGV[5])
-local cur, nodes = others(KEYS[1])
-local prev = others(KEYS[2])
-return {cur, prev, nodes}
+local out = {}
+for i = 1, #KEYS / 2 do
+  local cur, prev, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i - 2
+  merge(cur, ARGV[a], ARGV[a + 2])
+  merge(prev, ARGV[a + 1], ARGV[a + 3])
+  local c, nodes = others(cur)
+  local p = others(prev)
+  out[#out + 1] = c
+  out[#out + 1] = p
+  out[#out + 1] = nodes
+end
+return out
 ",
     )
 });
