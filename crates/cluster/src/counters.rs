@@ -52,6 +52,9 @@ struct KeyState {
     hot: bool,
     /// In the table's queue of keys due.
     queued: bool,
+    /// How much of `others` and `others_prev` [`SharedCounter::take_others`] has handed out.
+    taken: u64,
+    taken_prev: u64,
 }
 
 impl KeyState {
@@ -80,14 +83,17 @@ impl KeyState {
             self.own_prev = self.own;
             self.sent_prev = self.sent;
             self.others_prev = self.others;
+            self.taken_prev = self.taken;
         } else {
             self.own_prev = 0;
             self.sent_prev = 0;
             self.others_prev = 0;
+            self.taken_prev = 0;
         }
         self.own = 0;
         self.sent = 0;
         self.others = 0;
+        self.taken = 0;
         self.win = win;
     }
 }
@@ -308,6 +314,25 @@ impl SharedCounter for CounterTable {
         let elapsed = now_ms % self.window_ms;
         let prev_part = prev * (self.window_ms - elapsed) / self.window_ms;
         Others::Count(cur + prev_part)
+    }
+
+    fn take_others(&self, key: &[u8], now_ms: u64) -> Others {
+        match self.health.failing() {
+            None | Some(Others::Count(_)) => {}
+            Some(other) => return other,
+        }
+        let win = now_ms / self.window_ms;
+        let mut map = lock(self.shard(key));
+        let Some(s) = map.get_mut(key) else {
+            return Others::Count(0);
+        };
+        s.roll(win);
+        // The others' totals only grow within a window, except after a Redis restart, until every node has
+        // sent its counts again: what was handed out stays handed out (max), so nothing is charged twice.
+        let n = s.others.saturating_sub(s.taken) + s.others_prev.saturating_sub(s.taken_prev);
+        s.taken = s.taken.max(s.others);
+        s.taken_prev = s.taken_prev.max(s.others_prev);
+        Others::Count(n)
     }
 
     fn add(&self, key: &[u8], now_ms: u64, n: u32, limit: Option<u64>) {
