@@ -44,11 +44,30 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// The CA certificates of `rediss://` URLs (`ca`, PEM), for the client library.
+fn certs(ca: Option<Vec<u8>>) -> Option<redis::TlsCertificates> {
+    ca.map(|pem| redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    })
+}
+
 /// Connects within `timeout`: one URL is a single instance, several are the seed nodes of a Redis Cluster.
-pub async fn connect(urls: &[String], timeout: Duration) -> Result<Conn, String> {
+/// `rediss://` URLs speak TLS (rustls), verified with the CA certificates `ca` (PEM), else the system's.
+pub async fn connect(
+    urls: &[String],
+    ca: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Conn, String> {
+    let tls = urls.iter().any(|u| u.starts_with("rediss://"));
+    let certs = if tls { certs(ca) } else { None };
     let attempt = async {
         if let [url] = urls {
-            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let client = match certs {
+                Some(c) => redis::Client::build_with_tls(url.as_str(), c),
+                None => redis::Client::open(url.as_str()),
+            }
+            .map_err(|e| e.to_string())?;
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout));
@@ -58,11 +77,14 @@ pub async fn connect(urls: &[String], timeout: Duration) -> Result<Conn, String>
                 .map(Conn::One)
                 .map_err(|e| e.to_string())
         } else {
-            let client = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let mut builder =
+                redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout);
+            if let Some(c) = certs {
+                builder = builder.certs(c);
+            }
+            let client = builder.build().map_err(|e| e.to_string())?;
             client
                 .get_async_connection()
                 .await

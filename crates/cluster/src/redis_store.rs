@@ -21,15 +21,17 @@ fn err(e: redis::RedisError) -> String {
 
 pub(crate) struct RedisStore {
     urls: Vec<String>,
+    ca: Option<std::path::PathBuf>,
     conn: Option<Conn>,
     applied: Applied,
     event_seq: u64,
 }
 
 impl RedisStore {
-    pub(crate) fn new(urls: Vec<String>) -> Self {
+    pub(crate) fn new(urls: Vec<String>, ca: Option<std::path::PathBuf>) -> Self {
         RedisStore {
             urls,
+            ca,
             conn: None,
             applied: Applied::default(),
             event_seq: 0,
@@ -46,7 +48,14 @@ impl Store for RedisStore {
     const BATCH: usize = 256;
 
     async fn connect(&mut self, timeout: Duration) -> Result<(), String> {
-        self.conn = Some(backend::connect(&self.urls, timeout).await?);
+        // Read at every connection, so a CA file replaced on disk applies at the next reconnect.
+        let ca = match &self.ca {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| format!("redis_ca {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        self.conn = Some(backend::connect(&self.urls, ca, timeout).await?);
         Ok(())
     }
 
