@@ -112,8 +112,8 @@ local function merge(k, v, at)
   local n = tonumber(v)
   if n > 0 then
     local c = tonumber(redis.call('HGET', k, ARGV[1]) or '0')
-    if n > c then redis.call('HSET', k, ARGV[1], n) end
-    redis.call('PEXPIREAT', k, at, 'NX')
+    -- A new field of a hash that existed has its expiry already; a new hash gets it now.
+    if n > c and redis.call('HSET', k, ARGV[1], n) == 1 then redis.call('PEXPIREAT', k, at, 'NX') end
   end
 end
 local function others(k)

@@ -110,7 +110,7 @@ pub(crate) fn quantum(limit: u64, seen: u64, nodes: u64) -> u64 {
     q.max(limit.saturating_sub(seen) / (HEADROOM * nodes))
 }
 
-/// What the sync task sends for one key: this node's counts of two windows.
+/// What the sync task sends for one key: this node's counts of two windows (0 for one already confirmed).
 #[derive(Clone)]
 pub struct Item {
     pub table: Arc<CounterTable>,
@@ -226,13 +226,16 @@ impl CounterTable {
         }
     }
 
+    /// What to send of `s`: a count already confirmed goes as 0, which the store reads as nothing to merge
+    /// (a refresh costs Redis only the reads).
     fn item(self: &Arc<Self>, key: Box<[u8]>, s: &KeyState) -> Item {
+        let unsent = |own: u64, sent: u64| if own > sent { own } else { 0 };
         Item {
             table: self.clone(),
             key,
             win: s.win,
-            own: s.own,
-            own_prev: s.own_prev,
+            own: unsent(s.own, s.sent),
+            own_prev: unsent(s.own_prev, s.sent_prev),
         }
     }
 
