@@ -4,8 +4,9 @@
 # (nginx) and redis-server on CPU 1.
 #
 # 1. Throughput: wrk spreads X-Forwarded-For over ADDRS client addresses (from a trusted proxy on loopback),
-#    each under the IP access limit (qps = 100, scope "cluster" on the cluster node), so every request is
-#    served and counted; requests/s with the cluster on and off (medians of ROUNDS rounds) and their ratio.
+#    each under the IP access limit (qps = 100, scope "cluster" on the cluster node) at the rates a 2-core
+#    machine reaches, so every request is served and counted; requests/s with the cluster on and off (medians of
+#    ROUNDS rounds), the share each node refused (the same, about 0, when both did the same work) and the ratio.
 # 2. Redis commands per request under a flood of one key: wrk from one address at the cluster node, far over the
 #    limit; from `redis-cli info commandstats` (reset before), the script calls the node made (EVALSHA) and every
 #    command Redis ran (those inside the scripts included), each divided by the requests wrk made. The sync design
@@ -45,6 +46,7 @@ nginx_conf "$WORK/origin" "server { listen 127.0.0.1:$ORIGIN_PORT; root $WORK/ww
 taskset -c 1 /usr/sbin/nginx -p "$WORK/origin" -c "$WORK/origin/nginx.conf" -g 'daemon off;' & PIDS+=($!)
 taskset -c 1 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$WORK" > "$WORK/redis.log" 2>&1 & PIDS+=($!)
+REDIS_PID=$!
 
 # node NAME PORT SCOPE [CLUSTER TABLE] -> config file
 node_conf() {
@@ -78,16 +80,21 @@ node_conf on "$ON_PORT" cluster "
 [cluster]
 redis_url = \"redis://127.0.0.1:$REDIS_PORT\"
 sync_interval_ms = 100"
+declare -A NODE_PID
 for n in off on; do
     taskset -c 0 "$BIN" run --config "$WORK/$n.toml" > "$WORK/$n.log" 2>&1 & PIDS+=($!)
+    NODE_PID[$n]=$!
 done
 wait_port "$ORIGIN_PORT"; wait_port "$REDIS_PORT"; wait_port "$OFF_PORT"; wait_port "$ON_PORT"
 
 cat > "$WORK/spread.lua" <<LUA
+-- Park-Miller (minstd): every product stays under 2^53, so LuaJIT's doubles compute it exactly. (The
+-- glibc-style i * 1103515245 + 12345 mod 2^31 does not: its products lose their low bits and the sequence
+-- fell onto 176 addresses, some far over the limit, so the nodes refused very different shares.)
 local n = $ADDRS
-local i = 0
+local i = 1
 request = function()
-    i = (i * 1103515245 + 12345) % 2147483648
+    i = (i * 48271) % 2147483647
     local a = i % n
     local xff = string.format("10.%d.%d.%d", math.floor(a / 65536) % 256, math.floor(a / 256) % 256, a % 256)
     return wrk.format("GET", "/index.html", { ["Host"] = "localhost", ["X-Forwarded-For"] = xff })
@@ -110,18 +117,43 @@ run() {
 }
 
 echo "cluster: $ADDRS addresses, wrk 1 thread, $CONNS connections, ${DURATION}s x $ROUNDS rounds (medians); nodes on CPU 0; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+redis-cli -p "$REDIS_PORT" config resetstat > /dev/null
 : > "$WORK/off.rps"; : > "$WORK/on.rps"
+declare -A TOTAL=([off]=0 [on]=0) REFUSED=([off]=0 [on]=0) CPU=([off]=0 [on]=0)
+redis_cpu0=$(cpu_secs "$REDIS_PID")
 for r in $(seq 1 "$ROUNDS"); do
     for n in off on; do
         port=$OFF_PORT; [ "$n" = on ] && port=$ON_PORT
+        cpu0=$(cpu_secs "${NODE_PID[$n]}")
         read -r rps total non2xx < <(run "$port" "$WORK/spread.lua")
+        CPU[$n]=$(awk -v a="${CPU[$n]}" -v b="$(cpu_secs "${NODE_PID[$n]}")" -v c="$cpu0" 'BEGIN { print a + b - c }')
         echo "$rps" >> "$WORK/$n.rps"
+        TOTAL[$n]=$((TOTAL[$n] + total)); REFUSED[$n]=$((REFUSED[$n] + non2xx))
         echo "  round $r, cluster $n: $rps req/s ($total requests, $non2xx not 2xx)" >&2
     done
 done
+share() { awk -v r="${REFUSED[$1]}" -v t="${TOTAL[$1]}" 'BEGIN { printf "%.2f%%", t ? 100 * r / t : 0 }'; }
 off=$(median < "$WORK/off.rps") on=$(median < "$WORK/on.rps")
-echo "throughput: cluster off $off req/s, on $on req/s, ratio on/off $(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')"
+echo "throughput: cluster off $off req/s (refused $(share off)), on $on req/s (refused $(share on)), ratio on/off $(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", a / b }')"
+spread=$(redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r')
+scalls=$(awk -F'[:=,]' '$1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" { s += $3 } END { print s + 0 }' <<< "$spread")
+# Each key a script call carries reads two window hashes (HGETALL).
+skeys=$(awk -F'[:=,]' '$1 == "cmdstat_hgetall" { s += $3 } END { print s / 2 }' <<< "$spread")
+# CPU time per request says the same on a machine shared with other work, where requests/s vary from round to
+# round: the node's own, and Redis's for the cluster node.
+redis_cpu=$(awk -v a="$(cpu_secs "$REDIS_PID")" -v b="$redis_cpu0" 'BEGIN { print a - b }')
+awk -v a="${CPU[off]}" -v b="${TOTAL[off]}" -v c="${CPU[on]}" -v d="${TOTAL[on]}" -v r="$redis_cpu" \
+    'BEGIN { x = 1e6 * a / b; y = 1e6 * c / d; z = 1e6 * r / d
+             printf "cpu per request: cluster off %.1f us, on %.1f us (ratio %.2f) + redis %.1f us\n", x, y, y / x, z }'
+awk -v c="$scalls" -v k="$skeys" -v t="${TOTAL[on]}" \
+    'BEGIN { printf "spread, cluster on: script calls %.4f per request, keys sent %.4f per request\n", c / t, k / t }'
+# The ratio is the cost of cluster mode only if both nodes did the same work: same share refused by the limit.
+awk -v a="${REFUSED[off]}" -v b="${TOTAL[off]}" -v c="${REFUSED[on]}" -v d="${TOTAL[on]}" \
+    'BEGIN { x = b ? a / b : 0; y = d ? c / d : 0; exit (x - y > 0.01 || y - x > 0.01) ? 1 : 0 }' \
+    || echo "  warning: the refused shares differ by more than 1 point: the runs did not do the same work" >&2
 
+# The spread's last counts are still sent (within a second) for a while: they are not the flood's.
+sleep 1.5
 redis-cli -p "$REDIS_PORT" config resetstat > /dev/null
 read -r rps total non2xx < <(run "$ON_PORT" "$WORK/one.lua")
 sleep 0.3   # the last round of the sync task

@@ -44,11 +44,30 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// The CA certificates of `rediss://` URLs (`ca`, PEM), for the client library.
+fn certs(ca: Option<Vec<u8>>) -> Option<redis::TlsCertificates> {
+    ca.map(|pem| redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    })
+}
+
 /// Connects within `timeout`: one URL is a single instance, several are the seed nodes of a Redis Cluster.
-pub async fn connect(urls: &[String], timeout: Duration) -> Result<Conn, String> {
+/// `rediss://` URLs speak TLS (rustls), verified with the CA certificates `ca` (PEM), else the system's.
+pub async fn connect(
+    urls: &[String],
+    ca: Option<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Conn, String> {
+    let tls = urls.iter().any(|u| u.starts_with("rediss://"));
+    let certs = if tls { certs(ca) } else { None };
     let attempt = async {
         if let [url] = urls {
-            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
+            let client = match certs {
+                Some(c) => redis::Client::build_with_tls(url.as_str(), c),
+                None => redis::Client::open(url.as_str()),
+            }
+            .map_err(|e| e.to_string())?;
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout));
@@ -58,11 +77,14 @@ pub async fn connect(urls: &[String], timeout: Duration) -> Result<Conn, String>
                 .map(Conn::One)
                 .map_err(|e| e.to_string())
         } else {
-            let client = redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
-                .connection_timeout(timeout)
-                .response_timeout(timeout)
-                .build()
-                .map_err(|e| e.to_string())?;
+            let mut builder =
+                redis::cluster::ClusterClient::builder(urls.iter().map(String::as_str))
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout);
+            if let Some(c) = certs {
+                builder = builder.certs(c);
+            }
+            let client = builder.build().map_err(|e| e.to_string())?;
             client
                 .get_async_connection()
                 .await
@@ -75,12 +97,14 @@ pub async fn connect(urls: &[String], timeout: Duration) -> Result<Conn, String>
         .map_err(|_| format!("no connection within {} ms", timeout.as_millis()))?
 }
 
-/// Max-merges this node's cumulative count of a key into the current and the previous window's hash (one
+/// For each key, max-merges this node's cumulative count into the current and the previous window's hash (one
 /// field per node), sets each hash's expiry once, and returns the other nodes' totals of both windows and the
-/// number of nodes counting in the current one. Both keys share a hash tag, so they live in one Cluster slot.
+/// number of nodes counting in the current one. One call carries many keys on a single instance; in a Redis
+/// Cluster a call carries one key (its two windows share a hash tag, so they live in one slot).
 ///
-/// KEYS: current window, previous window. ARGV: node, own count (current), own count (previous), expiry of the
-/// current hash (Unix ms), expiry of the previous.
+/// KEYS: per key, its current window and its previous window. ARGV: node, then per key its own count
+/// (current), own count (previous), expiry of the current hash (Unix ms), expiry of the previous. Returns per
+/// key: others (current), others (previous), nodes.
 pub static COUNT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -88,8 +112,8 @@ local function merge(k, v, at)
   local n = tonumber(v)
   if n > 0 then
     local c = tonumber(redis.call('HGET', k, ARGV[1]) or '0')
-    if n > c then redis.call('HSET', k, ARGV[1], n) end
-    redis.call('PEXPIREAT', k, at, 'NX')
+    -- A new field of a hash that existed has its expiry already; a new hash gets it now.
+    if n > c and redis.call('HSET', k, ARGV[1], n) == 1 then redis.call('PEXPIREAT', k, at, 'NX') end
   end
 end
 local function others(k)
@@ -101,11 +125,18 @@ local function others(k)
   end
   return s, n
 end
-merge(KEYS[1], ARGV[2], ARGV[4])
-merge(KEYS[2], ARGV[3], ARGV[5])
-local cur, nodes = others(KEYS[1])
-local prev = others(KEYS[2])
-return {cur, prev, nodes}
+local out = {}
+for i = 1, #KEYS / 2 do
+  local cur, prev, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i - 2
+  merge(cur, ARGV[a], ARGV[a + 2])
+  merge(prev, ARGV[a + 1], ARGV[a + 3])
+  local c, nodes = others(cur)
+  local p = others(prev)
+  out[#out + 1] = c
+  out[#out + 1] = p
+  out[#out + 1] = nodes
+end
+return out
 ",
     )
 });

@@ -16,6 +16,12 @@ const SHARDS: usize = 16;
 /// Keys one table follows; past that a new key is decided on this node's counts alone (as `scope = "node"`),
 /// so a flood of one-shot keys cannot grow memory or the sync batches without bound.
 pub const MAX_KEYS: usize = 100_000;
+/// The share of what is left of a key's limit a node may hold unsent: `1 / (HEADROOM x N)` of it (and at least
+/// the quantum `q`), so what all N nodes hold unsent at once stays under `1 / HEADROOM` (5%) of the limit,
+/// while a key far from its limit is sent every few requests instead of every one (docs/cluster.md).
+const HEADROOM: u64 = 20;
+/// Counts short of their quantum are still sent this often, so Redis's totals catch up with a quiet key.
+const FLUSH_MS: u64 = 1000;
 
 /// One shard of a table's keys.
 type Shard = Mutex<HashMap<Box<[u8]>, KeyState>>;
@@ -44,9 +50,31 @@ struct KeyState {
     limit: u64,
     /// The other nodes' totals grew while the key is near its limit: read it again at once.
     hot: bool,
+    /// In the table's queue of keys due.
+    queued: bool,
+    /// How much of `others` and `others_prev` [`SharedCounter::take_others`] has handed out.
+    taken: u64,
+    taken_prev: u64,
 }
 
 impl KeyState {
+    /// All nodes' count as this node knows it over the window ending at `now_ms` (after [`KeyState::roll`]):
+    /// the same two-window estimate as [`SharedCounter::others`], own counts included.
+    fn seen(&self, now_ms: u64, window_ms: u64) -> u64 {
+        let elapsed = now_ms % window_ms;
+        let prev = (self.own_prev + self.others_prev) * (window_ms - elapsed) / window_ms;
+        self.own + self.others + prev
+    }
+
+    /// How many unsent counts make the key due now. A key no reply has confirmed yet is due at once: until
+    /// then this node knows nothing of the others' counts of it (a client hopping over to it).
+    fn quantum(&self, now_ms: u64, window_ms: u64, nodes: u64) -> u64 {
+        if self.refreshed_ms == 0 {
+            return 1;
+        }
+        quantum(self.limit, self.seen(now_ms, window_ms), nodes)
+    }
+
     fn roll(&mut self, win: u64) {
         if win <= self.win {
             return;
@@ -55,19 +83,34 @@ impl KeyState {
             self.own_prev = self.own;
             self.sent_prev = self.sent;
             self.others_prev = self.others;
+            self.taken_prev = self.taken;
         } else {
             self.own_prev = 0;
             self.sent_prev = 0;
             self.others_prev = 0;
+            self.taken_prev = 0;
         }
         self.own = 0;
         self.sent = 0;
         self.others = 0;
+        self.taken = 0;
         self.win = win;
     }
 }
 
-/// What the sync task sends for one key: this node's counts of two windows.
+/// The send quantum of a key whose limit is `limit` (0: not known) with `seen` counted of it by all nodes:
+/// `q = max(1, floor(5% x L / (3 N)))` (at most `3q` unseen per node keeps the overshoot within 5%), or the
+/// node's share of the headroom, `(L - seen) / (HEADROOM x N)`, when that is larger.
+pub(crate) fn quantum(limit: u64, seen: u64, nodes: u64) -> u64 {
+    if limit == 0 {
+        return 1;
+    }
+    let nodes = nodes.max(1);
+    let q = (limit * 5 / 100 / (3 * nodes)).max(1);
+    q.max(limit.saturating_sub(seen) / (HEADROOM * nodes))
+}
+
+/// What the sync task sends for one key: this node's counts of two windows (0 for one already confirmed).
 #[derive(Clone)]
 pub struct Item {
     pub table: Arc<CounterTable>,
@@ -93,6 +136,9 @@ pub struct CounterTable {
     pub domain: String,
     pub window_ms: u64,
     shards: Box<[Shard]>,
+    /// Keys that became due (a quantum unsent, or hot) since the last round: a round woken by them visits
+    /// these, not every key.
+    due: Mutex<Vec<Box<[u8]>>>,
     keys: AtomicU64,
     /// Nodes seen counting in this table (from the replies), for the send quantum.
     nodes: AtomicU64,
@@ -107,6 +153,7 @@ impl CounterTable {
             id,
             window_ms: window_ms.max(1),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            due: Mutex::new(Vec::new()),
             keys: AtomicU64::new(0),
             nodes: AtomicU64::new(1),
             health,
@@ -123,36 +170,82 @@ impl CounterTable {
         &self.shards[h as usize % SHARDS]
     }
 
-    /// Keys with something to send, or active and not refreshed for `refresh_ms`. Marks nothing: a key is
+    /// The keys to send in a round: those with a quantum unsent or marked hot; on a periodic round also
+    /// those with counts unsent for [`FLUSH_MS`] (the previous window's included), or, when another node counts
+    /// them too, with counts unsent or active and not refreshed for `refresh_ms`. A key only this node counts
+    /// needs no refresh: another node starting on it reads this node's counts, and this node reads theirs with
+    /// its next send. A round that is not periodic visits only the keys queued as due; a periodic one visits
+    /// every key and drops those idle for two windows with nothing unsent. Marks nothing sent: a key is
     /// confirmed only by [`CounterTable::fold`], so a failed round is simply sent again (max-merge makes that
-    /// harmless). Keys idle for two windows with nothing unsent are dropped.
-    pub fn collect(self: &Arc<Self>, now_ms: u64, refresh_ms: u64, out: &mut Vec<Item>) {
-        let win = now_ms / self.window_ms;
+    /// harmless).
+    pub fn collect(
+        self: &Arc<Self>,
+        now_ms: u64,
+        periodic: bool,
+        refresh_ms: u64,
+        out: &mut Vec<Item>,
+    ) {
+        let pick = Pick {
+            now_ms,
+            win: now_ms / self.window_ms,
+            window_ms: self.window_ms,
+            nodes: self.nodes.load(Ordering::Relaxed).max(1),
+            periodic,
+            refresh_ms,
+            flush_ms: refresh_ms.max(FLUSH_MS),
+        };
+        let queued = std::mem::take(&mut *lock(&self.due));
+        if !periodic {
+            for key in queued {
+                let mut map = lock(self.shard(&key));
+                if let Some(s) = map.get_mut(&key) {
+                    s.queued = false;
+                    if pick.send(s) {
+                        out.push(self.item(key, s));
+                    }
+                }
+            }
+            return;
+        }
         for shard in self.shards.iter() {
             let mut map = lock(shard);
             let before = map.len();
             map.retain(|key, s| {
-                s.roll(win);
-                let dirty = s.own > s.sent || s.own_prev > s.sent_prev;
-                let active = s.touched_ms + self.window_ms > now_ms;
-                let stale = s.refreshed_ms.saturating_add(refresh_ms) <= now_ms;
-                if dirty || s.hot || (active && stale) {
-                    s.hot = false;
-                    out.push(Item {
-                        table: self.clone(),
-                        key: key.clone(),
-                        win: s.win,
-                        own: s.own,
-                        own_prev: s.own_prev,
-                    });
+                s.queued = false;
+                if pick.send(s) {
+                    out.push(self.item(key.clone(), s));
                 }
-                dirty || s.touched_ms + 2 * self.window_ms > now_ms
+                s.own > s.sent
+                    || s.own_prev > s.sent_prev
+                    || s.touched_ms + 2 * self.window_ms > now_ms
             });
             let dropped = before - map.len();
             if dropped > 0 {
                 self.keys.fetch_sub(dropped as u64, Ordering::Relaxed);
             }
         }
+    }
+
+    /// What to send of `s`: a count already confirmed goes as 0, which the store reads as nothing to merge
+    /// (a refresh costs Redis only the reads).
+    fn item(self: &Arc<Self>, key: Box<[u8]>, s: &KeyState) -> Item {
+        let unsent = |own: u64, sent: u64| if own > sent { own } else { 0 };
+        Item {
+            table: self.clone(),
+            key,
+            win: s.win,
+            own: unsent(s.own, s.sent),
+            own_prev: unsent(s.own_prev, s.sent_prev),
+        }
+    }
+
+    /// Puts `key` in the queue of keys due (once) and wakes the sync task.
+    fn queue(&self, key: &[u8], s: &mut KeyState) {
+        if !s.queued {
+            s.queued = true;
+            lock(&self.due).push(key.into());
+        }
+        self.wake.notify_one();
     }
 
     /// Folds a reply in: the sent counts are confirmed, the other nodes' totals replace the old ones. A key
@@ -171,7 +264,7 @@ impl CounterTable {
                 s.limit > 0 && 2 * (s.own + t.others) >= s.limit && s.own + t.others < s.limit;
             if grew && near {
                 s.hot = true;
-                self.wake.notify_one();
+                self.queue(&item.key, s);
             }
             s.sent = s.sent.max(item.own);
             s.sent_prev = s.sent_prev.max(item.own_prev);
@@ -226,6 +319,25 @@ impl SharedCounter for CounterTable {
         Others::Count(cur + prev_part)
     }
 
+    fn take_others(&self, key: &[u8], now_ms: u64) -> Others {
+        match self.health.failing() {
+            None | Some(Others::Count(_)) => {}
+            Some(other) => return other,
+        }
+        let win = now_ms / self.window_ms;
+        let mut map = lock(self.shard(key));
+        let Some(s) = map.get_mut(key) else {
+            return Others::Count(0);
+        };
+        s.roll(win);
+        // The others' totals only grow within a window, except after a Redis restart, until every node has
+        // sent its counts again: what was handed out stays handed out (max), so nothing is charged twice.
+        let n = s.others.saturating_sub(s.taken) + s.others_prev.saturating_sub(s.taken_prev);
+        s.taken = s.taken.max(s.others);
+        s.taken_prev = s.taken_prev.max(s.others_prev);
+        Others::Count(n)
+    }
+
     fn add(&self, key: &[u8], now_ms: u64, n: u32, limit: Option<u64>) {
         let win = now_ms / self.window_ms;
         let mut map = lock(self.shard(key));
@@ -246,15 +358,44 @@ impl SharedCounter for CounterTable {
         s.own += u64::from(n);
         s.touched_ms = now_ms;
         s.limit = limit.unwrap_or(0);
-        let unsent = s.own - s.sent;
-        drop(map);
-        // The send quantum q = floor(5% x L / (3 N)), at least 1 (docs/cluster.md): with every node holding at
-        // most about 3q unseen by the others, the overshoot stays within 5% of the limit.
-        let nodes = self.nodes.load(Ordering::Relaxed).max(1);
-        let q = limit.map_or(1, |l| (l * 5 / 100 / (3 * nodes)).max(1));
-        if unsent >= q {
-            self.wake.notify_one();
+        let nodes = self.nodes.load(Ordering::Relaxed);
+        if s.own - s.sent >= s.quantum(now_ms, self.window_ms, nodes) {
+            self.queue(key, s);
         }
+    }
+}
+
+/// Which keys a round sends (see [`CounterTable::collect`]).
+struct Pick {
+    now_ms: u64,
+    win: u64,
+    window_ms: u64,
+    nodes: u64,
+    periodic: bool,
+    refresh_ms: u64,
+    flush_ms: u64,
+}
+
+impl Pick {
+    /// Whether to send `s` in this round; clears its hot mark if so.
+    fn send(&self, s: &mut KeyState) -> bool {
+        s.roll(self.win);
+        let unsent = s.own - s.sent;
+        let dirty = unsent > 0 || s.own_prev > s.sent_prev;
+        let due = unsent > 0 && unsent >= s.quantum(self.now_ms, self.window_ms, self.nodes);
+        let send = due
+            || s.hot
+            || self.periodic && {
+                let since = self.now_ms.saturating_sub(s.refreshed_ms);
+                let shared = s.others > 0 || s.others_prev > 0;
+                let active = s.touched_ms + self.window_ms > self.now_ms;
+                dirty && (shared || since >= self.flush_ms)
+                    || shared && active && since >= self.refresh_ms
+            };
+        if send {
+            s.hot = false;
+        }
+        send
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Settings {
     pub node: String,
     pub via: edgeguard_config::ClusterVia,
     pub redis_urls: Vec<String>,
+    /// `redis_ca`: the CA certificates (PEM file) `rediss://` URLs are verified with; `None`: the system's.
+    pub redis_ca: Option<std::path::PathBuf>,
     pub sync_interval: Duration,
     pub on_redis_failure: edgeguard_config::RedisFailure,
 }
@@ -76,6 +78,7 @@ impl Settings {
             node: node.to_owned(),
             via: c.via,
             redis_urls: c.redis_urls.clone(),
+            redis_ca: c.redis_ca.clone(),
             sync_interval: c.sync_interval,
             on_redis_failure: c.on_redis_failure,
         }
@@ -169,7 +172,8 @@ impl Cluster {
     /// Redis need not be up: the task connects in the background and the node decides on its own counts
     /// meanwhile.
     pub fn start(settings: Settings, protection: Arc<NodeProtection>) -> Cluster {
-        let store = redis_store::RedisStore::new(settings.redis_urls.clone());
+        let store =
+            redis_store::RedisStore::new(settings.redis_urls.clone(), settings.redis_ca.clone());
         let inner = Self::inner(settings, protection, None);
         let task = tokio::spawn(sync::run(inner.clone(), store));
         Cluster { inner, task }

@@ -1,6 +1,7 @@
-//! Redis as the counter store: the counts as max-merge scripts issued concurrently on one multiplexed
-//! connection (pipelined on the wire; in a Redis Cluster each goes to its key's slot), events written to and
-//! read from the events log, configuration snapshots published and fetched.
+//! Redis as the counter store: the counts as max-merge script calls on one multiplexed connection (a batch of
+//! keys per call on a single instance; in a Redis Cluster one call per key, to its slot, issued concurrently
+//! and pipelined on the wire), events written to and read from the events log, configuration snapshots
+//! published and fetched.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -20,15 +21,17 @@ fn err(e: redis::RedisError) -> String {
 
 pub(crate) struct RedisStore {
     urls: Vec<String>,
+    ca: Option<std::path::PathBuf>,
     conn: Option<Conn>,
     applied: Applied,
     event_seq: u64,
 }
 
 impl RedisStore {
-    pub(crate) fn new(urls: Vec<String>) -> Self {
+    pub(crate) fn new(urls: Vec<String>, ca: Option<std::path::PathBuf>) -> Self {
         RedisStore {
             urls,
+            ca,
             conn: None,
             applied: Applied::default(),
             event_seq: 0,
@@ -41,11 +44,18 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
-    /// Script calls in flight at once within a round.
+    /// Keys per script call on a single instance; calls in flight at once in a Redis Cluster.
     const BATCH: usize = 256;
 
     async fn connect(&mut self, timeout: Duration) -> Result<(), String> {
-        self.conn = Some(backend::connect(&self.urls, timeout).await?);
+        // Read at every connection, so a CA file replaced on disk applies at the next reconnect.
+        let ca = match &self.ca {
+            Some(path) => {
+                Some(std::fs::read(path).map_err(|e| format!("redis_ca {}: {e}", path.display()))?)
+            }
+            None => None,
+        };
+        self.conn = Some(backend::connect(&self.urls, ca, timeout).await?);
         Ok(())
     }
 
@@ -105,13 +115,23 @@ impl Store for RedisStore {
     async fn counts(&mut self, inner: &Inner, items: &[Item]) -> Result<Vec<Totals>, String> {
         let node = inner.settings.node.as_str();
         let conn = self.conn()?.clone();
-        let calls = items.iter().map(|item| count_one(conn.clone(), node, item));
+        let h = &inner.health;
+        if let Conn::One(_) = conn {
+            // A single instance takes the whole batch in one script call.
+            h.commands.fetch_add(1, Ordering::Relaxed);
+            return count_many(conn, node, items).await.map_err(err);
+        }
+        // A Redis Cluster: one call per key (its slot), issued concurrently.
+        let calls = items
+            .iter()
+            .map(|item| count_many(conn.clone(), node, std::slice::from_ref(item)));
         let replies = join_all(calls).await;
-        inner
-            .health
-            .commands
-            .fetch_add(items.len() as u64, Ordering::Relaxed);
-        replies.into_iter().map(|r| r.map_err(err)).collect()
+        h.commands.fetch_add(items.len() as u64, Ordering::Relaxed);
+        let mut out = Vec::with_capacity(items.len());
+        for r in replies {
+            out.extend(r.map_err(err)?);
+        }
+        Ok(out)
     }
 
     async fn read(&mut self, inner: &Inner, full: bool) -> Result<bool, String> {
@@ -124,29 +144,33 @@ impl Store for RedisStore {
     }
 }
 
-async fn count_one(mut conn: Conn, node: &str, item: &Item) -> redis::RedisResult<Totals> {
-    let w = item.table.window_ms;
-    let cur = backend::window_key(&item.table.id, &item.key, item.win);
-    let prev = backend::window_key(&item.table.id, &item.key, item.win.saturating_sub(1));
-    // A window's hash is read as the previous one during the next window: it lives until that one ends.
-    let expire_cur = (item.win + 2) * w + 1000;
-    let expire_prev = (item.win + 1) * w + 1000;
-    let r: Vec<u64> = COUNT
-        .key(cur)
-        .key(prev)
-        .arg(node)
-        .arg(item.own)
-        .arg(item.own_prev)
-        .arg(expire_cur)
-        .arg(expire_prev)
-        .invoke_async(&mut conn)
-        .await?;
+/// The [`COUNT`] script over `items`: the others' totals, one per item in order.
+async fn count_many(mut conn: Conn, node: &str, items: &[Item]) -> redis::RedisResult<Vec<Totals>> {
+    let mut call = COUNT.prepare_invoke();
+    call.arg(node);
+    for item in items {
+        let w = item.table.window_ms;
+        call.key(backend::window_key(&item.table.id, &item.key, item.win));
+        call.key(backend::window_key(
+            &item.table.id,
+            &item.key,
+            item.win.saturating_sub(1),
+        ));
+        // A window's hash is read as the previous one during the next window: it lives until that one ends.
+        call.arg(item.own)
+            .arg(item.own_prev)
+            .arg((item.win + 2) * w + 1000)
+            .arg((item.win + 1) * w + 1000);
+    }
+    let r: Vec<u64> = call.invoke_async(&mut conn).await?;
     let at = |i: usize| r.get(i).copied().unwrap_or(0);
-    Ok(Totals {
-        others: at(0),
-        others_prev: at(1),
-        nodes: at(2),
-    })
+    Ok((0..items.len())
+        .map(|i| Totals {
+            others: at(3 * i),
+            others_prev: at(3 * i + 1),
+            nodes: at(3 * i + 2),
+        })
+        .collect())
 }
 
 async fn read_events(

@@ -99,14 +99,10 @@ async fn round<S: Store>(
 ) -> Result<bool, String> {
     let mut reached = store.send(inner).await?;
     let now = inner.protection.now_ms();
-    let refresh_ms = if read {
-        u64::try_from(inner.settings.sync_interval.as_millis()).unwrap_or(u64::MAX)
-    } else {
-        u64::MAX
-    };
+    let refresh_ms = u64::try_from(inner.settings.sync_interval.as_millis()).unwrap_or(u64::MAX);
     let mut items = Vec::new();
     for t in inner.registry.all() {
-        t.collect(now, refresh_ms, &mut items);
+        t.collect(now, read, refresh_ms, &mut items);
     }
     for chunk in items.chunks(S::BATCH) {
         let totals = store.counts(inner, chunk).await?;

@@ -42,6 +42,10 @@ impl SharedCounter for LocalOnly {
     }
 
     fn add(&self, _key: &[u8], _now_ms: u64, _n: u32, _limit: Option<u64>) {}
+
+    fn take_others(&self, _key: &[u8], _now_ms: u64) -> Others {
+        Others::Count(0)
+    }
 }
 
 pub(crate) struct ParentStore {

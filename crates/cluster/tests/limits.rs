@@ -1,6 +1,6 @@
 //! Limits shared by three nodes on loopback through a real redis-server: one client spread evenly over them
-//! gets a custom rule's 100 requests per 10 s, and an IP access limit of 100 per second with
-//! `scope = "cluster"`, within 5% in total; with `scope = "node"` each node counts alone.
+//! gets a custom rule's 100 requests per 10 s, an IP access limit of 100 per second and a `limit_req` zone's
+//! burst of 100 with `scope = "cluster"`, within 5% in total; with `scope = "node"` each node counts alone.
 
 use std::time::{Duration, Instant};
 
@@ -111,4 +111,41 @@ async fn node_scope_counts_on_each_node_alone() {
     if started.elapsed() < Duration::from_millis(900) {
         assert_eq!(served, 60, "20 per node");
     }
+}
+
+/// A `limit_req` zone of `scope` keyed by the client, with a burst of 99 (100 requests at once) and a rate of
+/// one a minute, so a quick burst over the nodes measures the sharing, not the leak.
+fn limit_req_zone(scope: &str) -> String {
+    format!(
+        "limit_req_status = 429\nlimit_req = [{{ zone = \"shared\", burst = 99, nodelay = true }}]\n\
+         [[limit_req_zone]]\nname = \"shared\"\nkey = \"$http_x_forwarded_for\"\nsize = \"1m\"\n\
+         rate = \"1r/m\"\nscope = \"{scope}\"\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_a_limit_req_zone_within_5_percent() {
+    let redis = Redis::start();
+    let origin = origin().await;
+    let nodes = three(&redis, origin.addr, &limit_req_zone("cluster")).await;
+    let served = spread(&nodes, "198.51.100.50", 300).await;
+    println!("limit_req burst of 100 over 3 nodes: {served} served");
+    assert!((95..=105).contains(&served), "{served} served");
+    // Another client has its own bucket.
+    assert_eq!(
+        get_from(nodes[2].addr, "198.51.100.51", "/x").await.status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_limit_req_zone_of_node_scope_counts_on_each_node_alone() {
+    let redis = Redis::start();
+    let origin = origin().await;
+    let nodes = three(&redis, origin.addr, &limit_req_zone("node")).await;
+    assert_eq!(
+        spread(&nodes, "198.51.100.52", 330).await,
+        300,
+        "100 per node"
+    );
 }

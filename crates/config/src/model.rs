@@ -135,6 +135,9 @@ pub struct Cluster {
     pub sync_interval: Duration,
     /// `on_redis_failure`, default local.
     pub on_redis_failure: RedisFailure,
+    /// `redis_ca`: a PEM file of the CA certificates `rediss://` URLs are verified with (default: the
+    /// system's roots).
+    pub redis_ca: Option<PathBuf>,
 }
 
 /// Where a node shares the counts of its cluster-scoped limits.

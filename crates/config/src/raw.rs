@@ -79,6 +79,7 @@ pub(crate) struct RawCluster {
     pub(crate) redis_url: Option<S<Vec<S<String>>>>,
     pub(crate) sync_interval_ms: Option<S<i64>>,
     pub(crate) on_redis_failure: Option<S<String>>,
+    pub(crate) redis_ca: Option<S<String>>,
 }
 
 pub(crate) struct RawReqZone {
@@ -238,7 +239,13 @@ pub(crate) fn read(sink: &mut Sink<'_>, doc: &S<DeTable<'_>>) -> RawFile {
             check_keys(
                 sink,
                 &t,
-                &["via", "redis_url", "sync_interval_ms", "on_redis_failure"],
+                &[
+                    "via",
+                    "redis_url",
+                    "redis_ca",
+                    "sync_interval_ms",
+                    "on_redis_failure",
+                ],
             );
             RawCluster {
                 span: t.span.clone(),
@@ -246,6 +253,7 @@ pub(crate) fn read(sink: &mut Sink<'_>, doc: &S<DeTable<'_>>) -> RawFile {
                 redis_url: string_or_list(sink, &t, "redis_url"),
                 sync_interval_ms: integer(sink, &t, "sync_interval_ms"),
                 on_redis_failure: string(sink, &t, "on_redis_failure"),
+                redis_ca: string(sink, &t, "redis_ca"),
             }
         }),
         limit_req_zone: array_of_tables(sink, &root, "limit_req_zone", |sink, t| {

@@ -146,6 +146,9 @@ fn write_config(out: &mut String, c: &Config) -> std::fmt::Result {
             (ClusterVia::Redis, [one]) => writeln!(out, "redis_url = {}", q(one))?,
             (ClusterVia::Redis, many) => writeln!(out, "redis_url = {}", list(many, |u| q(u)))?,
         }
+        if let Some(ca) = &cluster.redis_ca {
+            writeln!(out, "redis_ca = {}", q(&ca.display().to_string()))?;
+        }
         writeln!(
             out,
             "sync_interval_ms = {}",

@@ -206,6 +206,18 @@ fn bad_values_name_their_key_and_line() {
             "\"local\", \"open\" or \"closed\"",
         ),
         (
+            "on_redis_failure = \"local\"",
+            "on_redis_failure = \"local\"\nredis_ca = \"certs/missing.pem\" # here",
+            "cluster.redis_ca",
+            "cannot read",
+        ),
+        (
+            "on_redis_failure = \"local\"",
+            "on_redis_failure = \"local\"\nredis_ca = \"certs/www.example.com.key\" # here",
+            "cluster.redis_ca",
+            "certificate",
+        ),
+        (
             "rate = \"10r/s\"\nscope = \"node\"",
             "rate = \"10r/s\"\nscope = \"global\" # here",
             "limit_req_zone[0].scope",
@@ -257,4 +269,24 @@ fn bad_values_name_their_key_and_line() {
         "needs node.listen_tls",
     );
     drop(dir);
+}
+
+/// `[cluster] redis_ca`: a CA file for `rediss://`, resolved beside the file and kept by `to_toml`.
+#[test]
+fn redis_ca_names_a_certificate_file() {
+    let text = example()
+        .replace("redis://127.0.0.1:6379", "rediss://127.0.0.1:6380")
+        .replace(
+            "on_redis_failure = \"local\"",
+            "on_redis_failure = \"local\"\nredis_ca = \"certs/origin-ca.pem\"",
+        );
+    let (dir, file) = folder(&text);
+    let c = load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let cl = c.cluster.as_ref().unwrap();
+    assert_eq!(cl.redis_urls, vec!["rediss://127.0.0.1:6380".to_owned()]);
+    assert_eq!(cl.redis_ca, Some(dir.path().join("certs/origin-ca.pem")));
+    let written = dir.path().join("again.toml");
+    std::fs::write(&written, to_toml(&c)).unwrap();
+    let again = load(&written).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.cluster, c.cluster);
 }

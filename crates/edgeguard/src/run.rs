@@ -10,30 +10,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::control::NodeControl;
 
-/// Settings of SPEC section 9 that `check` accepts and this node does not act on yet, so an operator is told
-/// rather than left to assume them.
-fn not_applied(config: &edgeguard_config::Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let cluster = config.cluster.is_some();
-    if cluster
-        && config
-            .limit_req_zones
-            .iter()
-            .any(|z| z.scope == edgeguard_config::Scope::Cluster)
-    {
-        out.push("limit_req_zone scope = \"cluster\" (limit_req counts on each node)");
-    }
-    out
-}
-
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let _log = init_logging();
     let config =
         edgeguard_config::load(path).map_err(|e| anyhow::anyhow!("{}:\n{e}", path.display()))?;
     runtime()?.block_on(async {
-        for setting in not_applied(&config) {
-            tracing::warn!("{setting} is accepted but not applied by this version");
-        }
         let admin_addr = config.admin.listen;
         let token = config.admin.token.clone();
         let node = Arc::new(

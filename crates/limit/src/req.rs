@@ -197,6 +197,34 @@ impl<St: Store<ReqState>> ReqZone<St> {
     pub fn in_use(&self) -> usize {
         self.store.in_use()
     }
+
+    /// Charges `n` requests admitted elsewhere (the other nodes of a cluster, for a zone of
+    /// `scope = "cluster"`) to the bucket of `key` at `now_ms`: the excess leaks up to now, then grows by `n`
+    /// requests, as if they had come here, so every node's bucket follows the cluster's traffic. The excess
+    /// stops at `full_milli` (the burst of the limit line, a full bucket) unless it was above already: a
+    /// shared bucket never holds more, and counts that arrive late (a key this node had not seen for a while)
+    /// cannot refuse it for longer than a full bucket takes to drain. A key with no room is not charged.
+    ///
+    /// Hot path: one shard lock, no allocation for short keys.
+    pub fn charge(&self, key: &[u8], now_ms: u64, n: u64, full_milli: u64) {
+        if n == 0 || key.is_empty() || key.len() > MAX_KEY_LEN {
+            return;
+        }
+        let rate = self.rate.milli_per_sec();
+        let fresh = || ReqState {
+            excess: 0,
+            last: now_ms,
+        };
+        let _ = self.store.access(key, now_ms, fresh, |st, _| {
+            let ms = elapsed(now_ms, st.last);
+            let leaked = st.excess.saturating_sub(mul_div(rate, ms, 1000));
+            st.excess = leaked
+                .saturating_add(n.saturating_mul(1000))
+                .min(full_milli.max(leaked));
+            st.last = now_ms;
+            ((), false)
+        });
+    }
 }
 
 /// One `limit_req zone=Z [burst=B] [nodelay | delay=D]` line, with the location's `limit_req_dry_run`.

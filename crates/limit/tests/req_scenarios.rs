@@ -335,3 +335,28 @@ fn more_limits_than_the_inline_pins() {
         assert_eq!(z.in_use(), 1);
     }
 }
+
+/// A cluster-scoped zone charges what other nodes admitted: the bucket fills as if they had come here, stops at
+/// a full bucket, and drains at the rate.
+#[test]
+fn requests_charged_from_elsewhere_fill_the_bucket_up_to_full() {
+    let clock = FakeClock::new(BOOT);
+    let z = zone("shared", "10r/s");
+    let l = lim(&z, 5, DelayMode::NoDelay);
+    assert_eq!(status(one(&clock, &l, b"k")), "PASSED");
+    // Three admitted elsewhere: two more fit in the burst of five, then the bucket is full.
+    z.charge(b"k", clock.now_ms(), 3, 5_000);
+    assert_eq!(state_of(&z, b"k").0.excess, 3_000);
+    assert_eq!(status(one(&clock, &l, b"k")), "PASSED");
+    assert_eq!(status(one(&clock, &l, b"k")), "PASSED");
+    assert_eq!(status(one(&clock, &l, b"k")), "REJECTED");
+    // A late batch of 50 leaves a full bucket, not 50 requests to drain: 100 ms frees one request.
+    z.charge(b"k", clock.now_ms(), 50, 5_000);
+    assert_eq!(state_of(&z, b"k").0.excess, 5_000);
+    clock.advance(100);
+    assert_eq!(status(one(&clock, &l, b"k")), "PASSED");
+    assert_eq!(status(one(&clock, &l, b"k")), "REJECTED");
+    // A key new to the zone starts from what was charged.
+    z.charge(b"new", clock.now_ms(), 5, 5_000);
+    assert_eq!(status(one(&clock, &l, b"new")), "REJECTED");
+}

@@ -182,7 +182,9 @@ impl NodeProtection {
         *lock(&self.cluster) = Some(hooks);
     }
 
-    fn cluster(&self) -> Option<Arc<dyn ClusterHooks>> {
+    /// The cluster backend the node joined, if any (the data plane's `limit_req` zones of cluster scope count
+    /// through it).
+    pub fn cluster(&self) -> Option<Arc<dyn ClusterHooks>> {
         lock(&self.cluster).clone()
     }
 

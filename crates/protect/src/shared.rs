@@ -20,7 +20,8 @@ pub enum Others {
     Closed,
 }
 
-/// The cluster's share of one counting table (a rule's window, or a domain's IP access limit).
+/// The cluster's share of one counting table (a rule's window, a domain's IP access limit, or a `limit_req`
+/// zone as one domain uses it).
 pub trait SharedCounter: Send + Sync {
     /// The other nodes' count of `key` over the table's window ending at `now_ms` (Unix ms).
     ///
@@ -33,6 +34,13 @@ pub trait SharedCounter: Send + Sync {
     ///
     /// Hot path: a shard lock; allocates only for a key new to the table.
     fn add(&self, key: &[u8], now_ms: u64, n: u32, limit: Option<u64>);
+
+    /// What the other nodes counted of `key` since the last call for it (as last synchronised), for a limit
+    /// that charges them to state of its own (a `limit_req` bucket) rather than comparing a window's count:
+    /// each count is handed out once. `Open` / `Closed` as for [`SharedCounter::others`].
+    ///
+    /// Hot path: a shard lock and a lookup; no I/O, no allocation.
+    fn take_others(&self, key: &[u8], now_ms: u64) -> Others;
 }
 
 /// A cluster backend, as the node's protection sees it.

@@ -33,7 +33,7 @@ impl std::fmt::Debug for ReplayLimitReq {
 impl ReplayLimitReq {
     /// The limits of `domain` (any case) of `config`; `None` when the configuration has no such domain.
     pub fn new(config: &Config, domain: &str) -> Result<Option<ReplayLimitReq>, ProxyError> {
-        let runtime = Runtime::build(config, None, &Default::default())?;
+        let runtime = Runtime::build(config, None, &Default::default(), None)?;
         let Some(domain) = runtime.domains.get(&domain.to_ascii_lowercase()).cloned() else {
             return Ok(None);
         };

@@ -14,6 +14,7 @@ use edgeguard_config::{
     CacheSpec, Config, ConnZoneSpec, Domain, IpNet, LimitConnSpec, LimitReqSpec, ReqZoneSpec, Tier,
 };
 use edgeguard_protect::summary::{KeyText, Summaries, Tally};
+use edgeguard_protect::{ClusterHooks, SharedCounter};
 use http::{HeaderValue, StatusCode};
 
 use crate::error::ProxyError;
@@ -33,7 +34,15 @@ pub(crate) struct Limits {
     pub req_refused: Vec<Arc<Tally>>,
     pub req_delayed: Vec<Arc<Tally>>,
     pub conn_refused: Vec<Arc<Tally>>,
+    /// For each `req` entry whose zone has `scope = "cluster"` on a node of a cluster: its shared count (the
+    /// zone as this domain uses it) and the count the send quantum is sized on (a window's rate plus the
+    /// burst).
+    pub req_shared: Vec<Option<(Arc<dyn SharedCounter>, u64)>>,
 }
+
+/// The window of a `limit_req` zone's shared counts. The buckets take the other nodes' counts as they grow,
+/// whatever the window; it only bounds how long Redis keeps them.
+pub(crate) const REQ_SHARED_WINDOW_MS: u64 = 1000;
 
 #[derive(Debug)]
 pub(crate) struct LocationRt {
@@ -113,6 +122,8 @@ pub(crate) struct Runtime {
     pools: Vec<Arc<UpstreamPool>>,
     /// Limit keys too long to count (not limited by that key), node-wide.
     pub long_keys: Arc<Tally>,
+    /// The cluster the node joined, for zones with `scope = "cluster"`.
+    cluster: Option<Arc<dyn ClusterHooks>>,
 }
 
 fn status(code: u16, what: &'static str) -> Result<StatusCode, ProxyError> {
@@ -121,11 +132,13 @@ fn status(code: u16, what: &'static str) -> Result<StatusCode, ProxyError> {
 
 impl Runtime {
     /// Builds the state for `config`, taking over zones and pools of `previous` where they are unchanged.
-    /// Refusal tallies come from `summaries` by kind and name, so a reload keeps their counts.
+    /// Refusal tallies come from `summaries` by kind and name, so a reload keeps their counts. With `cluster`,
+    /// zones of `scope = "cluster"` count through it.
     pub(crate) fn build(
         config: &Config,
         previous: Option<&Runtime>,
         summaries: &Summaries,
+        cluster: Option<Arc<dyn ClusterHooks>>,
     ) -> Result<Self, ProxyError> {
         let node = &config.node;
         let via = HeaderValue::try_from(format!("1.1 {}", node.name))
@@ -182,6 +195,7 @@ impl Runtime {
             conn_zones,
             pools: Vec::new(),
             long_keys: summaries.get("limit_key_too_long", "", KeyText::Bytes),
+            cluster,
         };
         let previous_pools = previous.map_or(&[][..], |p| &p.pools[..]);
         for domain in &config.domains {
@@ -324,7 +338,7 @@ impl Runtime {
     ) -> Result<Limits, ProxyError> {
         let mut out = Limits::default();
         for spec in req {
-            let (_, zone, key) =
+            let (zspec, zone, key) =
                 self.req_zones
                     .get(&spec.zone)
                     .ok_or_else(|| ProxyError::UndefinedZone {
@@ -343,6 +357,17 @@ impl Runtime {
                 .push(summaries.get("limit_req", &spec.zone, KeyText::Bytes));
             out.req_delayed
                 .push(summaries.get("limit_req_delay", &spec.zone, KeyText::Bytes));
+            let shared = match (&self.cluster, zspec.scope) {
+                (Some(c), edgeguard_config::Scope::Cluster) => {
+                    let table = format!("limit_req_zone:{}", spec.zone);
+                    let per_window =
+                        zspec.rate.milli_per_sec() * REQ_SHARED_WINDOW_MS / 1000 / 1000;
+                    let cap = per_window + u64::from(spec.burst) + 1;
+                    Some((c.counter(domain, &table, REQ_SHARED_WINDOW_MS), cap))
+                }
+                _ => None,
+            };
+            out.req_shared.push(shared);
         }
         for spec in conn {
             let (_, zone, key) =

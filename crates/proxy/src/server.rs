@@ -65,7 +65,8 @@ impl Node {
         let acceptor = TlsAcceptor::from(crate::tls::server_config(resolver.clone())?);
         let protection =
             Arc::new(NodeProtection::open(&config, clock.clone()).map_err(ProxyError::Protection)?);
-        let mut runtime = Runtime::build(&config, None, protection.summaries())?;
+        let mut runtime =
+            Runtime::build(&config, None, protection.summaries(), protection.cluster())?;
         runtime.protect = protection
             .guards(&config, None)
             .map_err(ProxyError::Guard)?;
@@ -169,7 +170,12 @@ impl RunningNode {
     pub fn reload(&self, config: Config) -> Result<(), ProxyError> {
         let _one_at_a_time = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.shared.runtime.load_full();
-        let mut next = Runtime::build(&config, Some(&current), self.protection.summaries())?;
+        let mut next = Runtime::build(
+            &config,
+            Some(&current),
+            self.protection.summaries(),
+            self.protection.cluster(),
+        )?;
         next.https_port = current.https_port;
         let certs = crate::tls::load_certs(&config)?;
         next.protect = self

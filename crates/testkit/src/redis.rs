@@ -1,7 +1,8 @@
 //! A redis-server of the test's own for the cluster tests: a port chosen at run time, no persistence, a
-//! scratch directory, killed (and its directory removed) on drop. `scripts/test.sh` installs redis-server.
+//! scratch directory, killed (and its directory removed) on drop; plain, or TLS only with the test's own
+//! certificate. `scripts/test.sh` installs redis-server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -10,23 +11,49 @@ pub struct Redis {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// TLS only: the certificate chain, its key and the CA (PEM files).
+    tls: Option<[PathBuf; 3]>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Self::start_with(None)
+    }
+
+    /// A server that speaks TLS only (`--tls-port`, no plain port), with `cert` and `key` (PEM files) and
+    /// `ca` as the CA it names; clients need no certificate.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Redis {
+        Self::start_with(Some([cert.to_owned(), key.to_owned(), ca.to_owned()]))
+    }
+
+    fn start_with(tls: Option<[PathBuf; 3]>) -> Redis {
         let port = free_port();
         let mut r = Redis {
             port,
             dir: scratch_dir(port),
             child: None,
+            tls,
         };
         r.spawn();
         r
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some([cert, key, ca]) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(cert)
+                .arg("--tls-key-file")
+                .arg(key)
+                .arg("--tls-ca-cert-file")
+                .arg(ca)
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -45,7 +72,12 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     /// Kills the server (its data is gone: nothing is persisted).

@@ -238,7 +238,12 @@ pub(super) fn disk_size(sink: &mut Sink<'_>, path: &str, c: &raw::RawCache) -> u
     )
 }
 
-pub(super) fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster, tier: Tier) -> Cluster {
+pub(super) fn cluster(
+    sink: &mut Sink<'_>,
+    raw: raw::RawCluster,
+    tier: Tier,
+    base: &Path,
+) -> Cluster {
     let via = opt(
         sink,
         || "cluster.via".into(),
@@ -321,11 +326,29 @@ pub(super) fn cluster(sink: &mut Sink<'_>, raw: raw::RawCluster, tier: Tier) -> 
             )),
         },
     );
+    let redis_ca = match &raw.redis_ca {
+        Some(ca) if parents => {
+            sink.err(
+                "cluster.redis_ca",
+                &ca.span(),
+                "not with via = \"parents\": there is no Redis to verify",
+            );
+            None
+        }
+        _ => opt(
+            sink,
+            || "cluster.redis_ca".into(),
+            &raw.redis_ca,
+            None,
+            |s| pem_file(base, s, "CERTIFICATE", "certificate").map(Some),
+        ),
+    };
     Cluster {
         via,
         redis_urls,
         sync_interval,
         on_redis_failure,
+        redis_ca,
     }
 }
 

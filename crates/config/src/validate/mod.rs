@@ -36,7 +36,7 @@ pub(crate) fn validate(
     let before = sink.errors.len();
     let node = node(sink, raw.node, &raw.span, base);
     let admin = admin(sink, raw.admin, env, &node.listen);
-    let cluster = raw.cluster.map(|c| edge::cluster(sink, c, node.tier));
+    let cluster = raw.cluster.map(|c| edge::cluster(sink, c, node.tier, base));
     // Names as written, even of zones with other errors, so references to them do not add errors of their own.
     let written = |names: Vec<Option<&S<String>>>| -> Vec<String> {
         names
