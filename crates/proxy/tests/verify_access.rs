@@ -122,6 +122,60 @@ async fn verify_answers_514_past_the_ip_access_limit() {
     node.shutdown().await;
 }
 
+/// SPEC section 3 before the challenge: a challenged client within its IP access limit gets the page, the one
+/// request too many in the second gets the short 514 (with a reason phrase, not hyper's `<none>`), and a block
+/// still answers 403 before either.
+#[tokio::test]
+async fn a_challenged_client_over_the_ip_access_limit_gets_514() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = FakeClock::new(5_000_000);
+    let (node, addr) = start(dir.path(), SETUP, &clock).await;
+    let ip = "192.0.2.40";
+    let mut replies = Vec::new();
+    for _ in 0..6 {
+        replies.push(send(addr, "GET", "/shop", ip, "").await);
+    }
+    for r in &replies[..5] {
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("data-token="), "{}", r.body);
+    }
+    assert_eq!(replies[5].status.as_u16(), 514, "{}", replies[5].body);
+    assert!(
+        replies[5].body.contains("allows 5 per second"),
+        "{}",
+        replies[5].body
+    );
+    let raw = raw_status_line(addr, ip).await;
+    assert_eq!(raw, "HTTP/1.1 514 IP Access Limit", "{raw}");
+
+    // A blocked client is answered 403 even past its IP access limit.
+    clock.advance(1000);
+    let bad = "192.0.2.41";
+    assert_eq!(
+        send(addr, "GET", "/trap", bad, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+    for _ in 0..6 {
+        let r = send(addr, "GET", "/shop", bad, "").await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    }
+    node.shutdown().await;
+}
+
+/// The status line of one more request from `ip` to `/shop`, as the bytes on the wire say it.
+async fn raw_status_line(addr: SocketAddr, ip: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /shop HTTP/1.1\r\nHost: p.test\r\nX-Forwarded-For: {ip}\r\nConnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn allowed_clients_pass_every_limit_and_denied_get_403() {
     let dir = tempfile::tempdir().unwrap();
