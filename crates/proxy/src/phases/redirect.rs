@@ -23,18 +23,7 @@ pub(crate) fn https_redirect(ctx: &RequestCtx, req: &Request<Incoming>) -> Flow 
     // The first listen_tls port, named unless it is HTTPS's own.
     if let Some(port) = ctx.rt.https_port.filter(|&p| p != 443) {
         url.put_u8(b':');
-        let mut digits = [0u8; 5];
-        let mut n = port;
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        url.put_slice(&digits[i..]);
+        crate::ctx::put_decimal(&mut url, u64::from(port));
     }
     url.put_slice(path.as_bytes());
     let Ok(location) = HeaderValue::from_maybe_shared(url.freeze()) else {
