@@ -97,46 +97,64 @@ pub async fn connect(
         .map_err(|_| format!("no connection within {} ms", timeout.as_millis()))?
 }
 
-/// For each key, max-merges this node's cumulative count into the current and the previous window's hash (one
-/// field per node), sets each hash's expiry once, and returns the other nodes' totals of both windows and the
-/// number of nodes counting in the current one. One call carries many keys on a single instance; in a Redis
-/// Cluster a call carries one key (its two windows share a hash tag, so they live in one slot).
+/// For each key, max-merges this node's cumulative counts of the current and the previous window into the
+/// key's hash (one field per window and node, `<window index>:<node>`), moves the hash's expiry to the end of
+/// the current window's use, drops the fields of older windows, and returns the other nodes' totals of both
+/// windows and the number of nodes counting in the current one. One hash per key, read once (`HGETALL`) and
+/// written at most once: a key costs Redis two or three commands. One call carries many keys on a single
+/// instance; in a Redis Cluster a call carries one key (its hash tag is the whole key, so it lives in one slot).
 ///
-/// KEYS: per key, its current window and its previous window. ARGV: node, then per key its own count
-/// (current), own count (previous), expiry of the current hash (Unix ms), expiry of the previous. Returns per
-/// key: others (current), others (previous), nodes.
+/// KEYS: one per key. ARGV: node, then per key its window index, own count (current), own count (previous)
+/// and the hash's expiry (Unix ms). Returns one string, per key `others others_prev nodes` (numbers separated
+/// by spaces): one reply to parse instead of three per key.
 pub static COUNT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local function merge(k, v, at)
-  local n = tonumber(v)
-  if n > 0 then
-    local c = tonumber(redis.call('HGET', k, ARGV[1]) or '0')
-    -- A new field of a hash that existed has its expiry already; a new hash gets it now.
-    if n > c and redis.call('HSET', k, ARGV[1], n) == 1 then redis.call('PEXPIREAT', k, at, 'NX') end
-  end
-end
-local function others(k)
-  local t = redis.call('HGETALL', k)
-  local s, n = 0, 0
-  for i = 1, #t, 2 do
-    n = n + 1
-    if t[i] ~= ARGV[1] then s = s + tonumber(t[i + 1]) end
-  end
-  return s, n
-end
+local me = ARGV[1]
 local out = {}
-for i = 1, #KEYS / 2 do
-  local cur, prev, a = KEYS[2 * i - 1], KEYS[2 * i], 4 * i - 2
-  merge(cur, ARGV[a], ARGV[a + 2])
-  merge(prev, ARGV[a + 1], ARGV[a + 3])
-  local c, nodes = others(cur)
-  local p = others(prev)
-  out[#out + 1] = c
-  out[#out + 1] = p
-  out[#out + 1] = nodes
+for i = 1, #KEYS do
+  local k, a = KEYS[i], 4 * i - 2
+  local win = tonumber(ARGV[a])
+  local own, own_prev = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local t = redis.call('HGETALL', k)
+  local c, p, nodes, mine, mine_prev = 0, 0, 0, 0, 0
+  local stale = {}
+  for j = 1, #t, 2 do
+    local f = t[j]
+    local at = string.find(f, ':', 1, true)
+    local w = tonumber(string.sub(f, 1, at - 1))
+    local v = tonumber(t[j + 1])
+    local ours = string.sub(f, at + 1) == me
+    if w == win then
+      nodes = nodes + 1
+      if ours then mine = v else c = c + v end
+    elseif w == win - 1 then
+      if ours then mine_prev = v else p = p + v end
+    elseif w < win - 1 then
+      stale[#stale + 1] = f
+    end
+  end
+  local set = {}
+  if own > mine then
+    set[#set + 1] = ARGV[a] .. ':' .. me
+    set[#set + 1] = own
+  end
+  if own_prev > mine_prev then
+    set[#set + 1] = string.format('%d:', win - 1) .. me
+    set[#set + 1] = own_prev
+  end
+  if #set > 0 then redis.call('HSET', k, unpack(set)) end
+  if own > mine and mine == 0 then
+    nodes = nodes + 1
+    -- This node's first count of the window: the hash lives until the window is read as the previous one.
+    -- GT never shortens it (a node behind in time); a new hash has no expiry for GT to compare with.
+    if #t == 0 then redis.call('PEXPIREAT', k, ARGV[a + 3])
+    else redis.call('PEXPIREAT', k, ARGV[a + 3], 'GT') end
+  end
+  if #stale > 0 then redis.call('HDEL', k, unpack(stale)) end
+  out[#out + 1] = string.format('%d %d %d', c, p, nodes)
 end
-return out
+return table.concat(out, ' ')
 ",
     )
 });
@@ -202,16 +220,17 @@ pub fn event_key(name: &str) -> String {
     format!("eg:{{ev}}:{name}")
 }
 
-/// The hash of one window of one key of one table: `eg:{<table id>/<key hex>}:<window index>`.
-pub fn window_key(table: &str, key: &[u8], win: u64) -> String {
+/// The hash of one key of one table: `eg:{<table id>/<key hex>}` (the fields name the windows).
+pub fn counter_key(table: &str, key: &[u8]) -> String {
     let mut out = String::with_capacity(table.len() + key.len() * 2 + 24);
     out.push_str("eg:{");
     out.push_str(table);
     out.push('/');
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in key {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 15)]));
     }
-    out.push_str("}:");
-    out.push_str(&win.to_string());
+    out.push('}');
     out
 }

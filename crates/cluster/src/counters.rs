@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use edgeguard_protect::{Others, SharedCounter};
-use tokio::sync::Notify;
 
 use crate::health::Health;
+use crate::sync::Wake;
 
 const SHARDS: usize = 16;
 /// Keys one table follows; past that a new key is decided on this node's counts alone (as `scope = "node"`),
@@ -23,8 +23,8 @@ const HEADROOM: u64 = 20;
 /// Counts short of their quantum are still sent this often, so Redis's totals catch up with a quiet key.
 const FLUSH_MS: u64 = 1000;
 
-/// One shard of a table's keys.
-type Shard = Mutex<HashMap<Box<[u8]>, KeyState>>;
+/// One shard of a table's keys (attacker-chosen bytes: a hasher seeded per map, as the limit tables').
+type Shard = Mutex<HashMap<Box<[u8]>, KeyState, foldhash::fast::RandomState>>;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -66,11 +66,12 @@ impl KeyState {
         self.own + self.others + prev
     }
 
-    /// How many unsent counts make the key due now. A key no reply has confirmed yet is due at once: until
-    /// then this node knows nothing of the others' counts of it (a client hopping over to it).
-    fn quantum(&self, now_ms: u64, window_ms: u64, nodes: u64) -> u64 {
+    /// How many unsent counts make the key due now, and whether the key is far from its limit (see
+    /// [`quantum`]). A key no reply has confirmed yet is due at once: until then this node knows nothing of
+    /// the others' counts of it (a client hopping over to it).
+    fn quantum(&self, now_ms: u64, window_ms: u64, nodes: u64) -> (u64, bool) {
         if self.refreshed_ms == 0 {
-            return 1;
+            return (1, false);
         }
         quantum(self.limit, self.seen(now_ms, window_ms), nodes)
     }
@@ -100,14 +101,17 @@ impl KeyState {
 
 /// The send quantum of a key whose limit is `limit` (0: not known) with `seen` counted of it by all nodes:
 /// `q = max(1, floor(5% x L / (3 N)))` (at most `3q` unseen per node keeps the overshoot within 5%), or the
-/// node's share of the headroom, `(L - seen) / (HEADROOM x N)`, when that is larger.
-pub(crate) fn quantum(limit: u64, seen: u64, nodes: u64) -> u64 {
+/// node's share of the headroom, `(L - seen) / (HEADROOM x N)`, when that is larger. The flag says the share
+/// was larger: the key is far from its limit, and once due it may wait for the next coalesced round
+/// ([`Wake::soon`]); a key at `q` is near its limit and wakes the sync task at once.
+pub(crate) fn quantum(limit: u64, seen: u64, nodes: u64) -> (u64, bool) {
     if limit == 0 {
-        return 1;
+        return (1, false);
     }
     let nodes = nodes.max(1);
     let q = (limit * 5 / 100 / (3 * nodes)).max(1);
-    q.max(limit.saturating_sub(seen) / (HEADROOM * nodes))
+    let share = limit.saturating_sub(seen) / (HEADROOM * nodes);
+    if share > q { (share, true) } else { (q, false) }
 }
 
 /// What the sync task sends for one key: this node's counts of two windows (0 for one already confirmed).
@@ -143,16 +147,18 @@ pub struct CounterTable {
     /// Nodes seen counting in this table (from the replies), for the send quantum.
     nodes: AtomicU64,
     health: Arc<Health>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
 }
 
 impl CounterTable {
-    pub fn new(id: String, window_ms: u64, health: Arc<Health>, wake: Arc<Notify>) -> Self {
+    pub fn new(id: String, window_ms: u64, health: Arc<Health>, wake: Arc<Wake>) -> Self {
         CounterTable {
             domain: id.split('/').next().unwrap_or_default().to_owned(),
             id,
             window_ms: window_ms.max(1),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::default()))
+                .collect(),
             due: Mutex::new(Vec::new()),
             keys: AtomicU64::new(0),
             nodes: AtomicU64::new(1),
@@ -239,13 +245,18 @@ impl CounterTable {
         }
     }
 
-    /// Puts `key` in the queue of keys due (once) and wakes the sync task.
-    fn queue(&self, key: &[u8], s: &mut KeyState) {
+    /// Puts `key` in the queue of keys due (once) and wakes the sync task: at once if `urgent`, else for the
+    /// next coalesced round.
+    fn queue(&self, key: &[u8], s: &mut KeyState, urgent: bool) {
         if !s.queued {
             s.queued = true;
             lock(&self.due).push(key.into());
         }
-        self.wake.notify_one();
+        if urgent {
+            self.wake.now();
+        } else {
+            self.wake.soon();
+        }
     }
 
     /// Folds a reply in: the sent counts are confirmed, the other nodes' totals replace the old ones. A key
@@ -264,7 +275,7 @@ impl CounterTable {
                 s.limit > 0 && 2 * (s.own + t.others) >= s.limit && s.own + t.others < s.limit;
             if grew && near {
                 s.hot = true;
-                self.queue(&item.key, s);
+                self.queue(&item.key, s, true);
             }
             s.sent = s.sent.max(item.own);
             s.sent_prev = s.sent_prev.max(item.own_prev);
@@ -359,8 +370,12 @@ impl SharedCounter for CounterTable {
         s.touched_ms = now_ms;
         s.limit = limit.unwrap_or(0);
         let nodes = self.nodes.load(Ordering::Relaxed);
-        if s.own - s.sent >= s.quantum(now_ms, self.window_ms, nodes) {
-            self.queue(key, s);
+        // A key far from its limit waits for the next coalesced round, unless it has counted twice its
+        // quantum meanwhile: what a node holds unsent stays under twice its headroom share.
+        let (quantum, far) = s.quantum(now_ms, self.window_ms, nodes);
+        let unsent = s.own - s.sent;
+        if unsent >= quantum {
+            self.queue(key, s, !far || unsent >= 2 * quantum);
         }
     }
 }
@@ -382,7 +397,7 @@ impl Pick {
         s.roll(self.win);
         let unsent = s.own - s.sent;
         let dirty = unsent > 0 || s.own_prev > s.sent_prev;
-        let due = unsent > 0 && unsent >= s.quantum(self.now_ms, self.window_ms, self.nodes);
+        let due = unsent > 0 && unsent >= s.quantum(self.now_ms, self.window_ms, self.nodes).0;
         let send = due
             || s.hot
             || self.periodic && {
@@ -411,7 +426,7 @@ impl Registry {
         id: String,
         window_ms: u64,
         health: &Arc<Health>,
-        wake: &Arc<Notify>,
+        wake: &Arc<Wake>,
     ) -> Arc<CounterTable> {
         lock(&self.tables)
             .entry(id.clone())
@@ -428,5 +443,62 @@ impl Registry {
 
     pub fn all(&self) -> Vec<Arc<CounterTable>> {
         lock(&self.tables).values().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    fn urgent(wake: &Wake) -> bool {
+        wake.urgent.swap(false, Ordering::AcqRel)
+    }
+
+    #[test]
+    fn a_key_far_from_its_limit_waits_for_the_coalesced_round_until_twice_its_quantum() {
+        let wake = Arc::new(Wake::default());
+        let health = Arc::new(Health::new(Default::default(), "redis"));
+        let table = Arc::new(CounterTable::new(
+            "d.test/ip/1000".into(),
+            1000,
+            health,
+            wake.clone(),
+        ));
+        let now = 5_000_250;
+        // Not confirmed yet: due at once.
+        table.add(b"k", now, 1, Some(100));
+        assert!(urgent(&wake));
+        let mut items = Vec::new();
+        table.collect(now, false, 100, &mut items);
+        assert_eq!(items.len(), 1);
+        table.fold(
+            &items[0],
+            Totals {
+                others: 0,
+                others_prev: 0,
+                nodes: 1,
+            },
+            now,
+        );
+        // Far from the limit of 100 (seen 1): the quantum is the headroom share, (100 - seen) / 20 = 4.
+        assert_eq!(quantum(100, 1, 1), (4, true));
+        for _ in 0..4 {
+            table.add(b"k", now, 1, Some(100));
+        }
+        assert!(!urgent(&wake), "due, for the next coalesced round");
+        for _ in 0..4 {
+            table.add(b"k", now, 1, Some(100));
+        }
+        assert!(urgent(&wake), "twice its quantum unsent: a round at once");
+    }
+
+    #[test]
+    fn a_key_near_its_limit_wakes_the_sync_at_once() {
+        // The share (100 - 90) / 20 is below q = 1: near the limit every count is due at once.
+        assert_eq!(quantum(100, 90, 1), (1, false));
+        assert_eq!(quantum(100, 10, 3), (1, false));
+        assert_eq!(quantum(0, 0, 1), (1, false));
     }
 }

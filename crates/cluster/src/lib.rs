@@ -34,7 +34,6 @@ use std::time::Duration;
 
 use edgeguard_protect::{ClusterHooks, NodeProtection, SharedCounter};
 use edgeguard_store::BlockRecord;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use aggregate::{Aggregator, MAX_AGG_KEYS, MAX_EDGES};
@@ -45,6 +44,7 @@ pub use tiered::{ParentLink, PostFuture};
 pub use wire::WireError;
 
 use counters::Registry;
+use sync::Wake;
 
 /// Shortest deadline of one sync round: a round that takes longer marks Redis as failing.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(50);
@@ -94,7 +94,7 @@ pub(crate) struct Inner {
     settings: Settings,
     health: Arc<Health>,
     registry: Registry,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     /// Events not yet confirmed by Redis, oldest first.
     outbox: Mutex<Vec<Event>>,
     /// A configuration snapshot to publish.
@@ -117,7 +117,7 @@ impl Inner {
             return;
         }
         lock(&self.outbox).push(e);
-        self.wake.notify_one();
+        self.wake.now();
     }
 }
 
@@ -203,7 +203,7 @@ impl Cluster {
             settings,
             health,
             registry: Registry::default(),
-            wake: Arc::new(Notify::new()),
+            wake: Arc::new(Wake::default()),
             outbox: Mutex::new(Vec::new()),
             config_out: Mutex::new(None),
             config_version: AtomicU64::new(0),
@@ -239,7 +239,7 @@ impl Cluster {
             return;
         }
         *lock(&self.inner.config_out) = Some(snapshot);
-        self.inner.wake.notify_one();
+        self.inner.wake.now();
     }
 
     /// Runs `purge` on every other node (through Redis only).

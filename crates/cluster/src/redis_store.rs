@@ -150,25 +150,24 @@ async fn count_many(mut conn: Conn, node: &str, items: &[Item]) -> redis::RedisR
     call.arg(node);
     for item in items {
         let w = item.table.window_ms;
-        call.key(backend::window_key(&item.table.id, &item.key, item.win));
-        call.key(backend::window_key(
-            &item.table.id,
-            &item.key,
-            item.win.saturating_sub(1),
-        ));
-        // A window's hash is read as the previous one during the next window: it lives until that one ends.
-        call.arg(item.own)
+        call.key(backend::counter_key(&item.table.id, &item.key));
+        // The hash is read during the next window as the previous one: it lives until that one ends.
+        call.arg(item.win)
+            .arg(item.own)
             .arg(item.own_prev)
-            .arg((item.win + 2) * w + 1000)
-            .arg((item.win + 1) * w + 1000);
+            .arg((item.win + 2) * w + 1000);
     }
-    let r: Vec<u64> = call.invoke_async(&mut conn).await?;
-    let at = |i: usize| r.get(i).copied().unwrap_or(0);
-    Ok((0..items.len())
-        .map(|i| Totals {
-            others: at(3 * i),
-            others_prev: at(3 * i + 1),
-            nodes: at(3 * i + 2),
+    let reply: String = call.invoke_async(&mut conn).await?;
+    let mut numbers = reply
+        .split_ascii_whitespace()
+        .map(|n| n.parse::<u64>().unwrap_or(0));
+    let mut next = || numbers.next().unwrap_or(0);
+    Ok(items
+        .iter()
+        .map(|_| Totals {
+            others: next(),
+            others_prev: next(),
+            nodes: next(),
         })
         .collect())
 }

@@ -3,11 +3,17 @@
 //! max-merges the counters with something to send (or active and stale), and on the periodic rounds reads
 //! what the other nodes sent. The whole round has our own deadline; missing it marks the store as failing and
 //! drops the connection.
+//!
+//! Keys far from their limit that become due are coalesced: they wait for a round at most a quarter of the
+//! sync interval after the last one ([`Wake::soon`]), so a node whose many clients are all well under their
+//! limits makes a few rounds a second instead of one every few requests. Keys near their limit, events and
+//! configuration wake the task at once ([`Wake::now`]).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::store::Store;
@@ -16,29 +22,73 @@ use crate::{Inner, RESYNC_EVERY};
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// How the request path and the admin side wake the sync task.
+#[derive(Default)]
+pub(crate) struct Wake {
+    notify: Notify,
+    /// Something waits that must not wait for coalescing.
+    pub(crate) urgent: AtomicBool,
+}
+
+impl Wake {
+    /// A round now: a key near its limit, an event, a configuration snapshot.
+    pub fn now(&self) {
+        self.urgent.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// A round soon: a key far from its limit is due; it rides with the next round, at most a quarter of
+    /// the sync interval after the last one.
+    pub fn soon(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// The shortest gap between rounds that only keys far from their limit asked for.
+fn coalesce_gap(interval: Duration) -> Duration {
+    interval / 4
+}
+
 pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
     let interval = inner.settings.sync_interval;
+    let gap = coalesce_gap(interval);
     let deadline = inner.settings.deadline();
     let mut connected = false;
     let mut backoff = MIN_BACKOFF;
     let mut next_try = Instant::now();
     let mut next_tick = Instant::now();
     let mut last_full: Option<Instant> = None;
+    let mut last_round = Instant::now();
+    // A coalesced round waiting for its time.
+    let mut soon: Option<Instant> = None;
     loop {
-        let wake_at = if connected {
+        let mut wake_at = if connected {
             next_tick
         } else {
             next_tick.min(next_try)
         };
+        if let Some(at) = soon {
+            wake_at = wake_at.min(at);
+        }
         // Woken by a quantum only while connected: a flood during an outage must not spin this loop.
-        let periodic = tokio::select! {
+        let timer = tokio::select! {
             _ = tokio::time::sleep_until(wake_at) => true,
-            _ = inner.wake.notified(), if connected => false,
+            _ = inner.wake.notify.notified(), if connected => false,
         };
         let now = Instant::now();
-        if periodic && now >= next_tick {
-            next_tick = now + interval;
+        let mut periodic = timer;
+        if timer {
+            if now >= next_tick {
+                next_tick = now + interval;
+            } else if connected && soon.is_some_and(|at| now >= at) {
+                // The coalesced round: keys due, no read.
+                periodic = false;
+            }
+        } else if !inner.wake.urgent.swap(false, Ordering::AcqRel) && now < last_round + gap {
+            soon = Some(soon.map_or(last_round + gap, |at| at.min(last_round + gap)));
+            continue;
         }
+        soon = None;
         if !connected {
             if now < next_try {
                 continue;
@@ -63,6 +113,9 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
         }
         let full = last_full.is_none_or(|t| t.elapsed() >= RESYNC_EVERY);
         let read = periodic || full;
+        last_round = now;
+        // This round takes everything asked for so far; what is asked for during it wakes the next one.
+        inner.wake.urgent.store(false, Ordering::Release);
         let result = tokio::time::timeout(deadline, round(&inner, &mut store, read, full)).await;
         let failure = match result {
             Ok(Ok(reached)) => {

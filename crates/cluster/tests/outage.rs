@@ -11,11 +11,12 @@ use common::{Member, RULE_100, RULES, Redis, config, get_from, join, origin};
 
 const SYNC_MS: u64 = 100;
 
-/// The sum over nodes of the rule's counts of `ip` in Redis (current and previous 10 s windows).
+/// The sum over nodes of the rule's counts of `ip` in Redis (the key's hash: the current and previous 10 s
+/// windows, one field per window and node).
 fn redis_total(redis: &Redis, ip: &str) -> u64 {
     // A rule's `ip` key is the address as text.
     let hex: String = ip.bytes().map(|b| format!("{b:02x}")).collect();
-    let pattern = format!("eg:{{p.test/flood100/10000/{hex}}}:*");
+    let pattern = format!("eg:{{p.test/flood100/10000/{hex}}}");
     let port = redis.port.to_string();
     let keys = Command::new("redis-cli")
         .args(["-p", &port, "--scan", "--pattern", &pattern])
