@@ -143,13 +143,14 @@ for i = 1, #KEYS do
     set[#set + 1] = string.format('%d:', win - 1) .. me
     set[#set + 1] = own_prev
   end
-  if #set > 0 then redis.call('HSET', k, unpack(set)) end
-  if own > mine and mine == 0 then
-    nodes = nodes + 1
-    -- This node's first count of the window: the hash lives until the window is read as the previous one.
-    -- GT never shortens it (a node behind in time); a new hash has no expiry for GT to compare with.
+  local first = own > mine and mine == 0
+  if first then nodes = nodes + 1 end
+  if #set > 0 then
+    redis.call('HSET', k, unpack(set))
+    -- A new hash gets its expiry; at this node's first count of a window the hash lives on until that
+    -- window is read as the previous one. GT never shortens it (a node behind in time).
     if #t == 0 then redis.call('PEXPIREAT', k, ARGV[a + 3])
-    else redis.call('PEXPIREAT', k, ARGV[a + 3], 'GT') end
+    elseif first then redis.call('PEXPIREAT', k, ARGV[a + 3], 'GT') end
   end
   if #stale > 0 then redis.call('HDEL', k, unpack(stale)) end
   out[#out + 1] = string.format('%d %d %d', c, p, nodes)

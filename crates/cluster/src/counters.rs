@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use edgeguard_protect::{Others, SharedCounter};
 
 use crate::health::Health;
-use crate::sync::Wake;
+use crate::wake::Wake;
 
 const SHARDS: usize = 16;
 /// Keys one table follows; past that a new key is decided on this node's counts alone (as `scope = "node"`),

@@ -26,6 +26,7 @@ mod redis_store;
 mod store;
 mod sync;
 mod tiered;
+mod wake;
 mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,7 +45,7 @@ pub use tiered::{ParentLink, PostFuture};
 pub use wire::WireError;
 
 use counters::Registry;
-use sync::Wake;
+use wake::Wake;
 
 /// Shortest deadline of one sync round: a round that takes longer marks Redis as failing.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(50);

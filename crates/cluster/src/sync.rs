@@ -5,15 +5,14 @@
 //! drops the connection.
 //!
 //! Keys far from their limit that become due are coalesced: they wait for a round at most a quarter of the
-//! sync interval after the last one ([`Wake::soon`]), so a node whose many clients are all well under their
+//! sync interval after the last one ([`crate::wake::Wake::soon`]), so a node whose many clients are all well under their
 //! limits makes a few rounds a second instead of one every few requests. Keys near their limit, events and
-//! configuration wake the task at once ([`Wake::now`]).
+//! configuration wake the task at once ([`crate::wake::Wake::now`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::store::Store;
@@ -21,28 +20,6 @@ use crate::{Inner, RESYNC_EVERY};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// How the request path and the admin side wake the sync task.
-#[derive(Default)]
-pub(crate) struct Wake {
-    notify: Notify,
-    /// Something waits that must not wait for coalescing.
-    pub(crate) urgent: AtomicBool,
-}
-
-impl Wake {
-    /// A round now: a key near its limit, an event, a configuration snapshot.
-    pub fn now(&self) {
-        self.urgent.store(true, Ordering::Release);
-        self.notify.notify_one();
-    }
-
-    /// A round soon: a key far from its limit is due; it rides with the next round, at most a quarter of
-    /// the sync interval after the last one.
-    pub fn soon(&self) {
-        self.notify.notify_one();
-    }
-}
 
 /// The shortest gap between rounds that only keys far from their limit asked for.
 fn coalesce_gap(interval: Duration) -> Duration {
@@ -73,7 +50,7 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
         // Woken by a quantum only while connected: a flood during an outage must not spin this loop.
         let timer = tokio::select! {
             _ = tokio::time::sleep_until(wake_at) => true,
-            _ = inner.wake.notify.notified(), if connected => false,
+            _ = inner.wake.notified(), if connected => false,
         };
         let now = Instant::now();
         let mut periodic = timer;

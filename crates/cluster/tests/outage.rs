@@ -111,6 +111,22 @@ async fn redis_killed_mid_run_nodes_serve_on_local_limits_and_converge_without_d
     );
     // Each node counted 100 served and the one that put its block in force.
     assert_eq!(flood_total, u64::try_from(served).unwrap() + 3);
+    // Every counter hash the replay wrote into the empty Redis expires: none is left for ever.
+    let port = redis.port.to_string();
+    let keys = Command::new("redis-cli")
+        .args(["-p", &port, "--scan", "--pattern", "eg:{p.test/*"])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+    assert!(keys.lines().count() >= 2, "{keys}");
+    for key in keys.lines() {
+        let ttl = Command::new("redis-cli")
+            .args(["-p", &port, "pttl", key])
+            .output()
+            .unwrap();
+        let ttl: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
+        assert!(ttl > 0, "{key} has no expiry ({ttl})");
+    }
     assert!(
         nodes[1]
             .cluster
