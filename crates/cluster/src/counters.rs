@@ -246,15 +246,17 @@ impl CounterTable {
     }
 
     /// Puts `key` in the queue of keys due (once) and wakes the sync task: at once if `urgent`, else for the
-    /// next coalesced round.
+    /// next coalesced round. A key already queued has asked for its round: more counts of it ask again only
+    /// to make that round come at once.
     fn queue(&self, key: &[u8], s: &mut KeyState, urgent: bool) {
-        if !s.queued {
+        let new = !s.queued;
+        if new {
             s.queued = true;
             lock(&self.due).push(key.into());
         }
         if urgent {
             self.wake.now();
-        } else {
+        } else if new {
             self.wake.soon();
         }
     }
@@ -448,12 +450,12 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-
     use super::*;
 
     fn urgent(wake: &Wake) -> bool {
-        wake.urgent.swap(false, Ordering::AcqRel)
+        let urgent = wake.is_urgent();
+        wake.round_starts();
+        urgent
     }
 
     #[test]

@@ -61,7 +61,7 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
                 // The coalesced round: keys due, no read.
                 periodic = false;
             }
-        } else if !inner.wake.urgent.swap(false, Ordering::AcqRel) && now < last_round + gap {
+        } else if !inner.wake.is_urgent() && now < last_round + gap {
             soon = Some(soon.map_or(last_round + gap, |at| at.min(last_round + gap)));
             continue;
         }
@@ -91,8 +91,7 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
         let full = last_full.is_none_or(|t| t.elapsed() >= RESYNC_EVERY);
         let read = periodic || full;
         last_round = now;
-        // This round takes everything asked for so far; what is asked for during it wakes the next one.
-        inner.wake.urgent.store(false, Ordering::Release);
+        inner.wake.round_starts();
         let result = tokio::time::timeout(deadline, round(&inner, &mut store, read, full)).await;
         let failure = match result {
             Ok(Ok(reached)) => {
