@@ -54,6 +54,14 @@ fn certs(ca: Option<Vec<u8>>) -> Option<redis::TlsCertificates> {
 
 /// Connects within `timeout`: one URL is a single instance, several are the seed nodes of a Redis Cluster.
 /// `rediss://` URLs speak TLS (rustls), verified with the CA certificates `ca` (PEM), else the system's.
+/// The `run_id` field of an `INFO server` reply.
+pub fn run_id(info: &str) -> Option<String> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("run_id:"))
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 pub async fn connect(
     urls: &[String],
     ca: Option<Vec<u8>>,

@@ -6,7 +6,7 @@
 //! nodes' totals this crate keeps in memory ([`edgeguard_protect::SharedCounter`]); one background task per
 //! node sends this node's counts every `sync_interval_ms`, and sooner once a per-key quantum is unsent, as
 //! server-side max-merge scripts pipelined on one multiplexed connection, and folds the totals of the replies
-//! back. Health comes from our own per-round deadline; while Redis is down or slow the node keeps serving as
+//! back. Health comes from our own deadline per exchange with Redis; while Redis is down or slow the node keeps serving as
 //! `on_redis_failure` says, reconnects with backoff and sends its counts again, which cannot double count.
 //! The design and its error bound are in `docs/cluster.md`.
 //!
@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use edgeguard_protect::{ClusterHooks, NodeProtection, SharedCounter};
 use edgeguard_store::BlockRecord;
-use tokio::task::JoinHandle;
+use tokio::task::AbortHandle;
 
 pub use aggregate::{Aggregator, MAX_AGG_KEYS, MAX_EDGES};
 pub use counters::MAX_KEYS;
@@ -47,7 +47,7 @@ pub use wire::WireError;
 use counters::Registry;
 use wake::Wake;
 
-/// Shortest deadline of one sync round: a round that takes longer marks Redis as failing.
+/// Shortest deadline of one exchange of a sync round: one that takes longer marks Redis as failing.
 pub const MIN_DEADLINE: Duration = Duration::from_millis(50);
 /// How often the events log is read again from its start (what pub/sub would lose while disconnected).
 pub const RESYNC_EVERY: Duration = Duration::from_secs(5);
@@ -85,7 +85,7 @@ impl Settings {
         }
     }
 
-    /// Our own deadline of one round: half the interval, at least [`MIN_DEADLINE`].
+    /// Our own deadline of one exchange with the store: half the interval, at least [`MIN_DEADLINE`].
     pub fn deadline(&self) -> Duration {
         (self.sync_interval / 2).max(MIN_DEADLINE)
     }
@@ -106,6 +106,37 @@ pub(crate) struct Inner {
     listener: Mutex<Option<Arc<dyn Listener>>>,
     /// `via = "parents"`: the edge's way to its parents (counts only: no events, no configuration).
     link: Option<Arc<dyn ParentLink>>,
+    /// The node's runtime: listeners' callbacks run in its context, whatever thread the sync task is on.
+    node_runtime: tokio::runtime::Handle,
+}
+
+/// Runs the Redis sync task on a thread and single-threaded runtime of its own: a node saturated by a flood
+/// queues its request tasks on the worker threads, and a round waiting behind them would miss its deadline
+/// and mark a Redis that answered in time as failing (then send every count again). The operating system
+/// shares the CPU between this thread and the workers, so a round waits a time slice at most.
+fn spawn_on_own_thread(task: impl Future<Output = ()> + Send + 'static) -> AbortHandle {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster sync on the node's runtime: no runtime of its own");
+            return tokio::spawn(task).abort_handle();
+        }
+    };
+    let task = rt.spawn(task);
+    let abort = task.abort_handle();
+    let started = std::thread::Builder::new()
+        .name("cluster-sync".into())
+        .spawn(move || {
+            // Until the task ends or is aborted; dropping the runtime then ends its connections' tasks.
+            let _ = rt.block_on(task);
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "cluster sync not started: no thread for it");
+    }
+    abort
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -113,6 +144,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
+    /// Runs a listener's callback (a purge, a reload) in the node runtime's context, so that what it spawns
+    /// lives with the node, not on the sync task's thread.
+    fn in_node_runtime<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _node = self.node_runtime.enter();
+        f()
+    }
+
     fn send(&self, e: Event) {
         if self.link.is_some() {
             return;
@@ -155,7 +193,7 @@ impl ClusterHooks for Hooks {
 /// A node's membership of the cluster: its background sync task and what the admin API and `/metrics` need.
 pub struct Cluster {
     inner: Arc<Inner>,
-    task: JoinHandle<()>,
+    task: AbortHandle,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -169,14 +207,14 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Joins the cluster through Redis: gives `protection` the hooks (rebuild the guards, e.g. with a reload
-    /// of the same configuration, for them to apply) and starts the sync task on the current tokio runtime.
-    /// Redis need not be up: the task connects in the background and the node decides on its own counts
+    /// of the same configuration, for them to apply) and starts the sync task on a thread of its own; listeners
+    /// are called in the context of the current tokio runtime. Redis need not be up: the task connects in the background and the node decides on its own counts
     /// meanwhile.
     pub fn start(settings: Settings, protection: Arc<NodeProtection>) -> Cluster {
         let store =
             redis_store::RedisStore::new(settings.redis_urls.clone(), settings.redis_ca.clone());
         let inner = Self::inner(settings, protection, None);
-        let task = tokio::spawn(sync::run(inner.clone(), store));
+        let task = spawn_on_own_thread(sync::run(inner.clone(), store));
         Cluster { inner, task }
     }
 
@@ -189,7 +227,8 @@ impl Cluster {
     ) -> Cluster {
         let store = tiered::ParentStore::new(link.clone(), settings.deadline());
         let inner = Self::inner(settings, protection, Some(link));
-        let task = tokio::spawn(sync::run(inner.clone(), store));
+        // The parents are reached through the node's own upstream pool, whose connections live on its runtime.
+        let task = tokio::spawn(sync::run(inner.clone(), store)).abort_handle();
         Cluster { inner, task }
     }
 
@@ -211,6 +250,7 @@ impl Cluster {
             protection: protection.clone(),
             listener: Mutex::new(None),
             link,
+            node_runtime: tokio::runtime::Handle::current(),
         });
         protection.set_cluster(Arc::new(Hooks(inner.clone())));
         inner

@@ -25,6 +25,8 @@ pub(crate) struct RedisStore {
     conn: Option<Conn>,
     applied: Applied,
     event_seq: u64,
+    /// The single instance's `run_id` at the last connection: the same one after a reconnect has lost nothing.
+    run_id: Option<String>,
 }
 
 impl RedisStore {
@@ -35,6 +37,7 @@ impl RedisStore {
             conn: None,
             applied: Applied::default(),
             event_seq: 0,
+            run_id: None,
         }
     }
 
@@ -47,7 +50,7 @@ impl Store for RedisStore {
     /// Keys per script call on a single instance; calls in flight at once in a Redis Cluster.
     const BATCH: usize = 256;
 
-    async fn connect(&mut self, timeout: Duration) -> Result<(), String> {
+    async fn connect(&mut self, timeout: Duration) -> Result<bool, String> {
         // Read at every connection, so a CA file replaced on disk applies at the next reconnect.
         let ca = match &self.ca {
             Some(path) => {
@@ -55,8 +58,26 @@ impl Store for RedisStore {
             }
             None => None,
         };
-        self.conn = Some(backend::connect(&self.urls, ca, timeout).await?);
-        Ok(())
+        let mut conn = backend::connect(&self.urls, ca, timeout).await?;
+        // A round that missed its deadline (a node busy with a flood) drops a connection to a Redis that lost
+        // nothing: its counts need not all be sent again. A restarted instance has another run_id; a Redis
+        // Cluster may have failed over: everything is sent again.
+        let run_id = match &mut conn {
+            Conn::One(c) => {
+                let mut cmd = redis::cmd("INFO");
+                cmd.arg("server");
+                let info = cmd.query_async::<String>(c);
+                match tokio::time::timeout(timeout, info).await {
+                    Ok(Ok(info)) => backend::run_id(&info),
+                    _ => None,
+                }
+            }
+            Conn::Cluster(_) => None,
+        };
+        let lost = run_id.is_none() || run_id != self.run_id;
+        self.run_id = run_id;
+        self.conn = Some(conn);
+        Ok(lost)
     }
 
     fn disconnect(&mut self) {
@@ -236,7 +257,7 @@ fn apply(inner: &Inner, e: Event) {
         Event::Purge(p) => {
             let listener = lock(&inner.listener).clone();
             if let Some(l) = listener {
-                l.purge(&p);
+                inner.in_node_runtime(|| l.purge(&p));
             }
         }
     }
@@ -261,7 +282,7 @@ async fn read_config(inner: &Inner, conn: &mut Conn) -> Result<(), String> {
     if ver > inner.config_version.load(Ordering::Relaxed) {
         inner.config_version.fetch_max(ver, Ordering::Relaxed);
         inner.health.configs_in.fetch_add(1, Ordering::Relaxed);
-        listener.config(ver, text);
+        inner.in_node_runtime(|| listener.config(ver, text));
     }
     Ok(())
 }

@@ -13,8 +13,9 @@ pub(crate) trait Store: Send {
     /// Items sent per [`Store::counts`] call.
     const BATCH: usize;
 
-    /// Opens what [`Store::counts`] talks over, within `timeout`.
-    fn connect(&mut self, timeout: Duration) -> impl Future<Output = Result<(), String>> + Send;
+    /// Opens what [`Store::counts`] talks over, within `timeout`; whether the store may have lost counts it
+    /// confirmed before (it restarted, or that cannot be told), so that every count must be sent again.
+    fn connect(&mut self, timeout: Duration) -> impl Future<Output = Result<bool, String>> + Send;
 
     /// A round failed: drops what [`Store::connect`] opened.
     fn disconnect(&mut self);

@@ -1,7 +1,7 @@
 //! The sync task, the same for every counter store (`store.rs`): connect (with backoff), then rounds every
 //! sync interval and whenever a key's quantum is unsent. A round sends the events and configuration waiting,
 //! max-merges the counters with something to send (or active and stale), and on the periodic rounds reads
-//! what the other nodes sent. The whole round has our own deadline; missing it marks the store as failing and
+//! what the other nodes sent. Each exchange of a round has our own deadline; missing it marks the store as failing and
 //! drops the connection.
 //!
 //! Keys far from their limit that become due are coalesced: they wait for a round at most a quarter of the
@@ -71,12 +71,15 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
                 continue;
             }
             match store.connect(deadline.max(MIN_BACKOFF)).await {
-                Ok(()) => {
+                Ok(lost) => {
                     connected = true;
                     inner.health.connects.fetch_add(1, Ordering::Relaxed);
-                    // The store may have restarted empty: send every count again, read every event again.
-                    for t in inner.registry.all() {
-                        t.unconfirm();
+                    // The store may have restarted empty: send every count again. Every event is read again
+                    // in any case (what was missed while away).
+                    if lost {
+                        for t in inner.registry.all() {
+                            t.unconfirm();
+                        }
                     }
                     last_full = None;
                 }
@@ -92,9 +95,8 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
         let read = periodic || full;
         last_round = now;
         inner.wake.round_starts();
-        let result = tokio::time::timeout(deadline, round(&inner, &mut store, read, full)).await;
-        let failure = match result {
-            Ok(Ok(reached)) => {
+        let failure = match round(&inner, &mut store, deadline, read, full).await {
+            Ok(reached) => {
                 // A round with nothing to exchange says nothing about the store.
                 if reached {
                     inner.health.ok();
@@ -106,8 +108,7 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
                 }
                 continue;
             }
-            Ok(Err(e)) => e,
-            Err(_) => format!("sync round over its {} ms deadline", deadline.as_millis()),
+            Err(e) => e,
         };
         inner.health.fail(&failure);
         store.disconnect();
@@ -119,14 +120,28 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
     }
 }
 
-/// One round; whether the store was reached.
+/// Each exchange with the store within our own deadline: one that takes longer fails the round.
+async fn within<T>(
+    deadline: Duration,
+    what: &str,
+    exchange: impl Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .map_err(|_| format!("{what} over its {} ms deadline", deadline.as_millis()))?
+}
+
+/// One round; whether the store was reached. The deadline holds for each exchange (events, a batch of
+/// counts, the read), not for the round: a round after many clients' first requests carries many batches,
+/// each answered in time by a store that is neither down nor slow.
 async fn round<S: Store>(
     inner: &Inner,
     store: &mut S,
+    deadline: Duration,
     read: bool,
     full: bool,
 ) -> Result<bool, String> {
-    let mut reached = store.send(inner).await?;
+    let mut reached = within(deadline, "sending events", store.send(inner)).await?;
     let now = inner.protection.now_ms();
     let refresh_ms = u64::try_from(inner.settings.sync_interval.as_millis()).unwrap_or(u64::MAX);
     let mut items = Vec::new();
@@ -134,7 +149,7 @@ async fn round<S: Store>(
         t.collect(now, read, refresh_ms, &mut items);
     }
     for chunk in items.chunks(S::BATCH) {
-        let totals = store.counts(inner, chunk).await?;
+        let totals = within(deadline, "a batch of counts", store.counts(inner, chunk)).await?;
         reached = true;
         let now = inner.protection.now_ms();
         for (item, t) in chunk.iter().zip(totals) {
@@ -142,7 +157,7 @@ async fn round<S: Store>(
         }
     }
     if read {
-        reached |= store.read(inner, full).await?;
+        reached |= within(deadline, "reading events", store.read(inner, full)).await?;
     }
     Ok(reached)
 }

@@ -69,9 +69,9 @@ impl Store for ParentStore {
     /// Keys per call; a call posts one batch per domain among them, concurrently.
     const BATCH: usize = 4096;
 
-    async fn connect(&mut self, _timeout: Duration) -> Result<(), String> {
-        // The data plane's pool connects as needed.
-        Ok(())
+    async fn connect(&mut self, _timeout: Duration) -> Result<bool, String> {
+        // The data plane's pool connects as needed; whether the parent restarted is not known.
+        Ok(true)
     }
 
     fn disconnect(&mut self) {}

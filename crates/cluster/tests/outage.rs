@@ -1,8 +1,10 @@
 //! Redis killed in the middle of a run: every request is still answered (no 5xx from edgeguard), each node
 //! holds the limit on its own counts, `/metrics` and the health summary say so; after Redis comes back (empty)
-//! the nodes send their counts again and the cluster-wide totals are exact: nothing counted twice.
+//! the nodes send their counts again and the cluster-wide totals are exact: nothing counted twice. A connection
+//! dropped by a Redis that lost nothing does not make the node send every count again.
 
 use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 mod common;
@@ -133,4 +135,74 @@ async fn redis_killed_mid_run_nodes_serve_on_local_limits_and_converge_without_d
             .metrics_text()
             .contains("edgeguard_cluster_redis_up 1")
     );
+}
+
+/// Calls of `command` Redis ran since its statistics were last reset (those inside scripts included).
+fn calls(redis: &Redis, command: &str) -> u64 {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "info", "commandstats"])
+        .output()
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_to_a_redis_that_lost_nothing_sends_only_new_counts() {
+    let redis = Redis::start();
+    let origin = origin().await;
+    let dir = tempfile::tempdir().unwrap().keep();
+    let extra = format!("{RULES}{RULE_100}");
+    let node = join(
+        config("edge-a", &dir, origin.addr, &redis.url(), SYNC_MS, &extra),
+        true,
+    )
+    .await;
+    // 200 clients, one request each: 200 keys of the rule, sent within a second or so.
+    for i in 0..200 {
+        let ip = format!("198.51.{}.{}", 100 + i / 100, i % 100 + 1);
+        assert_eq!(get_from(node.addr, &ip, "/").await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each key a script call carries is read once (HGETALL): the keys sent.
+    assert!(calls(&redis, "hgetall") >= 200, "every key was sent once");
+    let port = redis.port.to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(&port)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["config", "resetstat"]);
+    let connects = node.cluster.health().connects.load(Ordering::Relaxed);
+    // Redis drops the node's connection (not this redis-cli's); the node's next round fails and it reconnects.
+    run(&["client", "kill", "type", "normal"]);
+    for _ in 0..300 {
+        if node.cluster.health().connects.load(Ordering::Relaxed) > connects {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        node.cluster.health().connects.load(Ordering::Relaxed) > connects,
+        "the node reconnected"
+    );
+    // Periodic rounds for a second and a half: a key whose counts Redis still holds is not sent again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let resent = calls(&redis, "hgetall");
+    assert!(
+        resent < 20,
+        "{resent} keys sent again after a reconnect to the same Redis"
+    );
+    // A new client's first count is still sent at once.
+    assert_eq!(get_from(node.addr, "198.51.120.1", "/").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(calls(&redis, "hgetall") > resent, "the new count was sent");
 }
