@@ -325,21 +325,8 @@ impl SharedCounter for CounterTable {
             None | Some(Others::Count(_)) => {}
             Some(other) => return other,
         }
-        let win = now_ms / self.window_ms;
         let map = lock(self.shard(key));
-        let Some(s) = map.get(key) else {
-            return Others::Count(0);
-        };
-        let (cur, prev) = match win.checked_sub(s.win) {
-            Some(0) => (s.others, s.others_prev),
-            Some(1) => (0, s.others),
-            _ => (0, 0),
-        };
-        // Sliding estimate over two fixed windows: the previous one weighted by the part of it still inside the
-        // window that ends now.
-        let elapsed = now_ms % self.window_ms;
-        let prev_part = prev * (self.window_ms - elapsed) / self.window_ms;
-        Others::Count(cur + prev_part)
+        Others::Count(map.get(key).map_or(0, |s| self.others_of(s, now_ms)))
     }
 
     fn take_others(&self, key: &[u8], now_ms: u64) -> Others {
@@ -362,13 +349,82 @@ impl SharedCounter for CounterTable {
     }
 
     fn add(&self, key: &[u8], now_ms: u64, n: u32, limit: Option<u64>) {
-        let win = now_ms / self.window_ms;
         let mut map = lock(self.shard(key));
+        self.count(&mut map, key, now_ms, n, limit, |_| ());
+    }
+
+    fn add_then_others(&self, key: &[u8], now_ms: u64, limit: Option<u64>) -> Others {
+        match self.health.failing() {
+            None | Some(Others::Count(_)) => {}
+            Some(other) => {
+                self.add(key, now_ms, 1, limit);
+                return other;
+            }
+        }
+        let mut map = lock(self.shard(key));
+        Others::Count(
+            self.count(&mut map, key, now_ms, 1, limit, |s| {
+                self.others_of(s, now_ms)
+            })
+            .unwrap_or(0),
+        )
+    }
+
+    fn others_then_add(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        limit: Option<u64>,
+        admit: &mut dyn FnMut(Others) -> bool,
+    ) {
+        match self.health.failing() {
+            None | Some(Others::Count(_)) => {}
+            Some(other) => {
+                if admit(other) {
+                    self.add(key, now_ms, 1, limit);
+                }
+                return;
+            }
+        }
+        let mut map = lock(self.shard(key));
+        let others = map.get(key).map_or(0, |s| self.others_of(s, now_ms));
+        if admit(Others::Count(others)) {
+            self.count(&mut map, key, now_ms, 1, limit, |_| ());
+        }
+    }
+}
+
+impl CounterTable {
+    /// The other nodes' count of `s` over the window ending at `now_ms`: a sliding estimate over two fixed
+    /// windows, the previous one weighted by the part of it still inside the window that ends now.
+    fn others_of(&self, s: &KeyState, now_ms: u64) -> u64 {
+        let win = now_ms / self.window_ms;
+        let (cur, prev) = match win.checked_sub(s.win) {
+            Some(0) => (s.others, s.others_prev),
+            Some(1) => (0, s.others),
+            _ => (0, 0),
+        };
+        let elapsed = now_ms % self.window_ms;
+        cur + prev * (self.window_ms - elapsed) / self.window_ms
+    }
+
+    /// Counts `n` more of `key` in its shard's `map` and queues it when due; `then` of the key's state, unless
+    /// the table is full ([`MAX_KEYS`]) and the key new.
+    fn count<R>(
+        &self,
+        map: &mut HashMap<Box<[u8]>, KeyState, foldhash::fast::RandomState>,
+        key: &[u8],
+        now_ms: u64,
+        n: u32,
+        limit: Option<u64>,
+        then: impl FnOnce(&KeyState) -> R,
+    ) -> Option<R> {
+        let win = now_ms / self.window_ms;
         let s = match map.get_mut(key) {
             Some(s) => s,
             None => {
                 if self.keys.load(Ordering::Relaxed) >= MAX_KEYS as u64 {
-                    return;
+                    return None;
                 }
                 self.keys.fetch_add(1, Ordering::Relaxed);
                 map.entry(key.into()).or_insert_with(|| KeyState {
@@ -389,6 +445,7 @@ impl SharedCounter for CounterTable {
         if unsent >= quantum {
             self.queue(key, s, !far || unsent >= 2 * quantum);
         }
+        Some(then(s))
     }
 }
 
@@ -504,6 +561,46 @@ mod tests {
             table.add(b"k", now, 1, Some(100));
         }
         assert!(urgent(&wake), "twice its quantum unsent: a round at once");
+    }
+
+    #[test]
+    fn one_visit_calls_match_the_separate_ones() {
+        let health = Arc::new(Health::new(Default::default(), "redis"));
+        let table = |name: &str| {
+            let wake = Arc::new(Wake::default());
+            Arc::new(CounterTable::new(name.into(), 1000, health.clone(), wake))
+        };
+        let (one, two) = (table("d.test/a/1000"), table("d.test/b/1000"));
+        let others = Totals {
+            others: 7,
+            others_prev: 30,
+            nodes: 2,
+        };
+        let now = 9_000_400;
+        for t in [&one, &two] {
+            t.add(b"k", now, 1, Some(100));
+            let mut items = Vec::new();
+            t.collect(now, false, 100, &mut items);
+            t.fold(&items[0], others, now);
+        }
+        for i in 0..5 {
+            let at = now + i * 100;
+            let got = one.add_then_others(b"k", at, Some(100));
+            two.add(b"k", at, 1, Some(100));
+            assert_eq!(got, two.others(b"k", at), "at {at}");
+            let mut seen = None;
+            one.others_then_add(b"k", at, Some(100), &mut |o| {
+                seen = Some(o);
+                i % 2 == 0
+            });
+            assert_eq!(seen, Some(two.others(b"k", at)));
+            if i % 2 == 0 {
+                two.add(b"k", at, 1, Some(100));
+            }
+        }
+        let own = |t: &CounterTable| lock(t.shard(b"k")).get(&b"k"[..]).map(|s| s.own);
+        assert_eq!(own(&one), own(&two));
+        assert_eq!(own(&one), Some(9));
     }
 
     #[test]

@@ -397,17 +397,26 @@ impl DomainGuard {
         let Some(shared) = &limit.shared else {
             return (!limit.table.check(key, qps, now_ms)).then_some(qps);
         };
-        // In a cluster this node may admit what the others left of the limit in the last second.
-        let others = match shared.others(key, now_ms) {
-            Others::Count(n) => n,
-            Others::Open => return None,
-            Others::Closed => return Some(qps),
-        };
-        if !limit.table.check_with(key, qps, others, now_ms) {
-            return Some(qps);
-        }
-        shared.add(key, now_ms, 1, Some(u64::from(qps)));
-        None
+        // In a cluster this node may admit what the others left of the limit in the last second; an admitted
+        // request counts towards the cluster's total (with `Open`, nothing is counted: the limit is off).
+        let mut refused = false;
+        shared.others_then_add(
+            key,
+            now_ms,
+            Some(u64::from(qps)),
+            &mut |others| match others {
+                Others::Count(n) => {
+                    refused = !limit.table.check_with(key, qps, n, now_ms);
+                    !refused
+                }
+                Others::Open => false,
+                Others::Closed => {
+                    refused = true;
+                    false
+                }
+            },
+        );
+        refused.then_some(qps)
     }
 
     /// Phase 3, the rules: the first rule whose URI matches counts the request under the object's key (left in
@@ -437,8 +446,7 @@ impl DomainGuard {
         let r = &self.rules[i];
         let mut counts = r.table.record_request(key, now_ms);
         if let Some(shared) = &r.shared {
-            shared.add(key, now_ms, 1, r.threshold);
-            match shared.others(key, now_ms) {
+            match shared.add_then_others(key, now_ms, r.threshold) {
                 Others::Count(n) => counts.requests += n,
                 Others::Open => {
                     return Some(Counted {

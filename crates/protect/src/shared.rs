@@ -41,6 +41,28 @@ pub trait SharedCounter: Send + Sync {
     ///
     /// Hot path: a shard lock and a lookup; no I/O, no allocation.
     fn take_others(&self, key: &[u8], now_ms: u64) -> Others;
+
+    /// [`SharedCounter::add`] of 1, then [`SharedCounter::others`] after it: what a rule does for every
+    /// request it counts. A backend may do both in one visit of the key.
+    fn add_then_others(&self, key: &[u8], now_ms: u64, limit: Option<u64>) -> Others {
+        self.add(key, now_ms, 1, limit);
+        self.others(key, now_ms)
+    }
+
+    /// [`SharedCounter::others`], then an [`SharedCounter::add`] of 1 if `admit` (given the others' count)
+    /// says the request counts: what the IP access limit does for every request. A backend may do both in one
+    /// visit of the key (with `admit` called under its lock: `admit` must not call back into the counter).
+    fn others_then_add(
+        &self,
+        key: &[u8],
+        now_ms: u64,
+        limit: Option<u64>,
+        admit: &mut dyn FnMut(Others) -> bool,
+    ) {
+        if admit(self.others(key, now_ms)) {
+            self.add(key, now_ms, 1, limit);
+        }
+    }
 }
 
 /// A cluster backend, as the node's protection sees it.
