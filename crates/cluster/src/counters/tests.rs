@@ -1,0 +1,95 @@
+//! The send quantum, coalescing and the one-visit calls of the counter tables.
+
+use super::*;
+
+fn urgent(wake: &Wake) -> bool {
+    let urgent = wake.is_urgent();
+    wake.round_starts();
+    urgent
+}
+
+#[test]
+fn a_key_far_from_its_limit_waits_for_the_coalesced_round_until_twice_its_quantum() {
+    let wake = Arc::new(Wake::default());
+    let health = Arc::new(Health::new(Default::default(), "redis"));
+    let table = Arc::new(CounterTable::new(
+        "d.test/ip/1000".into(),
+        1000,
+        health,
+        wake.clone(),
+    ));
+    let now = 5_000_250;
+    // Not confirmed yet: due at once.
+    table.add(b"k", now, 1, Some(100));
+    assert!(urgent(&wake));
+    let mut items = Vec::new();
+    table.collect(now, false, 100, &mut items);
+    assert_eq!(items.len(), 1);
+    table.fold(
+        &items[0],
+        Totals {
+            others: 0,
+            others_prev: 0,
+            nodes: 1,
+        },
+        now,
+    );
+    // Far from the limit of 100 (seen 1): the quantum is the headroom share, (100 - seen) / 20 = 4.
+    assert_eq!(quantum(100, 1, 1), (4, true));
+    for _ in 0..4 {
+        table.add(b"k", now, 1, Some(100));
+    }
+    assert!(!urgent(&wake), "due, for the next coalesced round");
+    for _ in 0..4 {
+        table.add(b"k", now, 1, Some(100));
+    }
+    assert!(urgent(&wake), "twice its quantum unsent: a round at once");
+}
+
+#[test]
+fn one_visit_calls_match_the_separate_ones() {
+    let health = Arc::new(Health::new(Default::default(), "redis"));
+    let table = |name: &str| {
+        let wake = Arc::new(Wake::default());
+        Arc::new(CounterTable::new(name.into(), 1000, health.clone(), wake))
+    };
+    let (one, two) = (table("d.test/a/1000"), table("d.test/b/1000"));
+    let others = Totals {
+        others: 7,
+        others_prev: 30,
+        nodes: 2,
+    };
+    let now = 9_000_400;
+    for t in [&one, &two] {
+        t.add(b"k", now, 1, Some(100));
+        let mut items = Vec::new();
+        t.collect(now, false, 100, &mut items);
+        t.fold(&items[0], others, now);
+    }
+    for i in 0..5 {
+        let at = now + i * 100;
+        let got = one.add_then_others(b"k", at, Some(100));
+        two.add(b"k", at, 1, Some(100));
+        assert_eq!(got, two.others(b"k", at), "at {at}");
+        let mut seen = None;
+        one.others_then_add(b"k", at, Some(100), &mut |o| {
+            seen = Some(o);
+            i % 2 == 0
+        });
+        assert_eq!(seen, Some(two.others(b"k", at)));
+        if i % 2 == 0 {
+            two.add(b"k", at, 1, Some(100));
+        }
+    }
+    let own = |t: &CounterTable| lock(t.shard(b"k")).get(&b"k"[..]).map(|s| s.own);
+    assert_eq!(own(&one), own(&two));
+    assert_eq!(own(&one), Some(9));
+}
+
+#[test]
+fn a_key_near_its_limit_wakes_the_sync_at_once() {
+    // The share (100 - 90) / 20 is below q = 1: near the limit every count is due at once.
+    assert_eq!(quantum(100, 90, 1), (1, false));
+    assert_eq!(quantum(100, 10, 3), (1, false));
+    assert_eq!(quantum(0, 0, 1), (1, false));
+}
