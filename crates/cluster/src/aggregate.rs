@@ -169,14 +169,31 @@ impl State {
 }
 
 /// What a parent keeps of its edges' counts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Aggregator {
     state: Mutex<State>,
+    /// Named in every answer: an edge that sees another one knows this parent holds none of its counts.
+    instance: u64,
+}
+
+impl Default for Aggregator {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Aggregator {
     pub fn new() -> Self {
-        Self::default()
+        // Distinct per start: the clock's nanoseconds and the process id, mixed.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let instance = (nanos ^ u64::from(std::process::id()).rotate_left(32))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        Aggregator {
+            state: Mutex::default(),
+            instance,
+        }
     }
 
     /// Merges an edge's batch (the body of its POST) at `now_ms` (Unix ms) and returns the answer's body.
@@ -189,7 +206,7 @@ impl Aggregator {
         }
         let id = s.node_id(node)?;
         let totals: Vec<Totals> = lines.iter().map(|l| s.merge(id, l, now_ms)).collect();
-        Ok(wire::encode_totals(&totals))
+        Ok(wire::encode_totals(self.instance, &totals))
     }
 
     /// Keys followed now.

@@ -300,13 +300,15 @@ impl CounterTable {
         s.refreshed_ms = now_ms;
     }
 
-    /// After a reconnect: nothing is confirmed any more (Redis or the parent may have restarted empty), so every key sends
-    /// its whole own count again on the next round.
+    /// After a reconnect to a store that may have lost the counts (Redis restarted empty, another parent):
+    /// nothing is confirmed any more, and every key with counts sends its whole own count again on the next
+    /// periodic round (marked hot: a quiet key far from its limit would otherwise wait for its quantum).
     pub fn unconfirm(&self) {
         for shard in self.shards.iter() {
             for s in lock(shard).values_mut() {
                 s.sent = 0;
                 s.sent_prev = 0;
+                s.hot |= s.own > 0 || s.own_prev > 0;
             }
         }
     }

@@ -30,6 +30,12 @@ pub(crate) trait Store: Send {
         items: &[Item],
     ) -> impl Future<Output = Result<Vec<Totals>, String>> + Send;
 
+    /// Whether an answer since the last call came from a store that holds none of the counts confirmed
+    /// before (a parent restarted, or another one took over): every count must be sent again.
+    fn take_lost(&mut self) -> bool {
+        false
+    }
+
     /// The periodic read (`full`: from the start, every [`crate::RESYNC_EVERY`]) of what other nodes sent:
     /// events and configuration; whether the store was reached.
     fn read(

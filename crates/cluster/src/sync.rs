@@ -159,5 +159,10 @@ async fn round<S: Store>(
     if read {
         reached |= within(deadline, "reading events", store.read(inner, full)).await?;
     }
+    if store.take_lost() {
+        for t in inner.registry.all() {
+            t.unconfirm();
+        }
+    }
     Ok(reached)
 }

@@ -4,7 +4,7 @@
 //! edges' totals, which fold into this node's view exactly as Redis's replies do. No events or configuration
 //! travel this way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -53,6 +53,10 @@ pub(crate) struct ParentStore {
     timeout: Duration,
     /// A batch reached a parent since the last full round.
     posted: bool,
+    /// The instance of the parent that last answered for each domain.
+    instances: HashMap<String, u64>,
+    /// An answer came from another instance than the last one for its domain.
+    lost: bool,
 }
 
 impl ParentStore {
@@ -61,6 +65,23 @@ impl ParentStore {
             link,
             timeout,
             posted: false,
+            instances: HashMap::new(),
+            lost: false,
+        }
+    }
+
+    /// Notes the instance that answered for `domain`.
+    fn answered(&mut self, domain: &str, instance: Option<u64>) {
+        let Some(instance) = instance else { return };
+        match self.instances.get_mut(domain) {
+            Some(known) if *known == instance => {}
+            Some(known) => {
+                *known = instance;
+                self.lost = true;
+            }
+            None => {
+                self.instances.insert(domain.to_owned(), instance);
+            }
         }
     }
 }
@@ -70,8 +91,13 @@ impl Store for ParentStore {
     const BATCH: usize = 4096;
 
     async fn connect(&mut self, _timeout: Duration) -> Result<bool, String> {
-        // The data plane's pool connects as needed; whether the parent restarted is not known.
-        Ok(true)
+        // The data plane's pool connects as needed; a parent that restarted (or another one) names another
+        // instance in its next answer ([`Store::take_lost`]).
+        Ok(false)
+    }
+
+    fn take_lost(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
     }
 
     fn disconnect(&mut self) {}
@@ -111,8 +137,9 @@ impl Store for ParentStore {
             .fetch_add(answers.len() as u64, Ordering::Relaxed);
         for ((domain, idx), answer) in by_domain.iter().zip(answers) {
             let body = answer.map_err(|e| format!("parent of {domain}: {e}"))?;
-            let totals = wire::decode_totals(&body, idx.len())
+            let (instance, totals) = wire::decode_totals(&body, idx.len())
                 .map_err(|e| format!("parent of {domain}: {e}"))?;
+            self.answered(domain, instance);
             for (&i, t) in idx.iter().zip(totals) {
                 out[i] = t;
             }
@@ -153,7 +180,9 @@ impl Store for ParentStore {
         let answers = join_all(posts).await;
         for (d, a) in domains.iter().zip(answers) {
             let body = a.map_err(|e| format!("parent of {d}: {e}"))?;
-            wire::decode_totals(&body, 0).map_err(|e| format!("parent of {d}: {e}"))?;
+            let (instance, _) =
+                wire::decode_totals(&body, 0).map_err(|e| format!("parent of {d}: {e}"))?;
+            self.answered(d, instance);
         }
         Ok(true)
     }

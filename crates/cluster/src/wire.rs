@@ -6,13 +6,15 @@
 //! <window ms> <window index> <own count> <own count of the previous window> <key hex> <table id>
 //! ...
 //! ```
-//! and the answer, one line per line of the batch, in its order:
+//! and the answer, one line per line of the batch, in its order, after a line naming the parent's instance
+//! (a number drawn at its start):
 //! ```text
-//! edgeguard-counts/1
+//! edgeguard-counts/1 <instance>
 //! <others' total> <others' total of the previous window> <nodes counting>
 //! ```
 //! The counts are cumulative per node and window, as in the Redis hashes, so a batch sent twice (a retry, a
-//! replay after an outage) is merged as one.
+//! replay after an outage) is merged as one. Another instance in an answer (the parent restarted, or another
+//! parent took over) has none of the counts confirmed before: the edge sends them all again.
 
 use thiserror::Error;
 
@@ -121,26 +123,37 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-pub fn encode_totals(totals: &[Totals]) -> Vec<u8> {
+/// The answer of parent `instance` to a batch.
+pub fn encode_totals(instance: u64, totals: &[Totals]) -> Vec<u8> {
     use std::fmt::Write;
-    let mut out = String::with_capacity(MAGIC.len() + 1 + totals.len() * 12);
-    out.push_str(MAGIC);
-    out.push('\n');
+    let mut out = String::with_capacity(MAGIC.len() + 22 + totals.len() * 12);
+    let _ = writeln!(out, "{MAGIC} {instance}");
     for t in totals {
         let _ = writeln!(out, "{} {} {}", t.others, t.others_prev, t.nodes);
     }
     out.into_bytes()
 }
 
-/// The answer to a batch of `n` lines.
-pub fn decode_totals(body: &[u8], n: usize) -> Result<Vec<Totals>, WireError> {
+/// The answer to a batch of `n` lines: the parent's instance (`None` from a parent that names none) and the
+/// totals.
+pub fn decode_totals(body: &[u8], n: usize) -> Result<(Option<u64>, Vec<Totals>), WireError> {
     let text = std::str::from_utf8(body).map_err(|_| WireError::BadAnswer("not UTF-8"))?;
     let mut lines = text.lines();
-    if lines.next() != Some(MAGIC) {
-        return Err(WireError::BadAnswer(
-            "first line is not \"edgeguard-counts/1\"",
-        ));
-    }
+    let instance = match lines.next().and_then(|l| l.strip_prefix(MAGIC)) {
+        Some("") => None,
+        Some(rest) => Some(
+            rest.strip_prefix(' ')
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or(WireError::BadAnswer(
+                    "the parent's instance is not a number",
+                ))?,
+        ),
+        None => {
+            return Err(WireError::BadAnswer(
+                "first line is not \"edgeguard-counts/1\"",
+            ));
+        }
+    };
     let mut out = Vec::with_capacity(n);
     for l in lines {
         let mut f = l.split(' ').map(|v| v.parse::<u64>().ok());
@@ -158,7 +171,7 @@ pub fn decode_totals(body: &[u8], n: usize) -> Result<Vec<Totals>, WireError> {
     if out.len() != n {
         return Err(WireError::BadAnswer("not one line per line of the batch"));
     }
-    Ok(out)
+    Ok((instance, out))
 }
 
 #[cfg(test)]
@@ -207,8 +220,18 @@ mod tests {
             others_prev: 4,
             nodes: 3,
         }];
-        assert_eq!(decode_totals(&encode_totals(&totals), 1).unwrap(), totals);
-        assert!(decode_totals(&encode_totals(&totals), 2).is_err());
+        assert_eq!(
+            decode_totals(&encode_totals(77, &totals), 1).unwrap(),
+            (Some(77), totals.to_vec())
+        );
+        assert!(decode_totals(&encode_totals(77, &totals), 2).is_err());
         assert!(decode_totals(b"502 Bad Gateway\n", 0).is_err());
+        // A parent that names no instance, and one whose instance does not read.
+        assert_eq!(
+            decode_totals(b"edgeguard-counts/1\n", 0).unwrap(),
+            (None, Vec::new())
+        );
+        assert!(decode_totals(b"edgeguard-counts/1 x\n", 0).is_err());
+        assert!(decode_totals(b"edgeguard-counts/12\n", 0).is_err());
     }
 }

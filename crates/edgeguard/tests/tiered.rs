@@ -234,10 +234,12 @@ fn a_parent_takes_counts_from_trusted_edges_only() {
     let root2 = tempfile::tempdir().unwrap();
     let trusting = parent(root2.path(), origin, "127.0.0.1/32");
     let r = http(trusting.listen, "POST", path, &[("Host", "d.test")], batch);
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (200, "edgeguard-counts/1\n0 0 1\n")
-    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The answer names the parent's instance, then one line per line of the batch.
+    let (head, rest) = r.body.split_once('\n').unwrap();
+    let instance = head.strip_prefix("edgeguard-counts/1 ").unwrap();
+    assert!(instance.parse::<u64>().is_ok(), "{head}");
+    assert_eq!(rest, "0 0 1\n");
     assert!(metrics(&trusting).contains("edgeguard_tiered_keys 1\n"));
     let r = http(
         trusting.listen,
@@ -279,4 +281,45 @@ fn with_the_parent_gone_edges_serve_on_their_own_counts_and_say_so_once() {
     assert!(again.is_empty(), "logged again: {again:?}");
     // The first client's 30 and this one's own count still hold on each edge: 30 more from it pass.
     assert_eq!(spread(&edges, "198.51.100.30", 30), 30);
+}
+
+#[test]
+fn a_parent_restarted_empty_gets_every_count_again() {
+    let root = tempfile::tempdir().unwrap();
+    let origin = origin();
+    let parent = parent(root.path(), origin, "127.0.0.1/32");
+    let port = parent.listen;
+    let edges = edges(root.path(), origin, port, RULE_100);
+    // 42 clients, one request each, 14 per edge: 42 keys at the parent.
+    for i in 0..42 {
+        assert_eq!(get(&edges[i % 3], &format!("198.51.101.{i}")).status, 200);
+    }
+    assert!(
+        eventually(|| metrics(&parent).contains("edgeguard_tiered_keys 42\n")),
+        "{}",
+        metrics(&parent)
+    );
+    // The same parent started again on its port, with nothing of the edges' counts.
+    drop(parent);
+    let dir = root.path().join("parent-again");
+    let text = format!(
+        "{}\n[[domain]]\nname = \"d.test\"\norigins = [\"{origin}\"]\n",
+        node_head("parent", "parent", "127.0.0.1/32", &dir)
+    )
+    .replace(
+        "listen = [\"127.0.0.1:0\"]",
+        &format!("listen = [\"{port}\"]"),
+    );
+    let again = Node::start(&write(&dir, &text));
+    assert_eq!(again.listen, port);
+    // A new client on each edge: its first count goes at once, and the answer names another instance of the
+    // parent, so each edge sends its quiet clients' counts again (not only the keys with new counts).
+    for (i, e) in edges.iter().enumerate() {
+        assert_eq!(get(e, &format!("198.51.102.{i}")).status, 200);
+    }
+    assert!(
+        eventually(|| metrics(&again).contains("edgeguard_tiered_keys 45\n")),
+        "{}",
+        metrics(&again)
+    );
 }

@@ -22,6 +22,7 @@ fn answer(a: &Aggregator, body: &[u8], now: u64) -> Vec<(u64, u64, u64)> {
     let n = String::from_utf8_lossy(&out).lines().count() - 1;
     wire::decode_totals(&out, n)
         .unwrap()
+        .1
         .into_iter()
         .map(|t| (t.others, t.others_prev, t.nodes))
         .collect()
