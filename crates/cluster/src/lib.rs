@@ -6,8 +6,9 @@
 //! nodes' totals this crate keeps in memory ([`edgeguard_protect::SharedCounter`]); one background task per
 //! node sends this node's counts every `sync_interval_ms`, and sooner once a per-key quantum is unsent, as
 //! server-side max-merge scripts pipelined on one multiplexed connection, and folds the totals of the replies
-//! back. Health comes from our own deadline per exchange with Redis; while Redis is down or slow the node keeps serving as
-//! `on_redis_failure` says, reconnects with backoff and sends its counts again, which cannot double count.
+//! back. Health comes from our own deadline per exchange with Redis; while Redis is down or slow the node keeps
+//! serving as `on_redis_failure` says, reconnects with backoff and sends its counts again, which cannot double
+//! count.
 //! The design and its error bound are in `docs/cluster.md`.
 //!
 //! Tiered counting (`via = "parents"`, no Redis): the same sync loop sends an edge's counts to each domain's
@@ -208,8 +209,8 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Joins the cluster through Redis: gives `protection` the hooks (rebuild the guards, e.g. with a reload
     /// of the same configuration, for them to apply) and starts the sync task on a thread of its own; listeners
-    /// are called in the context of the current tokio runtime. Redis need not be up: the task connects in the background and the node decides on its own counts
-    /// meanwhile.
+    /// are called in the context of the current tokio runtime. Redis need not be up: the task connects in the
+    /// background and the node decides on its own counts meanwhile.
     pub fn start(settings: Settings, protection: Arc<NodeProtection>) -> Cluster {
         let store =
             redis_store::RedisStore::new(settings.redis_urls.clone(), settings.redis_ca.clone());

@@ -1,13 +1,13 @@
 //! The sync task, the same for every counter store (`store.rs`): connect (with backoff), then rounds every
 //! sync interval and whenever a key's quantum is unsent. A round sends the events and configuration waiting,
 //! max-merges the counters with something to send (or active and stale), and on the periodic rounds reads
-//! what the other nodes sent. Each exchange of a round has our own deadline; missing it marks the store as failing and
-//! drops the connection.
+//! what the other nodes sent. Each exchange of a round has our own deadline; missing it marks the store as
+//! failing and drops the connection.
 //!
 //! Keys far from their limit that become due are coalesced: they wait for a round at most a quarter of the
-//! sync interval after the last one ([`crate::wake::Wake::soon`]), so a node whose many clients are all well under their
-//! limits makes a few rounds a second instead of one every few requests. Keys near their limit, events and
-//! configuration wake the task at once ([`crate::wake::Wake::now`]).
+//! sync interval after the last one ([`crate::wake::Wake::soon`]), so a node whose many clients are all well
+//! under their limits makes a few rounds a second instead of one every few requests. Keys near their limit,
+//! events and configuration wake the task at once ([`crate::wake::Wake::now`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
