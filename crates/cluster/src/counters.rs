@@ -17,15 +17,18 @@ const SHARDS: usize = 16;
 /// so a flood of one-shot keys cannot grow memory or the sync batches without bound.
 pub const MAX_KEYS: usize = 100_000;
 /// The share of what is left of a key's limit a node may hold unsent: `1 / (HEADROOM x N)` of it (and at least
-/// the quantum `q`), so what all N nodes hold unsent at once stays under `1 / HEADROOM` (5%) of the limit,
-/// while a key far from its limit is sent every few requests instead of every one (docs/cluster.md).
-const HEADROOM: u64 = 20;
+/// the quantum `q`), so what all N nodes hold unsent at once (up to twice their shares while coalescing) stays
+/// under a fifth of what is left, while a key far from its limit is sent every few requests instead of every
+/// one. The share falls to `q` at `L / 6` from the limit, where the nodes hold at most `L / 30` unsent in all:
+/// the bound near the limit does not depend on HEADROOM (docs/cluster.md).
+const HEADROOM: u64 = 10;
 /// Counts short of their quantum are still sent once per window, so Redis's totals catch up with a quiet key;
 /// only in tables whose window is longer than this. The bound holds without these sends (what each node holds
 /// back stays under its share), and in a window of a second or less the counts end before a send tells anyone
 /// much. Under many clients each far from its limit (a CDN's normal traffic: 10,000 clients at 4 requests a
 /// second) the IP access limit's table and normal mode's 10 s window then send a key once per quantum or
-/// window, not every second (`bench/cluster.sh`: 0.49 keys sent per request fell to 0.24).
+/// window, not every second (`bench/cluster.sh`: 0.49 keys sent per request fell to 0.24; 0.03 with a
+/// [`HEADROOM`] of 10).
 const FLUSH_MS: u64 = 1000;
 
 /// One shard of a table's keys (attacker-chosen bytes: a hasher seeded per map, as the limit tables').

@@ -34,13 +34,13 @@ fn a_key_far_from_its_limit_waits_for_the_coalesced_round_until_twice_its_quantu
         },
         now,
     );
-    // Far from the limit of 100 (seen 1): the quantum is the headroom share, (100 - seen) / 20 = 4.
-    assert_eq!(quantum(100, 1, 1), (4, true));
-    for _ in 0..4 {
+    // Far from the limit of 100 (seen 1): the quantum is the headroom share, (100 - seen) / 10 = 9.
+    assert_eq!(quantum(100, 1, 1), (9, true));
+    for _ in 0..9 {
         table.add(b"k", now, 1, Some(100));
     }
     assert!(!urgent(&wake), "due, for the next coalesced round");
-    for _ in 0..4 {
+    for _ in 0..9 {
         table.add(b"k", now, 1, Some(100));
     }
     assert!(urgent(&wake), "twice its quantum unsent: a round at once");
@@ -88,8 +88,12 @@ fn one_visit_calls_match_the_separate_ones() {
 
 #[test]
 fn a_key_near_its_limit_wakes_the_sync_at_once() {
-    // The share (100 - 90) / 20 is below q = 1: near the limit every count is due at once.
+    // The share (100 - 90) / 10 is not above q = 1: near the limit every count is due at once.
     assert_eq!(quantum(100, 90, 1), (1, false));
-    assert_eq!(quantum(100, 10, 3), (1, false));
+    assert_eq!(quantum(100, 80, 3), (1, false));
+    // Three nodes far from a limit of 1,000: each may hold (1000 - 100) / 30 = 30 (q is 16).
+    assert_eq!(quantum(1000, 100, 3), (30, true));
+    // At L / 6 from the limit the share is q: near.
+    assert_eq!(quantum(1200, 1000, 1), (20, false));
     assert_eq!(quantum(0, 0, 1), (1, false));
 }
