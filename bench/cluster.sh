@@ -168,13 +168,16 @@ echo "cluster: $kind, $ADDRS addresses over $PATHS paths, wrk 1 thread, $CONNS c
 declare -A TOTAL=([off]=0 [on]=0) REFUSED=([off]=0 [on]=0) CPU=([off]=0 [on]=0)
 # Redis's figures count the measured cluster-on runs only: summed from `info commandstats` around each.
 declare -A CMD=([evalsha]=0 [hgetall]=0)
-calls_of() { redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' | awk -F'[:=,]' -v c="cmdstat_$1" '$1 == c { print $3 } END { }' | awk '{ s += $1 } END { print s + 0 }'; }
+calls_of() {
+    redis-cli -p "$REDIS_PORT" info commandstats | tr -d '\r' |
+        awk -F'[:=,]' -v c="cmdstat_$1" '$1 == c { s += $3 } END { print s + 0 }'
+}
 redis_cpu=0
 for r in $(seq 1 "$ROUNDS"); do
     for n in off on; do
         port=$OFF_PORT; [ "$n" = on ] && port=$ON_PORT
-        # Three seconds of traffic first: a node idle through the other's run has dropped its clients' keys (idle
-        # for two windows), and their first counts (due at once) are a restart, not the steady state measured.
+        # Three seconds of traffic first: a node idle through the other's run has dropped its clients' keys
+        # (idle for two windows), and their first counts (due at once) are a restart, not the steady state.
         taskset -c 1 wrk -t1 -c"$CONNS" -d3s -s "$WORK/spread.lua" "http://127.0.0.1:$port/" > /dev/null 2>&1
         cpu0=$(cpu_secs "${NODE_PID[$n]}")
         if [ "$n" = on ]; then
