@@ -243,4 +243,3 @@ grep '^cmdstat_' <<< "$stats" | sed 's/^/  /' >&2
 # A round that missed its deadline marks Redis down and reconnects: the figures above then include that.
 downs=$(grep -c "redis unreachable" "$WORK/on.log" || true)
 [ "$downs" = 0 ] || echo "  warning: the cluster node marked Redis unreachable $downs times (a round missed its deadline)" >&2
-cp "$WORK/on.log" /tmp/on.log

@@ -324,20 +324,16 @@ impl CounterTable {
 
 impl SharedCounter for CounterTable {
     fn others(&self, key: &[u8], now_ms: u64) -> Others {
-        // While Redis is down, "local" keeps the other nodes' last known totals: they only ever grow within a
-        // window, so they still bound what the others did from below, and this node's own counts hold the rest.
-        match self.health.failing() {
-            None | Some(Others::Count(_)) => {}
-            Some(other) => return other,
+        if let Some(other) = self.health.overridden() {
+            return other;
         }
         let map = lock(self.shard(key));
         Others::Count(map.get(key).map_or(0, |s| self.others_of(s, now_ms)))
     }
 
     fn take_others(&self, key: &[u8], now_ms: u64) -> Others {
-        match self.health.failing() {
-            None | Some(Others::Count(_)) => {}
-            Some(other) => return other,
+        if let Some(other) = self.health.overridden() {
+            return other;
         }
         let win = now_ms / self.window_ms;
         let mut map = lock(self.shard(key));
@@ -359,20 +355,13 @@ impl SharedCounter for CounterTable {
     }
 
     fn add_then_others(&self, key: &[u8], now_ms: u64, limit: Option<u64>) -> Others {
-        match self.health.failing() {
-            None | Some(Others::Count(_)) => {}
-            Some(other) => {
-                self.add(key, now_ms, 1, limit);
-                return other;
-            }
-        }
         let mut map = lock(self.shard(key));
-        Others::Count(
-            self.count(&mut map, key, now_ms, 1, limit, |s| {
-                self.others_of(s, now_ms)
-            })
-            .unwrap_or(0),
-        )
+        let n = self.count(&mut map, key, now_ms, 1, limit, |s| {
+            self.others_of(s, now_ms)
+        });
+        self.health
+            .overridden()
+            .unwrap_or(Others::Count(n.unwrap_or(0)))
     }
 
     fn others_then_add(
@@ -382,18 +371,12 @@ impl SharedCounter for CounterTable {
         limit: Option<u64>,
         admit: &mut dyn FnMut(Others) -> bool,
     ) {
-        match self.health.failing() {
-            None | Some(Others::Count(_)) => {}
-            Some(other) => {
-                if admit(other) {
-                    self.add(key, now_ms, 1, limit);
-                }
-                return;
-            }
-        }
         let mut map = lock(self.shard(key));
-        let others = map.get(key).map_or(0, |s| self.others_of(s, now_ms));
-        if admit(Others::Count(others)) {
+        let others = match self.health.overridden() {
+            Some(other) => other,
+            None => Others::Count(map.get(key).map_or(0, |s| self.others_of(s, now_ms))),
+        };
+        if admit(others) {
             self.count(&mut map, key, now_ms, 1, limit, |_| ());
         }
     }

@@ -51,17 +51,19 @@ impl Health {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// What a shared counter answers while the store is down; `None` while it is up. Hot path: one atomic load.
+    /// What a shared counter answers instead of counting while the store is down (`Open` or `Closed`); `None`
+    /// while it is up, and with `local`, where counting goes on with the others' last known totals (they only
+    /// grow within a window, so they still bound what the others did from below). Hot path: one atomic load.
     #[inline]
-    pub fn failing(&self) -> Option<Others> {
+    pub fn overridden(&self) -> Option<Others> {
         if self.up.load(Ordering::Relaxed) {
             return None;
         }
-        Some(match self.mode {
-            RedisFailure::Local => Others::Count(0),
-            RedisFailure::Open => Others::Open,
-            RedisFailure::Closed => Others::Closed,
-        })
+        match self.mode {
+            RedisFailure::Local => None,
+            RedisFailure::Open => Some(Others::Open),
+            RedisFailure::Closed => Some(Others::Closed),
+        }
     }
 
     pub fn mode(&self) -> RedisFailure {

@@ -27,6 +27,8 @@ pub(crate) struct RedisStore {
     event_seq: u64,
     /// The single instance's `run_id` at the last connection: the same one after a reconnect has lost nothing.
     run_id: Option<String>,
+    /// The last connection reached a Redis that may not hold what was confirmed before.
+    lost: bool,
 }
 
 impl RedisStore {
@@ -38,6 +40,7 @@ impl RedisStore {
             applied: Applied::default(),
             event_seq: 0,
             run_id: None,
+            lost: false,
         }
     }
 
@@ -50,7 +53,7 @@ impl Store for RedisStore {
     /// Keys per script call on a single instance; calls in flight at once in a Redis Cluster.
     const BATCH: usize = 256;
 
-    async fn connect(&mut self, timeout: Duration) -> Result<bool, String> {
+    async fn connect(&mut self, timeout: Duration) -> Result<(), String> {
         // Read at every connection, so a CA file replaced on disk applies at the next reconnect.
         let ca = match &self.ca {
             Some(path) => {
@@ -74,10 +77,14 @@ impl Store for RedisStore {
             }
             Conn::Cluster(_) => None,
         };
-        let lost = run_id.is_none() || run_id != self.run_id;
+        self.lost |= run_id.is_none() || run_id != self.run_id;
         self.run_id = run_id;
         self.conn = Some(conn);
-        Ok(lost)
+        Ok(())
+    }
+
+    fn take_lost(&mut self) -> bool {
+        std::mem::take(&mut self.lost)
     }
 
     fn disconnect(&mut self) {

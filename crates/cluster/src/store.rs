@@ -13,9 +13,8 @@ pub(crate) trait Store: Send {
     /// Items sent per [`Store::counts`] call.
     const BATCH: usize;
 
-    /// Opens what [`Store::counts`] talks over, within `timeout`; whether the store may have lost counts it
-    /// confirmed before (it restarted, or that cannot be told), so that every count must be sent again.
-    fn connect(&mut self, timeout: Duration) -> impl Future<Output = Result<bool, String>> + Send;
+    /// Opens what [`Store::counts`] talks over, within `timeout`.
+    fn connect(&mut self, timeout: Duration) -> impl Future<Output = Result<(), String>> + Send;
 
     /// A round failed: drops what [`Store::connect`] opened.
     fn disconnect(&mut self);
@@ -30,11 +29,10 @@ pub(crate) trait Store: Send {
         items: &[Item],
     ) -> impl Future<Output = Result<Vec<Totals>, String>> + Send;
 
-    /// Whether an answer since the last call came from a store that holds none of the counts confirmed
-    /// before (a parent restarted, or another one took over): every count must be sent again.
-    fn take_lost(&mut self) -> bool {
-        false
-    }
+    /// Whether the store may have lost counts it confirmed before, since the last call: a Redis reached again
+    /// after a restart (or one that cannot tell), an answer from another instance of a parent. Every count
+    /// must then be sent again.
+    fn take_lost(&mut self) -> bool;
 
     /// The periodic read (`full`: from the start, every [`crate::RESYNC_EVERY`]) of what other nodes sent:
     /// events and configuration; whether the store was reached.

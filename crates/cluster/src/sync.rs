@@ -71,16 +71,12 @@ pub(crate) async fn run<S: Store>(inner: Arc<Inner>, mut store: S) {
                 continue;
             }
             match store.connect(deadline.max(MIN_BACKOFF)).await {
-                Ok(lost) => {
+                Ok(()) => {
                     connected = true;
                     inner.health.connects.fetch_add(1, Ordering::Relaxed);
-                    // The store may have restarted empty: send every count again. Every event is read again
-                    // in any case (what was missed while away).
-                    if lost {
-                        for t in inner.registry.all() {
-                            t.unconfirm();
-                        }
-                    }
+                    // Every event is read again (what was missed while away); the counts only if the store
+                    // may have lost them.
+                    resend_if_lost(&inner, &mut store);
                     last_full = None;
                 }
                 Err(e) => {
@@ -159,10 +155,15 @@ async fn round<S: Store>(
     if read {
         reached |= within(deadline, "reading events", store.read(inner, full)).await?;
     }
+    resend_if_lost(inner, store);
+    Ok(reached)
+}
+
+/// After the store said it may have lost what it confirmed: every key sends its whole count again.
+fn resend_if_lost<S: Store>(inner: &Inner, store: &mut S) {
     if store.take_lost() {
         for t in inner.registry.all() {
             t.unconfirm();
         }
     }
-    Ok(reached)
 }

@@ -90,10 +90,10 @@ impl Store for ParentStore {
     /// Keys per call; a call posts one batch per domain among them, concurrently.
     const BATCH: usize = 4096;
 
-    async fn connect(&mut self, _timeout: Duration) -> Result<bool, String> {
+    async fn connect(&mut self, _timeout: Duration) -> Result<(), String> {
         // The data plane's pool connects as needed; a parent that restarted (or another one) names another
         // instance in its next answer ([`Store::take_lost`]).
-        Ok(false)
+        Ok(())
     }
 
     fn take_lost(&mut self) -> bool {

@@ -3,7 +3,6 @@
 //! the nodes send their counts again and the cluster-wide totals are exact: nothing counted twice. A connection
 //! dropped by a Redis that lost nothing does not make the node send every count again.
 
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -19,18 +18,10 @@ fn redis_total(redis: &Redis, ip: &str) -> u64 {
     // A rule's `ip` key is the address as text.
     let hex: String = ip.bytes().map(|b| format!("{b:02x}")).collect();
     let pattern = format!("eg:{{p.test/flood100/10000/{hex}}}");
-    let port = redis.port.to_string();
-    let keys = Command::new("redis-cli")
-        .args(["-p", &port, "--scan", "--pattern", &pattern])
-        .output()
-        .unwrap();
     let mut total = 0;
-    for key in String::from_utf8_lossy(&keys.stdout).lines() {
-        let vals = Command::new("redis-cli")
-            .args(["-p", &port, "hvals", key])
-            .output()
-            .unwrap();
-        total += String::from_utf8_lossy(&vals.stdout)
+    for key in redis.cli(&["--scan", "--pattern", &pattern]).lines() {
+        total += redis
+            .cli(&["hvals", key])
             .lines()
             .filter_map(|l| l.trim().parse::<u64>().ok())
             .sum::<u64>();
@@ -114,19 +105,10 @@ async fn redis_killed_mid_run_nodes_serve_on_local_limits_and_converge_without_d
     // Each node counted 100 served and the one that put its block in force.
     assert_eq!(flood_total, u64::try_from(served).unwrap() + 3);
     // Every counter hash the replay wrote into the empty Redis expires: none is left for ever.
-    let port = redis.port.to_string();
-    let keys = Command::new("redis-cli")
-        .args(["-p", &port, "--scan", "--pattern", "eg:{p.test/*"])
-        .output()
-        .unwrap();
-    let keys = String::from_utf8_lossy(&keys.stdout).into_owned();
+    let keys = redis.cli(&["--scan", "--pattern", "eg:{p.test/*"]);
     assert!(keys.lines().count() >= 2, "{keys}");
     for key in keys.lines() {
-        let ttl = Command::new("redis-cli")
-            .args(["-p", &port, "pttl", key])
-            .output()
-            .unwrap();
-        let ttl: i64 = String::from_utf8_lossy(&ttl.stdout).trim().parse().unwrap();
+        let ttl: i64 = redis.cli(&["pttl", key]).trim().parse().unwrap();
         assert!(ttl > 0, "{key} has no expiry ({ttl})");
     }
     assert!(
@@ -135,20 +117,6 @@ async fn redis_killed_mid_run_nodes_serve_on_local_limits_and_converge_without_d
             .metrics_text()
             .contains("edgeguard_cluster_redis_up 1")
     );
-}
-
-/// Calls of `command` Redis ran since its statistics were last reset (those inside scripts included).
-fn calls(redis: &Redis, command: &str) -> u64 {
-    let out = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "info", "commandstats"])
-        .output()
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,21 +137,11 @@ async fn a_dropped_connection_to_a_redis_that_lost_nothing_sends_only_new_counts
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Each key a script call carries is read once (HGETALL): the keys sent.
-    assert!(calls(&redis, "hgetall") >= 200, "every key was sent once");
-    let port = redis.port.to_string();
-    let run = |args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .arg("-p")
-            .arg(&port)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    run(&["config", "resetstat"]);
+    assert!(redis.calls("hgetall") >= 200, "every key was sent once");
+    redis.cli(&["config", "resetstat"]);
     let connects = node.cluster.health().connects.load(Ordering::Relaxed);
     // Redis drops the node's connection (not this redis-cli's); the node's next round fails and it reconnects.
-    run(&["client", "kill", "type", "normal"]);
+    redis.cli(&["client", "kill", "type", "normal"]);
     for _ in 0..300 {
         if node.cluster.health().connects.load(Ordering::Relaxed) > connects {
             break;
@@ -196,7 +154,7 @@ async fn a_dropped_connection_to_a_redis_that_lost_nothing_sends_only_new_counts
     );
     // Periodic rounds for a second and a half: a key whose counts Redis still holds is not sent again.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let resent = calls(&redis, "hgetall");
+    let resent = redis.calls("hgetall");
     assert!(
         resent < 20,
         "{resent} keys sent again after a reconnect to the same Redis"
@@ -204,5 +162,5 @@ async fn a_dropped_connection_to_a_redis_that_lost_nothing_sends_only_new_counts
     // A new client's first count is still sent at once.
     assert_eq!(get_from(node.addr, "198.51.120.1", "/").await.status, 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(calls(&redis, "hgetall") > resent, "the new count was sent");
+    assert!(redis.calls("hgetall") > resent, "the new count was sent");
 }

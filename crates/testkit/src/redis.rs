@@ -94,17 +94,35 @@ impl Redis {
         self.spawn();
     }
 
-    /// `redis-cli info commandstats`-like figure: commands the server processed (`total_commands_processed`).
-    pub fn commands_processed(&self) -> u64 {
+    /// What `redis-cli` prints for `args` against this server.
+    pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "info", "stats"])
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
             .output()
             .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Commands the server processed (`total_commands_processed`).
+    pub fn commands_processed(&self) -> u64 {
+        self.cli(&["info", "stats"])
             .lines()
             .find_map(|l| l.strip_prefix("total_commands_processed:"))
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Calls of `command` since the statistics were last reset, those inside scripts included
+    /// (`info commandstats`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let prefix = format!("cmdstat_{command}:calls=");
+        self.cli(&["info", "commandstats"])
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.trim().parse().unwrap_or(0))
     }
 }
 
