@@ -4,10 +4,16 @@
 //! the replies back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use edgeguard_protect::{Others, SharedCounter};
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry as Slot;
+
+mod key;
+pub use key::Key;
 
 use crate::health::Health;
 use crate::wake::Wake;
@@ -31,8 +37,14 @@ const HEADROOM: u64 = 10;
 /// [`HEADROOM`] of 10).
 const FLUSH_MS: u64 = 1000;
 
-/// One shard of a table's keys (attacker-chosen bytes: a hasher seeded per map, as the limit tables').
-type Shard = Mutex<HashMap<Box<[u8]>, KeyState, foldhash::fast::RandomState>>;
+/// One shard of a table's keys, found by the hash each [`Key`] carries (attacker-chosen bytes: hashed with a
+/// seed drawn per table, as the limit tables').
+type Shard = Mutex<HashTable<Entry>>;
+
+struct Entry {
+    key: Key,
+    s: KeyState,
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -126,7 +138,7 @@ pub(crate) fn quantum(limit: u64, seen: u64, nodes: u64) -> (u64, bool) {
 #[derive(Clone)]
 pub struct Item {
     pub table: Arc<CounterTable>,
-    pub key: Box<[u8]>,
+    pub key: Key,
     pub win: u64,
     pub own: u64,
     pub own_prev: u64,
@@ -147,10 +159,17 @@ pub struct CounterTable {
     /// The domain (lower case) whose table it is: with `via = "parents"`, whose parents get its counts.
     pub domain: String,
     pub window_ms: u64,
+    seed: foldhash::fast::RandomState,
     shards: Box<[Shard]>,
     /// Keys that became due (a quantum unsent, or hot) since the last round: a round woken by them visits
     /// these, not every key.
-    due: Mutex<Vec<Box<[u8]>>>,
+    due: Mutex<Vec<Key>>,
+    /// Since the last visit of every key: a reply said another node counts a key (its totals need
+    /// refreshing), or the store may have lost the counts ([`CounterTable::unconfirm`]). Without either, a
+    /// periodic round visits every key only once per [`FLUSH_MS`], and the keys due in between.
+    visit_all: AtomicBool,
+    /// When every key was last visited (Unix ms).
+    visited_ms: AtomicU64,
     keys: AtomicU64,
     /// Nodes seen counting in this table (from the replies), for the send quantum.
     nodes: AtomicU64,
@@ -164,10 +183,11 @@ impl CounterTable {
             domain: id.split('/').next().unwrap_or_default().to_owned(),
             id,
             window_ms: window_ms.max(1),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::default()))
-                .collect(),
+            seed: Default::default(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
             due: Mutex::new(Vec::new()),
+            visit_all: AtomicBool::new(false),
+            visited_ms: AtomicU64::new(0),
             keys: AtomicU64::new(0),
             nodes: AtomicU64::new(1),
             health,
@@ -175,13 +195,22 @@ impl CounterTable {
         }
     }
 
-    fn shard(&self, key: &[u8]) -> &Shard {
-        // FNV-1a: cheap and stable; the shard only spreads lock contention.
-        let mut h: u32 = 0x811c_9dc5;
-        for b in key {
-            h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
-        }
-        &self.shards[h as usize % SHARDS]
+    /// `key` with its hash under this table's seed.
+    #[cfg(test)]
+    pub(crate) fn key(&self, key: &[u8]) -> Key {
+        Key::new(self.hash(key), key)
+    }
+
+    #[inline]
+    fn hash(&self, key: &[u8]) -> u64 {
+        self.seed.hash_one(key)
+    }
+
+    /// The shard of a key's hash: bits the probe does not use (hashbrown takes the low bits for the bucket
+    /// and the top 7 for its tags).
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[(hash >> 32) as usize % SHARDS]
     }
 
     /// The keys to send in a round: those with a quantum unsent or marked hot; on a periodic round also
@@ -214,10 +243,14 @@ impl CounterTable {
             },
         };
         let queued = std::mem::take(&mut *lock(&self.due));
-        if !periodic {
+        let visit_all = periodic
+            && (self.visit_all.swap(false, Ordering::AcqRel)
+                || now_ms >= self.visited_ms.load(Ordering::Relaxed) + FLUSH_MS);
+        if !visit_all {
             for key in queued {
-                let mut map = lock(self.shard(&key));
-                if let Some(s) = map.get_mut(&key) {
+                let mut map = lock(self.shard(key.hash));
+                if let Some(Entry { s, .. }) = map.find_mut(key.hash, |e| e.key.is(key.hash, &key))
+                {
                     s.queued = false;
                     if pick.send(s) {
                         out.push(self.item(key, s));
@@ -226,10 +259,11 @@ impl CounterTable {
             }
             return;
         }
+        self.visited_ms.store(now_ms, Ordering::Relaxed);
         for shard in self.shards.iter() {
             let mut map = lock(shard);
             let before = map.len();
-            map.retain(|key, s| {
+            map.retain(|Entry { key, s }| {
                 s.queued = false;
                 if pick.send(s) {
                     out.push(self.item(key.clone(), s));
@@ -247,7 +281,7 @@ impl CounterTable {
 
     /// What to send of `s`: a count already confirmed goes as 0, which the store reads as nothing to merge
     /// (a refresh costs Redis only the reads).
-    fn item(self: &Arc<Self>, key: Box<[u8]>, s: &KeyState) -> Item {
+    fn item(self: &Arc<Self>, key: Key, s: &KeyState) -> Item {
         let unsent = |own: u64, sent: u64| if own > sent { own } else { 0 };
         Item {
             table: self.clone(),
@@ -261,11 +295,11 @@ impl CounterTable {
     /// Puts `key` in the queue of keys due (once) and wakes the sync task: at once if `urgent`, else for the
     /// next coalesced round. A key already queued has asked for its round: more counts of it ask again only
     /// to make that round come at once.
-    fn queue(&self, key: &[u8], s: &mut KeyState, urgent: bool) {
+    fn queue(&self, key: &Key, s: &mut KeyState, urgent: bool) {
         let new = !s.queued;
         if new {
             s.queued = true;
-            lock(&self.due).push(key.into());
+            lock(&self.due).push(key.clone());
         }
         if urgent {
             self.wake.now();
@@ -279,8 +313,12 @@ impl CounterTable {
     /// over nodes is seen as it grows, not one interval later.
     pub fn fold(&self, item: &Item, t: Totals, now_ms: u64) {
         self.nodes.fetch_max(t.nodes.max(1), Ordering::Relaxed);
-        let mut map = lock(self.shard(&item.key));
-        let Some(s) = map.get_mut(&item.key) else {
+        if t.others > 0 || t.others_prev > 0 {
+            self.visit_all.store(true, Ordering::Release);
+        }
+        let (hash, bytes) = (item.key.hash, &*item.key);
+        let mut map = lock(self.shard(hash));
+        let Some(Entry { key, s }) = map.find_mut(hash, |e| e.key.is(hash, bytes)) else {
             return;
         };
         s.roll(item.win);
@@ -290,7 +328,7 @@ impl CounterTable {
                 s.limit > 0 && 2 * (s.own + t.others) >= s.limit && s.own + t.others < s.limit;
             if grew && near {
                 s.hot = true;
-                self.queue(&item.key, s, true);
+                self.queue(key, s, true);
             }
             s.sent = s.sent.max(item.own);
             s.sent_prev = s.sent_prev.max(item.own_prev);
@@ -307,8 +345,9 @@ impl CounterTable {
     /// nothing is confirmed any more, and every key with counts sends its whole own count again on the next
     /// periodic round (marked hot: a quiet key far from its limit would otherwise wait for its quantum).
     pub fn unconfirm(&self) {
+        self.visit_all.store(true, Ordering::Release);
         for shard in self.shards.iter() {
-            for s in lock(shard).values_mut() {
+            for Entry { s, .. } in lock(shard).iter_mut() {
                 s.sent = 0;
                 s.sent_prev = 0;
                 s.hot |= s.own > 0 || s.own_prev > 0;
@@ -327,8 +366,10 @@ impl SharedCounter for CounterTable {
         if let Some(other) = self.health.overridden() {
             return other;
         }
-        let map = lock(self.shard(key));
-        Others::Count(map.get(key).map_or(0, |s| self.others_of(s, now_ms)))
+        let hash = self.hash(key);
+        let map = lock(self.shard(hash));
+        let found = map.find(hash, |e| e.key.is(hash, key));
+        Others::Count(found.map_or(0, |e| self.others_of(&e.s, now_ms)))
     }
 
     fn take_others(&self, key: &[u8], now_ms: u64) -> Others {
@@ -336,8 +377,9 @@ impl SharedCounter for CounterTable {
             return other;
         }
         let win = now_ms / self.window_ms;
-        let mut map = lock(self.shard(key));
-        let Some(s) = map.get_mut(key) else {
+        let hash = self.hash(key);
+        let mut map = lock(self.shard(hash));
+        let Some(Entry { s, .. }) = map.find_mut(hash, |e| e.key.is(hash, key)) else {
             return Others::Count(0);
         };
         s.roll(win);
@@ -350,14 +392,19 @@ impl SharedCounter for CounterTable {
     }
 
     fn add(&self, key: &[u8], now_ms: u64, n: u32, limit: Option<u64>) {
-        let mut map = lock(self.shard(key));
-        self.count(&mut map, key, now_ms, n, limit, |_| ());
+        let hash = self.hash(key);
+        let mut map = lock(self.shard(hash));
+        if let Some(e) = self.entry(&mut map, hash, key, now_ms) {
+            self.count(e, now_ms, n, limit);
+        }
     }
 
     fn add_then_others(&self, key: &[u8], now_ms: u64, limit: Option<u64>) -> Others {
-        let mut map = lock(self.shard(key));
-        let n = self.count(&mut map, key, now_ms, 1, limit, |s| {
-            self.others_of(s, now_ms)
+        let hash = self.hash(key);
+        let mut map = lock(self.shard(hash));
+        let n = self.entry(&mut map, hash, key, now_ms).map(|e| {
+            self.count(e, now_ms, 1, limit);
+            self.others_of(&e.s, now_ms)
         });
         self.health
             .overridden()
@@ -371,13 +418,24 @@ impl SharedCounter for CounterTable {
         limit: Option<u64>,
         admit: &mut dyn FnMut(Others) -> bool,
     ) {
-        let mut map = lock(self.shard(key));
+        let hash = self.hash(key);
+        let mut map = lock(self.shard(hash));
+        // One probe: the key found is counted in place; only a new key is looked up again, to insert it.
+        let found = map.find_mut(hash, |e| e.key.is(hash, key));
         let others = match self.health.overridden() {
             Some(other) => other,
-            None => Others::Count(map.get(key).map_or(0, |s| self.others_of(s, now_ms))),
+            None => Others::Count(found.as_ref().map_or(0, |e| self.others_of(&e.s, now_ms))),
         };
-        if admit(others) {
-            self.count(&mut map, key, now_ms, 1, limit, |_| ());
+        if !admit(others) {
+            return;
+        }
+        match found {
+            Some(e) => self.count(e, now_ms, 1, limit),
+            None => {
+                if let Some(e) = self.entry(&mut map, hash, key, now_ms) {
+                    self.count(e, now_ms, 1, limit);
+                }
+            }
         }
     }
 }
@@ -396,32 +454,36 @@ impl CounterTable {
         cur + prev * (self.window_ms - elapsed) / self.window_ms
     }
 
-    /// Counts `n` more of `key` in its shard's `map` and queues it when due; `then` of the key's state, unless
-    /// the table is full ([`MAX_KEYS`]) and the key new.
-    fn count<R>(
+    /// The entry of `key` (hash `hash`) in its shard's `map`, made if new; `None` when the table is full
+    /// ([`MAX_KEYS`]) and the key new.
+    fn entry<'m>(
         &self,
-        map: &mut HashMap<Box<[u8]>, KeyState, foldhash::fast::RandomState>,
+        map: &'m mut HashTable<Entry>,
+        hash: u64,
         key: &[u8],
         now_ms: u64,
-        n: u32,
-        limit: Option<u64>,
-        then: impl FnOnce(&KeyState) -> R,
-    ) -> Option<R> {
-        let win = now_ms / self.window_ms;
-        let s = match map.get_mut(key) {
-            Some(s) => s,
-            None => {
+    ) -> Option<&'m mut Entry> {
+        match map.entry(hash, |e| e.key.is(hash, key), |e| e.key.hash) {
+            Slot::Occupied(o) => Some(o.into_mut()),
+            Slot::Vacant(v) => {
                 if self.keys.load(Ordering::Relaxed) >= MAX_KEYS as u64 {
                     return None;
                 }
                 self.keys.fetch_add(1, Ordering::Relaxed);
-                map.entry(key.into()).or_insert_with(|| KeyState {
-                    win,
+                let s = KeyState {
+                    win: now_ms / self.window_ms,
                     ..KeyState::default()
-                })
+                };
+                let key = Key::new(hash, key);
+                Some(v.insert(Entry { key, s }).into_mut())
             }
-        };
-        s.roll(win);
+        }
+    }
+
+    /// Counts `n` more in `e` and queues its key when due.
+    fn count(&self, e: &mut Entry, now_ms: u64, n: u32, limit: Option<u64>) {
+        let Entry { key, s } = e;
+        s.roll(now_ms / self.window_ms);
         s.own += u64::from(n);
         s.touched_ms = now_ms;
         s.limit = limit.unwrap_or(0);
@@ -433,7 +495,6 @@ impl CounterTable {
         if unsent >= quantum {
             self.queue(key, s, !far || unsent >= 2 * quantum);
         }
-        Some(then(s))
     }
 }
 

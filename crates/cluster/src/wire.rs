@@ -193,7 +193,7 @@ mod tests {
         ));
         let item = |key: &[u8], own| Item {
             table: table.clone(),
-            key: key.into(),
+            key: table.key(key),
             win: 17,
             own,
             own_prev: 3,

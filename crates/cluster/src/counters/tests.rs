@@ -81,7 +81,12 @@ fn one_visit_calls_match_the_separate_ones() {
             two.add(b"k", at, 1, Some(100));
         }
     }
-    let own = |t: &CounterTable| lock(t.shard(b"k")).get(&b"k"[..]).map(|s| s.own);
+    let own = |t: &CounterTable| {
+        let key = t.key(b"k");
+        let map = lock(t.shard(key.hash));
+        map.find(key.hash, |e| e.key.is(key.hash, b"k"))
+            .map(|e| e.s.own)
+    };
     assert_eq!(own(&one), own(&two));
     assert_eq!(own(&one), Some(9));
 }
@@ -96,4 +101,54 @@ fn a_key_near_its_limit_wakes_the_sync_at_once() {
     // At L / 6 from the limit the share is q: near.
     assert_eq!(quantum(1200, 1000, 1), (20, false));
     assert_eq!(quantum(0, 0, 1), (1, false));
+}
+
+#[test]
+fn periodic_rounds_visit_every_key_only_while_another_node_counts_them() {
+    let health = Arc::new(Health::new(Default::default(), "redis"));
+    let table = Arc::new(CounterTable::new(
+        "d.test/ip/1000".into(),
+        1000,
+        health,
+        Default::default(),
+    ));
+    let totals = |others| Totals {
+        others,
+        others_prev: 0,
+        nodes: 2,
+    };
+    let mut now = 7_000_000;
+    let round = |now, periodic| {
+        let mut items = Vec::new();
+        table.collect(now, periodic, 100, &mut items);
+        items
+    };
+    table.add(b"k", now, 1, Some(1000));
+    let first = round(now, false);
+    assert_eq!(first.len(), 1, "not confirmed yet: due at once");
+    // Another node counts the key: while it is active, each periodic round refreshes its totals.
+    table.fold(&first[0], totals(5), now);
+    for _ in 0..3 {
+        now += 100;
+        table.add(b"k", now, 1, Some(1000));
+        let items = round(now, true);
+        assert_eq!(items.len(), 1, "a shared key is refreshed every interval");
+        table.fold(&items[0], totals(5), now);
+    }
+    // Nobody else counts it any more: periodic rounds leave it alone until a second has passed.
+    now += 100;
+    let items = round(now, true);
+    assert_eq!(items.len(), 1);
+    table.fold(&items[0], totals(0), now);
+    now += 100;
+    table.add(b"k", now, 1, Some(1000));
+    assert!(round(now, true).is_empty(), "only the keys due are visited");
+    // Idle for two windows, but no visit of every key yet: still followed.
+    now += 2100;
+    table.visited_ms.store(now, Ordering::Relaxed);
+    assert!(round(now + 900, true).is_empty());
+    assert_eq!(table.keys(), 1);
+    // A second after the last visit of every key, every key is visited again: the idle key is dropped.
+    assert!(round(now + 1000, true).is_empty());
+    assert_eq!(table.keys(), 0, "idle for two windows: dropped");
 }
