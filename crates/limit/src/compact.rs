@@ -7,7 +7,8 @@
 //!   stored, so a key of any length costs the same and there is no key length, pin count or chain.
 //! - `states`: the state of each way, in a parallel array (a lookup touches the fingerprint line and then only
 //!   the matching state).
-//! - `sketch`: the count-min frequency sketch of `table/sketch.rs`, 8 bytes per way.
+//! - `sketch`: the count-min frequency sketch of `table/sketch.rs`, 8 bytes per way, for keys not stored; a stored
+//!   key counts its accesses in its fingerprint word ([`FREQ`]).
 //!
 //! A key may live in either of two buckets picked by its fingerprint (two-choice hashing: a new key goes to the
 //! bucket with more free ways), which keeps buckets evenly filled: at a load of 1 about 96 % of random keys find
@@ -40,6 +41,9 @@ const SAMPLE: usize = 2;
 const SINGLE_SHARD_BELOW: usize = 256 * 1024;
 /// Bytes of a fingerprint.
 const FP: usize = size_of::<u64>();
+/// The low bits of a way's fingerprint word: in a frequency-aware table, the stored key's recent accesses
+/// (0..=15), so a hit counts in the cache line the lookup has already read. Fingerprints keep them clear.
+const FREQ: u64 = 0xF;
 
 /// A state kept per fingerprint: plain data (a zeroed way is an empty one) that knows when it counts nothing.
 pub(crate) trait CompactState: Zeroable + Send + 'static {
@@ -91,6 +95,8 @@ struct Shard<S> {
     states: ZeroedSlice<S>,
     buckets: usize,
     len: usize,
+    /// Frequency-aware tables: the estimates of keys not stored (their attempts to get in); a stored key's
+    /// own count is in its fingerprint word ([`FREQ`]).
     sketch: Option<Sketch>,
 }
 
@@ -108,7 +114,9 @@ impl<S: CompactState> Shard<S> {
     #[inline(always)]
     fn find_in(&self, b: usize, fp: Fingerprint) -> Option<usize> {
         let ways = &self.fps[b * WAYS..(b + 1) * WAYS];
-        ways.iter().position(|&f| f == fp.0).map(|w| b * WAYS + w)
+        ways.iter()
+            .position(|&f| f & !FREQ == fp.0)
+            .map(|w| b * WAYS + w)
     }
 
     /// Both buckets are read whatever the first holds, so their two cache misses overlap.
@@ -145,7 +153,7 @@ impl<S: CompactState> Shard<S> {
         let ((n1, w1), (n2, w2)) = (self.free_in(b1), self.free_in(b2));
         if let Some(i) = if n2 > n1 { w2 } else { w1.or(w2) } {
             self.len += 1;
-            return Some((self.place(i, fp, state), false));
+            return Some((self.place(i, fp, f_new, state), false));
         }
         // Both full. Idle states go first, in the bucket with more of them as free ways do (every way is looked
         // at: the states of a bucket are contiguous).
@@ -167,20 +175,20 @@ impl<S: CompactState> Shard<S> {
         }
         let [(n1, i1), (n2, i2)] = idle;
         if let Some(i) = if n2 > n1 { i2 } else { i1.or(i2) } {
-            return Some((self.place(i, fp, state), false));
+            return Some((self.place(i, fp, f_new, state), false));
         }
-        let Some(sketch) = &self.sketch else {
+        if self.sketch.is_none() {
             let (i, _) = oldest?;
-            return Some((self.place(i, fp, state), true));
-        };
-        // The least frequent of a few sampled ways (positions from the new key's fingerprint), each estimate
-        // being one more cache line of the sketch.
+            return Some((self.place(i, fp, f_new, state), true));
+        }
+        // The least frequent of a few sampled ways (positions from the new key's fingerprint), each count read
+        // from the fingerprint lines `free_in` has just read.
         let mut victim: Option<(usize, u64)> = None;
         let start = (fp.0 >> 40) as usize;
         for (k, b) in [b1, b2].into_iter().enumerate() {
             for j in 0..SAMPLE {
                 let i = b * WAYS + ((start >> (3 * k)) + j * (WAYS / SAMPLE)) % WAYS;
-                let score = u64::from(sketch.estimate(Fingerprint(self.fps[i]).sketch()));
+                let score = self.fps[i] & FREQ;
                 if victim.is_none_or(|(_, v)| score < v) {
                     victim = Some((i, score));
                 }
@@ -190,14 +198,47 @@ impl<S: CompactState> Shard<S> {
         if f_new.is_some_and(|f| u64::from(f) <= score) {
             return None;
         }
-        Some((self.place(i, fp, state), true))
+        Some((self.place(i, fp, f_new, state), true))
     }
 
+    /// Stores `fp` and `state` in way `i`. A frequency-aware table's new key starts with its count in the
+    /// sketch (its attempts so far, this one included).
     #[inline]
-    fn place(&mut self, i: usize, fp: Fingerprint, state: S) -> usize {
-        self.fps[i] = fp.0;
+    fn place(&mut self, i: usize, fp: Fingerprint, f_new: Option<u32>, state: S) -> usize {
+        self.fps[i] = fp.0 | f_new.map_or(0, |f| u64::from(f).min(FREQ));
         self.states[i] = state;
         i
+    }
+
+    /// A frequency-aware table's count of one access: in the way's word for a stored key (`found`), in the
+    /// sketch for a key not stored (returning its estimate, this access included). Every access counts
+    /// towards the halving of all counts, the sketch's and the stored keys' alike.
+    #[inline(always)]
+    fn access(&mut self, fp: Fingerprint, found: Option<usize>) -> Option<u32> {
+        let sketch = self.sketch.as_mut()?;
+        let estimate = match found {
+            Some(i) => {
+                let f = &mut self.fps[i];
+                if *f & FREQ < FREQ {
+                    *f += 1;
+                }
+                None
+            }
+            None => Some(sketch.add(fp.sketch())),
+        };
+        if sketch.tick() {
+            self.halve_ways();
+        }
+        estimate
+    }
+
+    /// Halves every stored key's count, with the sketch's: counts describe the recent past.
+    #[cold]
+    fn halve_ways(&mut self) {
+        // Empty ways are left unwritten (their pages stay untouched until keys reach them).
+        for f in self.fps.iter_mut().filter(|f| **f != 0) {
+            *f = (*f & !FREQ) | ((*f & FREQ) >> 1);
+        }
     }
 }
 
@@ -346,7 +387,7 @@ impl<S: CompactState> CompactTable<S> {
     /// The fingerprint of `key`.
     #[inline]
     pub(crate) fn fingerprint(&self, key: &[u8]) -> Fingerprint {
-        Fingerprint(self.hasher.hash_one(key).max(1))
+        Fingerprint((self.hasher.hash_one(key) & !FREQ).max(FREQ + 1))
     }
 
     /// Locks the shard of `fp`. Hold the guard only for the few steps of one decision.
@@ -373,14 +414,15 @@ pub(crate) struct CompactGuard<'a, S: CompactState> {
 
 impl<S: CompactState> CompactGuard<'_, S> {
     /// The way holding `fp`. In a frequency-aware table the lookup counts as an access of the key, found or not
-    /// (a miss is followed by the insert attempt, which is the same access): counted first, so the sketch's cache
-    /// miss overlaps the buckets'.
+    /// (a miss is followed by the insert attempt, which is the same access): a hit in the way's word, with no
+    /// cache line beyond the lookup's; a miss in the sketch.
     #[inline(always)]
     pub(crate) fn find(&mut self, fp: Fingerprint) -> Option<usize> {
-        if let Some(s) = &mut self.inner.sketch {
-            self.counted = Some((fp, s.increment(fp.sketch())));
+        let found = self.inner.find(fp);
+        if let Some(f) = self.inner.access(fp, found) {
+            self.counted = Some((fp, f));
         }
-        self.inner.find(fp)
+        found
     }
 
     /// The way holding `fp`, without counting an access.
@@ -409,10 +451,9 @@ impl<S: CompactState> CompactGuard<'_, S> {
     ) -> Result<usize, NoRoom> {
         debug_assert!(self.inner.find(fp).is_none(), "key already present");
         // The attempt counts as an access of the key, stored or not (once, if `find` just counted it).
-        let f_new = match (self.counted.take(), &mut self.inner.sketch) {
-            (Some((counted, f)), _) if counted == fp => Some(f),
-            (_, Some(s)) => Some(s.increment(fp.sketch())),
-            (_, None) => None,
+        let f_new = match self.counted.take() {
+            Some((counted, f)) if counted == fp => Some(f),
+            _ => self.inner.access(fp, None),
         };
         match self.inner.insert(fp, f_new, now_ms, state, self.params) {
             Some((i, evicted)) => {

@@ -179,3 +179,30 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_stored_keys_accesses_count_in_its_way_and_age_with_the_sketch() {
+    let t = CompactTable::<Counter>::new(64 * 1024, (), Eviction::FrequencyAware).unwrap();
+    let fp = t.fingerprint(b"hot");
+    assert_eq!(fp.0 & FREQ, 0, "fingerprints keep the count bits clear");
+    for i in 0..20 {
+        bump(&t, b"hot", i);
+    }
+    let count = |t: &CompactTable<Counter>| {
+        let g = t.lock(fp);
+        let i = g.peek(fp).expect("stored");
+        (
+            g.inner.fps[i] & FREQ,
+            g.inner.sketch.as_ref().unwrap().estimate(fp.sketch()),
+        )
+    };
+    // Counted once in the sketch (the attempt that stored it), then in its way, saturating at 15.
+    assert_eq!(count(&t), (15, 1));
+    // A halving period of other keys' accesses halves the stored key's count with the sketch's.
+    let sample = t.capacity() * 10;
+    for k in 0..sample as u32 {
+        bump(&t, &k.to_be_bytes(), 21);
+    }
+    let (way, _) = count(&t);
+    assert!(way <= 7, "count {way} was not halved");
+}

@@ -79,6 +79,16 @@ impl Sketch {
     /// `10 x slots` calls it halves the whole sketch (a pass over 8 bytes per slot).
     #[inline]
     pub(crate) fn increment(&mut self, hash: u32) -> u32 {
+        let estimate = self.add(hash);
+        self.tick();
+        estimate
+    }
+
+    /// Counts one access of `hash` and returns the estimate including it, without counting towards the
+    /// halving: the caller counts each access once with [`Sketch::tick`] (the compact tables count a stored
+    /// key's accesses elsewhere, and halve those with the sketch).
+    #[inline]
+    pub(crate) fn add(&mut self, hash: u32) -> u32 {
         let places = self.places(hash);
         let min = places
             .iter()
@@ -92,11 +102,18 @@ impl Sketch {
                 }
             }
         }
+        (min + u64::from(min < MAX)) as u32
+    }
+
+    /// Counts one access towards the halving; whether this one halved the sketch (once per `10 x slots`).
+    #[inline]
+    pub(crate) fn tick(&mut self) -> bool {
         self.updates += 1;
         if self.updates >= self.sample {
             self.halve();
+            return true;
         }
-        (min + u64::from(min < MAX)) as u32
+        false
     }
 
     #[cold]
