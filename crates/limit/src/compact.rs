@@ -3,8 +3,8 @@
 //!
 //! Layout of one shard, allocated zeroed when the table is built and never grown:
 //! - `fps`: one 64-bit fingerprint per way, [`WAYS`] ways per bucket, so a bucket's fingerprints are one
-//!   cache line. 0 is an empty way. The fingerprint is the whole keyed hash of the key; the key itself is not
-//!   stored, so a key of any length costs the same and there is no key length, pin count or chain.
+//!   cache line. 0 is an empty way. The fingerprint is the keyed hash of the key but its low 4 bits; the key
+//!   itself is not stored, so a key of any length costs the same and there is no key length, pin count or chain.
 //! - `states`: the state of each way, in a parallel array (a lookup touches the fingerprint line and then only
 //!   the matching state).
 //! - `sketch`: the count-min frequency sketch of `table/sketch.rs`, 8 bytes per way, for keys not stored; a stored
@@ -19,8 +19,9 @@
 //!
 //! Fingerprints come from SipHash-1-3 keyed per table by the standard library's `RandomState`, whose keys are
 //! drawn at random per process: clients cannot compute fingerprints, so they cannot aim collisions. Two keys
-//! share a state only if their 64-bit hashes are equal; a key looked up is compared with the at most 16 keys of
-//! its two buckets, so it falsely shares with probability at most 16 / 2^64 (under 10^-18) per lookup.
+//! share a state only if the top 60 bits of their hashes are equal; a key looked up is compared with the at most
+//! 16 keys of its two buckets, so it falsely shares with probability at most 16 / 2^60 (under 1.4 x 10^-17) per
+//! lookup.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::Ordering;
@@ -57,7 +58,7 @@ pub(crate) trait CompactState: Zeroable + Send + 'static {
     fn last_ms(&self, params: &Self::Params) -> u64;
 }
 
-/// A key's keyed 64-bit hash, never 0: all the table keeps of the key.
+/// A key's keyed 64-bit hash with its low 4 bits ([`FREQ`]) clear, never 0: all the table keeps of the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Fingerprint(u64);
 
