@@ -23,13 +23,15 @@ pub struct Key {
 
 impl Key {
     pub(crate) fn new(hash: u64, key: &[u8]) -> Self {
-        let bytes = match u8::try_from(key.len()) {
-            Ok(len) if key.len() <= INLINE => {
-                let mut buf = [0; INLINE];
-                buf[..key.len()].copy_from_slice(key);
-                Bytes::Inline { len, buf }
+        let bytes = if key.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..key.len()].copy_from_slice(key);
+            Bytes::Inline {
+                len: key.len() as u8,
+                buf,
             }
-            _ => Bytes::Heap(key.into()),
+        } else {
+            Bytes::Heap(key.into())
         };
         Key { hash, bytes }
     }
